@@ -1,0 +1,337 @@
+package sqlite
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp/storage"
+)
+
+// maxParams bounds the parameters of one filter's statement, under SQLite's
+// limit of 32766.
+const maxParams = 30000
+
+// Query runs every filter in one read snapshot; see storage.Store.
+func (s *Store) Query(ctx context.Context, filters []nostr.Filter, fn func(raw []byte) error) (int64, error) {
+	now := time.Now().Unix()
+	queries := make([]builtQuery, 0, len(filters))
+	for i := range filters {
+		q, ok, err := buildQuery(&filters[i], now)
+		if err != nil {
+			return 0, fmt.Errorf("query filter %d: %w", i, err)
+		}
+		if ok {
+			queries = append(queries, q)
+		}
+	}
+	rows, watermark, err := s.read(ctx, queries)
+	if err != nil {
+		return 0, err
+	}
+	// fn runs after the read transaction has ended: a slow consumer must not
+	// hold a snapshot open, since a long reader blocks WAL checkpoints.
+	for i := range rows {
+		if err := ctx.Err(); err != nil {
+			return 0, fmt.Errorf("query: %w", err)
+		}
+		if err := fn(rows[i].raw); err != nil {
+			return 0, err
+		}
+	}
+	return watermark, nil
+}
+
+type row struct {
+	createdAt int64
+	id        [32]byte
+	raw       []byte
+}
+
+// compareRows orders newest first, then by lowest id.
+func compareRows(a, b row) int {
+	if c := cmp.Compare(b.createdAt, a.createdAt); c != 0 {
+		return c
+	}
+	return bytes.Compare(a.id[:], b.id[:])
+}
+
+// read runs the statements in one read transaction and returns the merged
+// rows, without duplicates, in order.
+func (s *Store) read(ctx context.Context, queries []builtQuery) ([]row, int64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, 0, storage.ErrClosed
+	}
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, 0, fmt.Errorf("query: begin: %w", err)
+	}
+	defer tx.Rollback() // read only: nothing to commit
+
+	// The first read fixes the snapshot; the watermark comes from it too.
+	var watermark int64
+	if err := tx.QueryRowContext(ctx, "SELECT coalesce(max(seq), 0) FROM events").Scan(&watermark); err != nil {
+		return nil, 0, fmt.Errorf("query: read watermark: %w", err)
+	}
+
+	var out []row
+	var seen map[[32]byte]struct{} // only needed to merge several filters
+	if len(queries) > 1 {
+		seen = make(map[[32]byte]struct{})
+	}
+	for _, q := range queries {
+		if err := runQuery(ctx, tx, q, seen, &out); err != nil {
+			return nil, 0, err
+		}
+	}
+	if len(queries) > 1 {
+		slices.SortFunc(out, compareRows)
+	}
+	return out, watermark, nil
+}
+
+func runQuery(ctx context.Context, tx *sql.Tx, q builtQuery, seen map[[32]byte]struct{}, out *[]row) error {
+	rs, err := tx.QueryContext(ctx, q.sql, q.args...)
+	if err != nil {
+		return fmt.Errorf("query: %w", err)
+	}
+	defer rs.Close()
+	var id sql.RawBytes
+	for rs.Next() {
+		var r row
+		if err := rs.Scan(&r.createdAt, &id, &r.raw); err != nil {
+			return fmt.Errorf("query: scan: %w", err)
+		}
+		copy(r.id[:], id)
+		if seen != nil {
+			if _, dup := seen[r.id]; dup {
+				continue
+			}
+			seen[r.id] = struct{}{}
+		}
+		*out = append(*out, r)
+	}
+	if err := rs.Err(); err != nil {
+		return fmt.Errorf("query: %w", err)
+	}
+	return nil
+}
+
+// builtQuery is one filter as SQL with its bound parameters.
+type builtQuery struct {
+	sql  string
+	args []any
+}
+
+type tagCond struct {
+	name   string
+	values []string
+}
+
+// buildQuery turns a filter into one SELECT of (created_at, id, raw), newest
+// first. ok is false when the filter can match nothing, following go-nostr's
+// Filter.Matches: a nil list is no constraint, an empty one matches nothing.
+// Beyond it: ids and authors that are not 64 lowercase hex match nothing, as
+// does a tag key that is not one ASCII letter (only those are indexed), a
+// search (NIP-50 is not supported) and limit 0 given explicitly.
+//
+// Values are always bound parameters; the SQL text depends only on the
+// filter's shape, so the reader's statement cache is reused.
+func buildQuery(f *nostr.Filter, now int64) (q builtQuery, ok bool, err error) {
+	if f.Search != "" || (f.Limit <= 0 && f.LimitZero) {
+		return q, false, nil
+	}
+	var ids, authors, kinds []any
+	if f.IDs != nil {
+		if ids = hexArgs(f.IDs); len(ids) == 0 {
+			return q, false, nil
+		}
+	}
+	if f.Authors != nil {
+		if authors = hexArgs(f.Authors); len(authors) == 0 {
+			return q, false, nil
+		}
+	}
+	if f.Kinds != nil {
+		if len(f.Kinds) == 0 {
+			return q, false, nil
+		}
+		ks := slices.Clone(f.Kinds)
+		slices.Sort(ks)
+		for _, k := range slices.Compact(ks) {
+			kinds = append(kinds, k)
+		}
+	}
+	var tags []tagCond
+	for name, values := range f.Tags {
+		if values == nil {
+			continue
+		}
+		if !indexedTagName(name) || len(values) == 0 {
+			return q, false, nil
+		}
+		vs := slices.Clone(values)
+		slices.Sort(vs)
+		tags = append(tags, tagCond{name, slices.Compact(vs)})
+	}
+	if f.Since != nil && f.Until != nil && *f.Since > *f.Until {
+		return q, false, nil
+	}
+	// The first tag condition may drive the query from the tags indexes: a
+	// single-valued one is joined (its index then yields rows in order), a
+	// multi-valued one becomes an IN subquery (a join would repeat events
+	// that carry several of the values). Prefer single values, then the
+	// usually selective e, a and p tags; sorting also makes the SQL text
+	// independent of map order.
+	slices.SortFunc(tags, func(a, b tagCond) int {
+		return cmp.Or(
+			cmp.Compare(min(len(a.values), 2), min(len(b.values), 2)),
+			cmp.Compare(tagRank(a.name), tagRank(b.name)),
+			strings.Compare(a.name, b.name))
+	})
+
+	var b queryBuilder
+	b.sql.WriteString("SELECT e.created_at, e.id, e.raw FROM events AS e")
+	order := "e.created_at"
+	inSubquery := false
+	if len(tags) > 0 && len(tags[0].values) == 1 {
+		t := tags[0]
+		tags = tags[1:]
+		order = "t.created_at"
+		b.sql.WriteString(" JOIN tags AS t ON t.seq = e.seq")
+		b.cond("t.name = ?", t.name)
+		b.cond("t.value = ?", t.values[0])
+		// Repeated on t so that the tags indexes can take them as bounds.
+		if kinds != nil {
+			b.cond(inList("t.kind", len(kinds)), kinds...)
+		}
+		b.timeBounds("t.created_at", f)
+	} else if len(tags) > 0 {
+		t := tags[0]
+		tags = tags[1:]
+		var sub queryBuilder
+		sub.sql.WriteString("e.seq IN (SELECT seq FROM tags")
+		sub.cond("name = ?", t.name)
+		sub.cond(inList("value", len(t.values)), strArgs(t.values)...)
+		if kinds != nil {
+			sub.cond(inList("kind", len(kinds)), kinds...)
+		}
+		sub.timeBounds("created_at", f)
+		sub.sql.WriteString(")")
+		b.cond(sub.sql.String(), sub.args...)
+		inSubquery = true
+	}
+	if ids != nil {
+		b.cond(inList("e.id", len(ids)), ids...)
+	}
+	if authors != nil {
+		b.cond(inList("e.pubkey", len(authors)), authors...)
+	}
+	// Kinds and time bounds already inside the subquery are not repeated on
+	// e: the planner would then walk events_kind or events_created and
+	// probe the subquery for each row instead of reading just its rows.
+	if !inSubquery {
+		if kinds != nil {
+			b.cond(inList("e.kind", len(kinds)), kinds...)
+		}
+		b.timeBounds("e.created_at", f)
+	}
+	for _, t := range tags {
+		var sub queryBuilder
+		sub.sql.WriteString("EXISTS (SELECT 1 FROM tags AS x")
+		sub.cond("x.seq = e.seq")
+		sub.cond("x.name = ?", t.name)
+		sub.cond(inList("x.value", len(t.values)), strArgs(t.values)...)
+		sub.sql.WriteString(")")
+		b.cond(sub.sql.String(), sub.args...)
+	}
+	b.cond("(e.expiration IS NULL OR e.expiration > ?)", now)
+	fmt.Fprintf(&b.sql, " ORDER BY %s DESC, e.id", order)
+	if f.Limit > 0 {
+		b.sql.WriteString(" LIMIT ?")
+		b.args = append(b.args, f.Limit)
+	}
+	if len(b.args) > maxParams {
+		return q, false, fmt.Errorf("%d values in one filter: %w", len(b.args), storage.ErrBadQuery)
+	}
+	return builtQuery{sql: b.sql.String(), args: b.args}, true, nil
+}
+
+// queryBuilder accumulates a WHERE clause and its arguments.
+type queryBuilder struct {
+	sql   strings.Builder
+	args  []any
+	where bool
+}
+
+// cond adds a WHERE condition with its arguments.
+func (b *queryBuilder) cond(expr string, args ...any) {
+	if b.where {
+		b.sql.WriteString(" AND ")
+	} else {
+		b.sql.WriteString(" WHERE ")
+		b.where = true
+	}
+	b.sql.WriteString(expr)
+	b.args = append(b.args, args...)
+}
+
+func (b *queryBuilder) timeBounds(col string, f *nostr.Filter) {
+	if f.Since != nil {
+		b.cond(col+" >= ?", int64(*f.Since))
+	}
+	if f.Until != nil {
+		b.cond(col+" <= ?", int64(*f.Until))
+	}
+}
+
+// inList returns "col = ?" or "col IN (?, ?, ...)" for n values.
+func inList(col string, n int) string {
+	if n == 1 {
+		return col + " = ?"
+	}
+	return col + " IN (?" + strings.Repeat(", ?", n-1) + ")"
+}
+
+// hexArgs decodes 64-hex values into distinct BLOB arguments, dropping those
+// that cannot match any stored id or pubkey.
+func hexArgs(values []string) []any {
+	keys := make([][32]byte, 0, len(values))
+	for _, v := range values {
+		var k [32]byte
+		if decodeHex32(v, &k) {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
+	keys = slices.Compact(keys)
+	out := make([]any, len(keys))
+	for i := range keys {
+		out[i] = keys[i][:]
+	}
+	return out
+}
+
+func strArgs(values []string) []any {
+	out := make([]any, len(values))
+	for i, v := range values {
+		out[i] = v
+	}
+	return out
+}
+
+// tagRank orders tag names by how selective they usually are.
+func tagRank(name string) int {
+	if i := strings.Index("eapq", name); i >= 0 {
+		return i
+	}
+	return 4
+}

@@ -1,0 +1,112 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/wisp-relay/wisp/storage"
+)
+
+// migrations is the ordered list of schema steps. PRAGMA user_version counts
+// the steps applied; a fresh database runs them all, so fresh and migrated
+// databases never differ. Append only: never edit a step once released.
+func migrations() []string {
+	return []string{
+		// 1: events, tags and NIP-09 tombstones.
+		`
+CREATE TABLE events (
+	seq        INTEGER PRIMARY KEY AUTOINCREMENT, -- AUTOINCREMENT: a seq is never reused, so watermarks stay valid after deletes
+	id         BLOB    NOT NULL UNIQUE CHECK (length(id) = 32),
+	pubkey     BLOB    NOT NULL CHECK (length(pubkey) = 32),
+	created_at INTEGER NOT NULL,
+	kind       INTEGER NOT NULL,
+	d_tag      TEXT,    -- '' or the d tag for replaceable and addressable kinds, else NULL
+	expiration INTEGER, -- NIP-40, unix seconds
+	raw        TEXT    NOT NULL -- canonical JSON, served back byte for byte
+) STRICT;
+
+-- Every index ends in created_at DESC so that since/until are range bounds
+-- and ORDER BY created_at DESC LIMIT n reads the index in order.
+CREATE INDEX events_created    ON events (created_at DESC);
+CREATE INDEX events_pubkey     ON events (pubkey, created_at DESC);
+CREATE INDEX events_kind       ON events (kind, created_at DESC);
+CREATE INDEX events_pubkey_kind ON events (pubkey, kind, created_at DESC);
+CREATE UNIQUE INDEX events_address ON events (pubkey, kind, d_tag) WHERE d_tag IS NOT NULL;
+CREATE INDEX events_expiration ON events (expiration) WHERE expiration IS NOT NULL;
+
+-- Single-letter tags, first value only, one row per distinct (name, value)
+-- of an event. kind and created_at are copied in so that tag filters are
+-- served from these indexes alone. WITHOUT ROWID: the primary key doubles as
+-- the seq index that ON DELETE CASCADE needs, and the value indexes carry seq.
+CREATE TABLE tags (
+	seq        INTEGER NOT NULL REFERENCES events (seq) ON DELETE CASCADE,
+	name       TEXT    NOT NULL,
+	value      TEXT    NOT NULL,
+	kind       INTEGER NOT NULL,
+	created_at INTEGER NOT NULL,
+	PRIMARY KEY (seq, name, value)
+) STRICT, WITHOUT ROWID;
+
+-- kind trails created_at so that tag+kind filters are checked inside the
+-- index while it is read in order; a second (name, value, kind, created_at)
+-- index would serve them slightly better but costs a third of ingest speed.
+CREATE INDEX tags_value ON tags (name, value, created_at DESC, kind);
+
+-- NIP-09 e-tag deletions: the event id with the pubkey that asked. Only an
+-- event by that pubkey is refused later, so other authors cannot delete.
+CREATE TABLE deleted_ids (
+	id     BLOB NOT NULL,
+	pubkey BLOB NOT NULL,
+	PRIMARY KEY (id, pubkey)
+) STRICT, WITHOUT ROWID;
+
+-- NIP-09 a-tag deletions: versions of the address created at or before
+-- "until" are refused.
+CREATE TABLE deleted_addresses (
+	pubkey BLOB    NOT NULL,
+	kind   INTEGER NOT NULL,
+	d      TEXT    NOT NULL,
+	until  INTEGER NOT NULL,
+	PRIMARY KEY (pubkey, kind, d)
+) STRICT, WITHOUT ROWID;
+`,
+	}
+}
+
+// migrate brings the database to the newest schema in one write transaction
+// (BEGIN IMMEDIATE, so two processes cannot both migrate), and refuses a
+// database written by a newer wisp.
+func migrate(ctx context.Context, db *sql.DB) error {
+	steps := migrations()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: begin: %w", err)
+	}
+	defer tx.Rollback() // a no-op after Commit
+
+	var version int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("migrate: read user_version: %w", err)
+	}
+	if version > len(steps) {
+		return fmt.Errorf("migrate: schema version %d, this build knows %d: %w",
+			version, len(steps), storage.ErrTooNew)
+	}
+	if version == len(steps) {
+		return nil
+	}
+	for i := version; i < len(steps); i++ {
+		if _, err := tx.ExecContext(ctx, steps[i]); err != nil {
+			return fmt.Errorf("migrate: step %d: %w", i+1, err)
+		}
+	}
+	// PRAGMA takes no bound parameters; the value is our own integer.
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(steps))); err != nil {
+		return fmt.Errorf("migrate: set user_version: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate: commit: %w", err)
+	}
+	return nil
+}

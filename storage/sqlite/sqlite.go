@@ -1,0 +1,299 @@
+// Package sqlite is the SQLite event store: one writer connection for the
+// relay's batching writer and a pool of read-only connections for queries,
+// both on the same WAL database file.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+	"github.com/wisp-relay/wisp/storage"
+)
+
+// Errors of this engine.
+var (
+	// ErrNotWAL: the database refused WAL mode (an in-memory database, or a
+	// file system without shared memory); readers would then block the writer.
+	ErrNotWAL = errors.New("journal mode is not wal")
+	// ErrCheckpointBusy: a checkpoint could not finish because readers still
+	// use the WAL; the next one will catch up.
+	ErrCheckpointBusy = errors.New("checkpoint blocked by readers")
+	// ErrBadEvent: an item Save cannot store (no event, id or pubkey not 64
+	// lowercase hex, empty raw, ephemeral kind). The relay validates events
+	// before they reach the store, so this means a bug upstream.
+	ErrBadEvent = errors.New("event cannot be stored")
+)
+
+// busyTimeoutMS is how long a connection waits on a lock before SQLITE_BUSY.
+// Only the checkpoint and a second process can hold one for long.
+const busyTimeoutMS = 5000
+
+var _ storage.Store = (*Store)(nil)
+
+// Options tune the store.
+type Options struct {
+	// ReadConns is the size of the read-only connection pool (0 means 4).
+	ReadConns int
+}
+
+// Store is an event store in one SQLite database file.
+type Store struct {
+	// mu makes Close wait for calls in flight; methods hold it for reading.
+	mu     sync.RWMutex
+	closed bool
+
+	file string
+	w    *sql.DB // the one writer connection, BEGIN IMMEDIATE
+	r    *sql.DB // read-only pool
+	st   writeStmts
+}
+
+// Open opens (creating if needed) the database at path, migrates it to the
+// current schema and prepares the writer's statements.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	if opts.ReadConns <= 0 {
+		opts.ReadConns = 4
+	}
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil, fmt.Errorf("open %q: need a plain file path", path)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create database directory: %w", err)
+	}
+	s := &Store{file: path}
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeDBs()
+		}
+	}()
+
+	// _mutex=no: database/sql never shares a connection between goroutines.
+	// The writer's larger page cache keeps the hot index pages of ingest in
+	// memory (the size is in KiB when negative).
+	uri := "file:" + escapePath(path)
+	var err error
+	s.w, err = sql.Open("sqlite3", uri+fmt.Sprintf(
+		"?_journal_mode=WAL&_synchronous=NORMAL&_foreign_keys=on&_busy_timeout=%d&_txlock=immediate&_mutex=no&_cache_size=-65536",
+		busyTimeoutMS))
+	if err != nil {
+		return nil, fmt.Errorf("open writer: %w", err)
+	}
+	// One connection, kept forever: SQLite allows one writer anyway, and the
+	// prepared statements live on it.
+	s.w.SetMaxOpenConns(1)
+	s.w.SetMaxIdleConns(1)
+	s.w.SetConnMaxLifetime(0)
+	s.w.SetConnMaxIdleTime(0)
+
+	if err := checkPragmas(ctx, s.w); err != nil {
+		return nil, err
+	}
+	if err := migrate(ctx, s.w); err != nil {
+		return nil, err
+	}
+
+	// The readers are opened after the writer has put the file in WAL mode:
+	// a read-only connection cannot change the journal mode itself. Query
+	// SQL depends only on a filter's shape, so a statement cache pays off.
+	s.r, err = sql.Open("sqlite3", uri+fmt.Sprintf(
+		"?mode=ro&_busy_timeout=%d&_mutex=no&_cache_size=-16384&_stmt_cache_size=64", busyTimeoutMS))
+	if err != nil {
+		return nil, fmt.Errorf("open readers: %w", err)
+	}
+	s.r.SetMaxOpenConns(opts.ReadConns)
+	s.r.SetMaxIdleConns(opts.ReadConns)
+	var mode string
+	if err := s.r.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return nil, fmt.Errorf("check reader: %w", err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return nil, fmt.Errorf("reader journal mode %q: %w", mode, ErrNotWAL)
+	}
+
+	if err := s.st.prepare(ctx, s.w); err != nil {
+		return nil, err
+	}
+	ok = true
+	return s, nil
+}
+
+// checkPragmas verifies that the DSN settings really took effect: SQLite
+// silently keeps the old journal mode when it cannot switch.
+func checkPragmas(ctx context.Context, db *sql.DB) error {
+	var mode string
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return fmt.Errorf("read journal mode: %w", err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("journal mode %q: %w", mode, ErrNotWAL)
+	}
+	var fk int
+	if err := db.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk); err != nil {
+		return fmt.Errorf("read foreign_keys: %w", err)
+	}
+	if fk != 1 {
+		return errors.New("foreign keys are off")
+	}
+	return nil
+}
+
+// escapePath makes path safe inside a file: URI, where '?' and '#' end the
+// path and '%' starts an escape.
+func escapePath(path string) string {
+	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+}
+
+// Close waits for calls in flight, then closes every connection. Calls after
+// Close return storage.ErrClosed; a second Close does nothing.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	// Refresh planner statistics for the next start (cheap when nothing
+	// changed); failing to do so is no reason to fail Close.
+	_, _ = s.w.Exec("PRAGMA optimize")
+	return s.closeDBs()
+}
+
+func (s *Store) closeDBs() error {
+	var errs []error
+	errs = append(errs, s.st.close())
+	if s.r != nil {
+		if err := s.r.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close readers: %w", err))
+		}
+	}
+	if s.w != nil {
+		if err := s.w.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close writer: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Checkpoint copies the WAL into the database file and truncates it, so the
+// WAL does not grow without bound. Run it from a background loop.
+func (s *Store) Checkpoint(ctx context.Context) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return storage.ErrClosed
+	}
+	var busy, logFrames, done int
+	err := s.w.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &done)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if busy != 0 {
+		return fmt.Errorf("checkpoint (%d of %d frames): %w", done, logFrames, ErrCheckpointBusy)
+	}
+	return nil
+}
+
+// Optimize lets SQLite refresh the statistics its query planner uses; cheap
+// when nothing changed much. Run it from a background loop.
+func (s *Store) Optimize(ctx context.Context) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return storage.ErrClosed
+	}
+	if _, err := s.w.ExecContext(ctx, "PRAGMA optimize"); err != nil {
+		return fmt.Errorf("optimize: %w", err)
+	}
+	return nil
+}
+
+// Has reports whether an event with this id is stored; an id that is not 64
+// lowercase hex is never stored.
+func (s *Store) Has(ctx context.Context, id string) (bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return false, storage.ErrClosed
+	}
+	var key [32]byte
+	if !decodeHex32(id, &key) {
+		return false, nil
+	}
+	var one int
+	err := s.r.QueryRowContext(ctx, "SELECT 1 FROM events WHERE id = ?", key[:]).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("has: %w", err)
+	}
+	return true, nil
+}
+
+// expireChunk is how many expired events one DeleteExpired transaction
+// removes, so that a large backlog does not hold the write lock for long.
+const expireChunk = 1000
+
+// DeleteExpired removes events whose expiration is at or before now, in
+// chunks; Save batches can run between chunks.
+func (s *Store) DeleteExpired(ctx context.Context, now int64) (int64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, storage.ErrClosed
+	}
+	var total int64
+	for {
+		// Tag rows go with their event through ON DELETE CASCADE.
+		res, err := s.w.ExecContext(ctx, `DELETE FROM events WHERE seq IN (
+			SELECT seq FROM events WHERE expiration IS NOT NULL AND expiration <= ? LIMIT ?)`,
+			now, expireChunk)
+		if err != nil {
+			return total, fmt.Errorf("delete expired: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("delete expired: %w", err)
+		}
+		total += n
+		if n < expireChunk {
+			return total, nil
+		}
+	}
+}
+
+// decodeHex32 decodes 64 lowercase hex digits into dst. Uppercase is refused
+// on purpose: ids and pubkeys are lowercase on the wire, and a filter value
+// in another case must not match.
+func decodeHex32(s string, dst *[32]byte) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := range 32 {
+		hi, ok1 := hexNibble(s[2*i])
+		lo, ok2 := hexNibble(s[2*i+1])
+		if !ok1 || !ok2 {
+			return false
+		}
+		dst[i] = hi<<4 | lo
+	}
+	return true
+}
+
+func hexNibble(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}
