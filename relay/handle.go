@@ -1,0 +1,204 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/nbd-wtf/go-nostr"
+)
+
+// readLoop reads and handles the client's messages in order, so a CLOSE
+// always follows its REQ. It returns when the connection ends.
+func (c *conn) readLoop() {
+	for {
+		typ, data, err := c.ws.Read(c.ctx)
+		if err != nil {
+			if websocket.CloseStatus(err) == websocket.StatusMessageTooBig {
+				c.r.log.Debug("client sent an oversized message", "remote", c.remote)
+			}
+			return
+		}
+		if typ != websocket.MessageText {
+			c.notice(reason(prefixInvalid, "binary messages are not supported"))
+			continue
+		}
+		c.handle(data)
+	}
+}
+
+func (c *conn) notice(msg string) {
+	b, _ := json.Marshal([]string{"NOTICE", msg})
+	c.sendWait(frame{body: b})
+}
+
+func (c *conn) closed(subID, msg string) {
+	b, _ := json.Marshal([]string{"CLOSED", subID, msg})
+	c.sendWait(frame{body: b})
+}
+
+func (c *conn) ok(id string, ok bool, msg string) {
+	c.sendWait(frame{body: okFrame(id, ok, msg)})
+}
+
+func (c *conn) handle(data []byte) {
+	lim := &c.r.cfg.Limits
+	msg, perr := parseClientMsg(data, lim)
+	if perr != nil {
+		switch {
+		case perr.eventID != "":
+			c.r.stats.rejected.Add(1)
+			c.ok(perr.eventID, false, perr.reason)
+		case perr.subID != "":
+			c.closed(perr.subID, perr.reason)
+		default:
+			c.notice(perr.reason)
+		}
+		return
+	}
+	switch msg.verb {
+	case "EVENT":
+		c.handleEvent(msg.event)
+	case "REQ":
+		c.handleReq(msg.subID, msg.filters)
+	case "CLOSE":
+		c.handleClose(msg.subID)
+	case "COUNT":
+		c.closed(msg.subID, reason(prefixBlocked, "COUNT is not supported by this relay"))
+	case "AUTH":
+		c.ok(msg.event.ID, false, reason(prefixBlocked, "AUTH is not supported by this relay"))
+	default:
+		c.notice(reason(prefixInvalid, "unknown message type"))
+	}
+}
+
+// handleEvent runs the cheap checks, then hands the event to the verify
+// pool. The OK is sent by whoever finishes with the event.
+func (c *conn) handleEvent(ev *nostr.Event) {
+	r := c.r
+	raw := canonicalEvent(ev)
+	if why := checkEvent(ev, raw, &r.cfg.Limits, time.Now()); why != "" {
+		r.stats.rejected.Add(1)
+		c.ok(ev.ID, false, why)
+		return
+	}
+	if ev.Kind == nostr.KindClientAuthentication {
+		r.stats.rejected.Add(1)
+		c.ok(ev.ID, false, reason(prefixInvalid, "auth events are sent with AUTH, not EVENT"))
+		return
+	}
+	if !checkID(ev) {
+		r.stats.rejected.Add(1)
+		c.ok(ev.ID, false, reason(prefixInvalid, "event id does not match its content"))
+		return
+	}
+	if !isEphemeral(ev.Kind) {
+		// A stored event needs no second signature check: its id commits
+		// to its content, and what is stored was verified.
+		have, err := r.store.Has(c.ctx, ev.ID)
+		if err != nil {
+			if c.ctx.Err() == nil {
+				r.log.Error("look up event", "id", ev.ID, "err", err)
+				c.ok(ev.ID, false, internalError)
+			}
+			return
+		}
+		if have {
+			r.stats.duplicate.Add(1)
+			c.ok(ev.ID, true, reason(prefixDuplicate, "already have this event"))
+			return
+		}
+	}
+
+	r.drainMu.RLock()
+	if r.draining {
+		r.drainMu.RUnlock()
+		c.ok(ev.ID, false, reason(prefixError, "relay is shutting down"))
+		return
+	}
+	r.inflight.Add(1)
+	r.drainMu.RUnlock()
+
+	p := &pending{ev: ev, raw: raw, c: c}
+	select {
+	case r.verifyCh <- p:
+	case <-c.ctx.Done():
+		r.inflight.Done()
+	}
+}
+
+func (c *conn) handleClose(subID string) {
+	if s, ok := c.subs[subID]; ok {
+		delete(c.subs, subID)
+		c.r.index.remove(s)
+		s.close()
+	}
+}
+
+// handleReq serves stored events, EOSE, then live events, with no gap and
+// no repeat between the two (see sub).
+func (c *conn) handleReq(subID string, filters []nostr.Filter) {
+	r := c.r
+	lim := &r.cfg.Limits
+	if old, ok := c.subs[subID]; ok {
+		// A REQ with an open id replaces that subscription.
+		delete(c.subs, subID)
+		r.index.remove(old)
+		old.close()
+	}
+	if len(c.subs) >= lim.MaxSubscriptions {
+		c.closed(subID, reason(prefixBlocked, fmt.Sprintf("too many open subscriptions (at most %d)", lim.MaxSubscriptions)))
+		return
+	}
+	for i := range filters {
+		f := &filters[i]
+		if f.Search != "" {
+			c.closed(subID, reason(prefixBlocked, "search (NIP-50) is not supported by this relay"))
+			return
+		}
+		switch {
+		case f.LimitZero:
+		case f.Limit <= 0:
+			f.Limit = lim.DefaultLimit
+		case f.Limit > lim.MaxLimit:
+			f.Limit = lim.MaxLimit
+		}
+	}
+
+	s := newSub(c, subID, filters)
+	c.subs[subID] = s
+	r.index.add(s) // before the query: live events park in s.pending
+
+	ctx, cancel := context.WithTimeout(c.ctx, lim.QueryTimeout)
+	watermark, err := r.store.Query(ctx, filters, func(raw []byte) error {
+		if !c.sendWait(frame{head: s.head, body: raw, tail: tailBracket}) {
+			return errConnClosing
+		}
+		return nil
+	})
+	cancel()
+	if err != nil {
+		delete(c.subs, subID)
+		r.index.remove(s)
+		s.close()
+		switch {
+		case errors.Is(err, errConnClosing) || c.ctx.Err() != nil:
+		case errors.Is(err, context.DeadlineExceeded):
+			c.closed(subID, reason(prefixError, "query took too long; narrow the filter"))
+		default:
+			r.log.Error("query", "sub", subID, "err", err)
+			c.closed(subID, internalError)
+		}
+		return
+	}
+	eose, _ := json.Marshal([]string{"EOSE", subID})
+	if !c.sendWait(frame{body: eose}) {
+		return
+	}
+	s.goLive(c.sendWait, watermark)
+}
+
+var errConnClosing = errors.New("connection closing")

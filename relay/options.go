@@ -1,0 +1,55 @@
+package relay
+
+import "time"
+
+// Limits are the limits the relay enforces and advertises in NIP-11.
+type Limits struct {
+	MaxMessageBytes  int           // largest websocket message accepted from a client
+	MaxEventBytes    int           // largest event, as canonical JSON
+	MaxEventTags     int           // most tags in one event
+	MaxTagValueBytes int           // longest single tag element (bytes)
+	MaxContentBytes  int           // longest content (bytes)
+	MaxSubscriptions int           // open subscriptions per connection
+	MaxFilters       int           // filters per REQ
+	MaxFilterValues  int           // values in one filter list (ids, authors, kinds, each #tag)
+	MaxLimit         int           // cap on a filter's limit
+	DefaultLimit     int           // limit used when a filter has none
+	MaxSubIDLength   int           // subscription id length (NIP-01: 64)
+	CreatedAtFuture  time.Duration // how far in the future created_at may be
+	CreatedAtPast    time.Duration // how far in the past created_at may be (0: no bound)
+	MaxPendingBytes  int           // outbound bytes queued per connection before it is closed
+	QueryTimeout     time.Duration // wall time allowed to one REQ's stored query
+}
+
+// DefaultLimits are the defaults documented in README and config.example.env.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxMessageBytes:  512 * 1024,
+		MaxEventBytes:    256 * 1024,
+		MaxEventTags:     2000,
+		MaxTagValueBytes: 8 * 1024,
+		MaxContentBytes:  128 * 1024,
+		MaxSubscriptions: 50,
+		MaxFilters:       10,
+		MaxFilterValues:  500,
+		MaxLimit:         5000,
+		DefaultLimit:     500,
+		MaxSubIDLength:   64,
+		CreatedAtFuture:  15 * time.Minute,
+		CreatedAtPast:    0,
+		MaxPendingBytes:  4 << 20,
+		QueryTimeout:     10 * time.Second,
+	}
+}
+
+// Info is the operator-facing description served in NIP-11 and on the front page.
+type Info struct {
+	Name        string
+	Description string
+	PubKey      string
+	Contact     string
+	Icon        string
+	// PublicURL is the ws:// or wss:// URL clients should use; empty means
+	// derive it from the request's Host header.
+	PublicURL string
+}

@@ -1,0 +1,153 @@
+package relay
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp/storage"
+)
+
+// pending is one client event on its way through the pipeline: verify pool,
+// then the writer, then an OK to c.
+type pending struct {
+	ev  *nostr.Event
+	raw []byte
+	c   *conn
+}
+
+// answer sends the OK for p and marks it done. It never blocks: it runs on
+// the verify workers and the writer.
+func (r *Relay) answer(p *pending, ok bool, msg string) {
+	if p.c != nil {
+		p.c.sendNoWait(frame{body: okFrame(p.ev.ID, ok, msg)})
+	}
+	r.inflight.Done()
+}
+
+func okFrame(id string, ok bool, msg string) []byte {
+	b := make([]byte, 0, 80+len(msg))
+	b = append(b, `["OK","`...)
+	b = append(b, id...) // checked hex, needs no escaping
+	if ok {
+		b = append(b, `",true,`...)
+	} else {
+		b = append(b, `",false,`...)
+	}
+	m, _ := json.Marshal(msg)
+	b = append(b, m...)
+	return append(b, ']')
+}
+
+func isEphemeral(kind int) bool { return kind >= 20000 && kind < 30000 }
+
+// verifyLoop checks signatures, the costliest step, off the writer.
+func (r *Relay) verifyLoop() {
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case p := <-r.verifyCh:
+			if !verifySig(p.ev) {
+				r.stats.rejected.Add(1)
+				r.answer(p, false, reason(prefixInvalid, "bad signature"))
+				continue
+			}
+			r.writeCh <- p
+		}
+	}
+}
+
+// writeLoop is the single writer: it drains the queue into one transaction
+// per batch, answers after COMMIT, then broadcasts what was stored.
+func (r *Relay) writeLoop() {
+	batch := make([]*pending, 0, r.cfg.WriteBatchMax)
+	items := make([]storage.Item, 0, r.cfg.WriteBatchMax)
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case p := <-r.writeCh:
+			batch = append(batch[:0], p)
+		}
+	fill:
+		for len(batch) < r.cfg.WriteBatchMax {
+			select {
+			case p := <-r.writeCh:
+				batch = append(batch, p)
+			default:
+				break fill
+			}
+		}
+		items = items[:0]
+		for _, p := range batch {
+			if !isEphemeral(p.ev.Kind) {
+				items = append(items, storage.Item{Event: p.ev, Raw: p.raw})
+			}
+		}
+		var results []storage.Result
+		var err error
+		if len(items) > 0 {
+			results, err = r.store.Save(r.ctx, items)
+		}
+		if err != nil {
+			r.log.Error("save batch", "events", len(items), "err", err)
+		}
+		i := 0
+		for _, p := range batch {
+			if isEphemeral(p.ev.Kind) {
+				r.answer(p, true, "")
+				r.broadcast(p.ev, liveEvent{raw: p.raw})
+				continue
+			}
+			if err != nil {
+				r.answer(p, false, internalError)
+				continue
+			}
+			res := results[i]
+			i++
+			switch res.Outcome {
+			case storage.Stored:
+				r.stats.stored.Add(1)
+				r.answer(p, true, "")
+				r.broadcast(p.ev, liveEvent{seq: res.Seq, raw: p.raw})
+			case storage.Duplicate:
+				r.stats.duplicate.Add(1)
+				r.answer(p, true, reason(prefixDuplicate, "already have this event"))
+			case storage.Deleted:
+				r.stats.rejected.Add(1)
+				r.answer(p, false, reason(prefixBlocked, "this event was deleted by its author"))
+			case storage.Superseded:
+				r.stats.rejected.Add(1)
+				r.answer(p, false, reason(prefixBlocked, "a newer version of this event is already stored"))
+			default:
+				r.log.Error("save: unknown outcome", "outcome", res.Outcome)
+				r.answer(p, false, internalError)
+			}
+		}
+		clear(batch)
+		clear(items)
+	}
+}
+
+// broadcast hands a committed (or ephemeral) event to every subscription
+// that matches it. Only the writer goroutine calls it.
+func (r *Relay) broadcast(ev *nostr.Event, e liveEvent) {
+	r.index.match(ev, func(s *sub) {
+		s.deliver(e, r.cfg.Limits.MaxPendingBytes)
+	})
+}
+
+// headerHasToken reports whether a comma-separated header has token,
+// ignoring case.
+func headerHasToken(h http.Header, key, token string) bool {
+	for _, v := range h.Values(key) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,304 @@
+// Package relay speaks the Nostr protocol over websockets: connections,
+// NIP-01 messages, subscriptions and live fan-out, the NIP-11 document and
+// the front page.
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/wisp-relay/wisp/storage"
+)
+
+// Config is everything the relay needs besides its store.
+type Config struct {
+	Limits  Limits
+	Info    Info
+	Version string // wisp's version, served in NIP-11
+	// Verifier names the signature verifier compiled in ("btcec" or
+	// "libsecp256k1"); shown in NIP-11 and on the front page.
+	Verifier      string
+	VerifyWorkers int           // signature-check workers (0: GOMAXPROCS)
+	WriteBatchMax int           // most events in one write transaction (0: 500)
+	WriteQueue    int           // events waiting for the writer before EVENTs wait (0: 4096)
+	ExpirySweep   time.Duration // how often expired events are purged (0: 1m)
+	Logger        *slog.Logger  // nil: discard
+}
+
+// supportedNIPs are the NIPs this build really implements.
+var supportedNIPs = []int{1, 9, 11, 40}
+
+// Relay is a Nostr relay over one store. Create it with New, call Start, serve
+// it as an http.Handler, and stop it with Shutdown.
+type Relay struct {
+	cfg   Config
+	store storage.Store
+	log   *slog.Logger
+	index *subIndex
+	stats counters
+
+	verifyCh chan *pending
+	writeCh  chan *pending
+
+	ctx     context.Context // cancelled when the workers must stop
+	cancel  context.CancelFunc
+	workers sync.WaitGroup // verify workers, the writer, the sweeper
+
+	// drainMu orders "is the relay draining?" against inflight.Add, so that
+	// Shutdown's inflight.Wait never races a new Add.
+	drainMu  sync.RWMutex
+	draining bool
+	inflight sync.WaitGroup // events accepted from clients and not yet answered
+
+	connsMu sync.Mutex
+	conns   map[*conn]struct{}
+	connWG  sync.WaitGroup
+}
+
+// counters are the relay's running figures.
+type counters struct {
+	stored, duplicate, rejected, slowEvictions atomic.Int64
+	connections                                atomic.Int64
+}
+
+// New returns a relay over store. It starts nothing.
+func New(cfg Config, store storage.Store) *Relay {
+	if cfg.VerifyWorkers <= 0 {
+		cfg.VerifyWorkers = runtime.GOMAXPROCS(0)
+	}
+	if cfg.WriteBatchMax <= 0 {
+		cfg.WriteBatchMax = 500
+	}
+	if cfg.WriteQueue <= 0 {
+		cfg.WriteQueue = 4096
+	}
+	if cfg.ExpirySweep <= 0 {
+		cfg.ExpirySweep = time.Minute
+	}
+	if cfg.Verifier == "" {
+		cfg.Verifier = "btcec"
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Relay{
+		cfg:      cfg,
+		store:    store,
+		log:      log,
+		index:    newSubIndex(),
+		verifyCh: make(chan *pending, cfg.VerifyWorkers*64),
+		writeCh:  make(chan *pending, cfg.WriteQueue),
+		ctx:      ctx,
+		cancel:   cancel,
+		conns:    map[*conn]struct{}{},
+	}
+}
+
+// Start starts the relay's background workers: signature checks, the
+// writer and the expiry sweep.
+func (r *Relay) Start() {
+	for range r.cfg.VerifyWorkers {
+		r.workers.Go(r.verifyLoop)
+	}
+	r.workers.Go(r.writeLoop)
+	r.workers.Go(r.sweepLoop)
+}
+
+// ServeHTTP upgrades websockets, and serves NIP-11 and the front page.
+func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if req.URL.Path != "/" {
+		http.NotFound(w, req)
+		return
+	}
+	switch {
+	case websocketRequested(req):
+		r.serveWebsocket(w, req)
+	case wantsInfo(req) || req.Method == http.MethodOptions:
+		serveInfo(w, req, r.infoDocument(req))
+	case req.Method == http.MethodGet || req.Method == http.MethodHead:
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		err := renderPage(w, pageParams{
+			info:         r.cfg.Info,
+			lim:          r.cfg.Limits,
+			version:      r.cfg.Version,
+			verifier:     r.cfg.Verifier,
+			nips:         supportedNIPs,
+			url:          relayURL(req, r.cfg.Info.PublicURL),
+			eventsStored: -1,
+			connections:  int(r.stats.connections.Load()),
+		})
+		if err != nil {
+			r.log.Warn("render front page", "err", err)
+		}
+	default:
+		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	}
+}
+
+func websocketRequested(req *http.Request) bool {
+	return headerHasToken(req.Header, "Connection", "upgrade") && headerHasToken(req.Header, "Upgrade", "websocket")
+}
+
+func (r *Relay) infoDocument(req *http.Request) []byte {
+	return infoDocument(infoParams{
+		info:     r.cfg.Info,
+		lim:      r.cfg.Limits,
+		version:  r.cfg.Version,
+		verifier: r.cfg.Verifier,
+		nips:     supportedNIPs,
+		url:      relayURL(req, r.cfg.Info.PublicURL),
+	})
+}
+
+func (r *Relay) serveWebsocket(w http.ResponseWriter, req *http.Request) {
+	r.drainMu.RLock()
+	draining := r.draining
+	if !draining {
+		r.connWG.Add(1)
+	}
+	r.drainMu.RUnlock()
+	if draining {
+		http.Error(w, "relay is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer r.connWG.Done()
+
+	ws, err := websocket.Accept(w, req, &websocket.AcceptOptions{
+		// Nostr clients are web apps on any origin; there are no cookies
+		// to protect.
+		InsecureSkipVerify: true,
+	})
+	if err != nil {
+		return // Accept already answered the request
+	}
+	ws.SetReadLimit(int64(r.cfg.Limits.MaxMessageBytes))
+
+	c := newConn(r, ws, remoteAddr(req))
+	r.connsMu.Lock()
+	r.conns[c] = struct{}{}
+	r.connsMu.Unlock()
+	r.stats.connections.Add(1)
+
+	go c.writeLoop()
+	c.readLoop()
+
+	for _, s := range c.subs {
+		r.index.remove(s)
+		s.close()
+	}
+	c.closeWith(websocket.StatusNormalClosure, "")
+	<-c.writerDone
+	r.connsMu.Lock()
+	delete(r.conns, c)
+	r.connsMu.Unlock()
+	r.stats.connections.Add(-1)
+}
+
+func remoteAddr(req *http.Request) string {
+	host, _, err := net.SplitHostPort(req.RemoteAddr)
+	if err != nil {
+		return req.RemoteAddr
+	}
+	return host
+}
+
+// Shutdown stops taking new connections and events, lets accepted events
+// reach the store and their OKs reach the clients, closes every connection
+// with "going away", and stops the workers. The store is left open for the
+// caller to close.
+func (r *Relay) Shutdown(ctx context.Context) error {
+	r.drainMu.Lock()
+	r.draining = true
+	r.drainMu.Unlock()
+
+	// Every event already accepted gets stored and answered.
+	var errs []error
+	if err := waitCtx(ctx, &r.inflight); err != nil {
+		errs = append(errs, fmt.Errorf("drain events: %w", err))
+	}
+
+	r.connsMu.Lock()
+	for c := range r.conns {
+		c.closeWith(websocket.StatusGoingAway, "relay is shutting down")
+	}
+	r.connsMu.Unlock()
+	if err := waitCtx(ctx, &r.connWG); err != nil {
+		errs = append(errs, fmt.Errorf("close connections: %w", err))
+		r.connsMu.Lock()
+		for c := range r.conns {
+			c.cancel()
+		}
+		r.connsMu.Unlock()
+	}
+
+	r.cancel()
+	r.workers.Wait()
+	return errors.Join(errs...)
+}
+
+func waitCtx(ctx context.Context, wg *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// sweepLoop purges expired events; queries never serve them meanwhile.
+func (r *Relay) sweepLoop() {
+	t := time.NewTicker(r.cfg.ExpirySweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+			n, err := r.store.DeleteExpired(r.ctx, time.Now().Unix())
+			if err != nil && r.ctx.Err() == nil {
+				r.log.Error("purge expired events", "err", err)
+			} else if n > 0 {
+				r.log.Debug("purged expired events", "count", n)
+			}
+		}
+	}
+}
+
+// Stats is a snapshot of the relay's running figures.
+type Stats struct {
+	Connections   int64 // open websocket connections
+	Subscriptions int64 // open subscriptions
+	Stored        int64 // events stored since start
+	Duplicates    int64 // events answered duplicate since start
+	Rejected      int64 // events refused since start
+	SlowEvictions int64 // clients closed for not reading fast enough
+}
+
+// Stats returns the relay's running figures.
+func (r *Relay) Stats() Stats {
+	return Stats{
+		Connections:   r.stats.connections.Load(),
+		Subscriptions: int64(r.index.size()),
+		Stored:        r.stats.stored.Load(),
+		Duplicates:    r.stats.duplicate.Load(),
+		Rejected:      r.stats.rejected.Load(),
+		SlowEvictions: r.stats.slowEvictions.Load(),
+	}
+}
