@@ -1,0 +1,303 @@
+package main
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+
+	"github.com/wisp-relay/wisp/relay"
+)
+
+// envPrefix is put before every variable name of Config.
+const envPrefix = "WISP_"
+
+// Config is every setting of wisp, read from WISP_ environment variables.
+// config.example.env and README.md list the same variables with the same
+// defaults; TestExampleEnvMatchesConfig keeps the example in step.
+type Config struct {
+	// Listen is the TCP address to serve on (host:port). Default 127.0.0.1:4869.
+	Listen string `env:"LISTEN" envDefault:"127.0.0.1:4869"`
+	// DataDir is the directory holding the database, wisp.db. Default ./data.
+	DataDir string `env:"DATA_DIR" envDefault:"./data"`
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
+	// LogFormat is text or json. Default text.
+	LogFormat string `env:"LOG_FORMAT" envDefault:"text"`
+
+	// RelayName is the relay's name in NIP-11 and on the front page. Default wisp.
+	RelayName string `env:"RELAY_NAME" envDefault:"wisp"`
+	// RelayDescription is a short description for NIP-11. Default empty.
+	RelayDescription string `env:"RELAY_DESCRIPTION" envDefault:""`
+	// RelayPubKey is the operator's pubkey (64 hex) for NIP-11. Default empty.
+	RelayPubKey string `env:"RELAY_PUBKEY" envDefault:""`
+	// RelayContact is how to reach the operator (URI or email). Default empty.
+	RelayContact string `env:"RELAY_CONTACT" envDefault:""`
+	// RelayIcon is the URL of the relay's icon. Default empty.
+	RelayIcon string `env:"RELAY_ICON" envDefault:""`
+	// PublicURL is the ws:// or wss:// URL clients use. Default empty: derived
+	// from the request's Host header.
+	PublicURL string `env:"PUBLIC_URL" envDefault:""`
+
+	// MaxMessageBytes is the largest websocket message (bytes). Default 524288.
+	MaxMessageBytes int `env:"MAX_MESSAGE_BYTES" envDefault:"524288"`
+	// MaxEventBytes is the largest event as canonical JSON (bytes). Default 262144.
+	MaxEventBytes int `env:"MAX_EVENT_BYTES" envDefault:"262144"`
+	// MaxEventTags is the most tags in one event (count). Default 2000.
+	MaxEventTags int `env:"MAX_EVENT_TAGS" envDefault:"2000"`
+	// MaxTagValueBytes is the longest tag element (bytes). Default 8192.
+	MaxTagValueBytes int `env:"MAX_TAG_VALUE_BYTES" envDefault:"8192"`
+	// MaxContentBytes is the longest event content (bytes). Default 131072.
+	MaxContentBytes int `env:"MAX_CONTENT_BYTES" envDefault:"131072"`
+	// MaxSubscriptions is the most open subscriptions per connection (count). Default 50.
+	MaxSubscriptions int `env:"MAX_SUBSCRIPTIONS" envDefault:"50"`
+	// MaxFilters is the most filters in one REQ (count). Default 10.
+	MaxFilters int `env:"MAX_FILTERS" envDefault:"10"`
+	// MaxFilterValues is the most values in one filter list (count). Default 500.
+	MaxFilterValues int `env:"MAX_FILTER_VALUES" envDefault:"500"`
+	// MaxLimit caps a filter's limit (events). Default 5000.
+	MaxLimit int `env:"MAX_LIMIT" envDefault:"5000"`
+	// DefaultLimit is used for a filter without limit (events). Default 500.
+	DefaultLimit int `env:"DEFAULT_LIMIT" envDefault:"500"`
+	// CreatedAtFuture is how far ahead of now created_at may be (duration). Default 15m.
+	CreatedAtFuture time.Duration `env:"CREATED_AT_FUTURE" envDefault:"15m"`
+	// CreatedAtPast is how far behind now created_at may be (duration, 0: no bound). Default 0.
+	CreatedAtPast time.Duration `env:"CREATED_AT_PAST" envDefault:"0"`
+	// MaxPendingBytes is the outbound bytes queued per connection before it is
+	// closed as a slow consumer (bytes). Default 4194304.
+	MaxPendingBytes int `env:"MAX_PENDING_BYTES" envDefault:"4194304"`
+	// QueryTimeout is the wall time of one REQ's stored query (duration). Default 10s.
+	QueryTimeout time.Duration `env:"QUERY_TIMEOUT" envDefault:"10s"`
+
+	// VerifyWorkers is the number of signature-check workers (count, 0: one per CPU). Default 0.
+	VerifyWorkers int `env:"VERIFY_WORKERS" envDefault:"0"`
+	// WriteBatchMax is the most events in one write transaction (events). Default 500.
+	WriteBatchMax int `env:"WRITE_BATCH_MAX" envDefault:"500"`
+	// WriteQueue is the events waiting for the writer before EVENTs wait (events). Default 4096.
+	WriteQueue int `env:"WRITE_QUEUE" envDefault:"4096"`
+	// ExpirySweep is how often expired events are purged (duration). Default 1m.
+	ExpirySweep time.Duration `env:"EXPIRY_SWEEP" envDefault:"1m"`
+	// ReadConns is the number of read-only database connections (count). Default 4.
+	ReadConns int `env:"READ_CONNS" envDefault:"4"`
+	// CheckpointInterval is how often the WAL is checkpointed (TRUNCATE) and
+	// PRAGMA optimize runs (duration, 0: never). Default 5m.
+	CheckpointInterval time.Duration `env:"CHECKPOINT_INTERVAL" envDefault:"5m"`
+}
+
+// loadConfig reads Config from environ (KEY=VALUE entries, as os.Environ
+// returns them) and validates it. Only environ is read, never the process
+// environment, so tests stay independent of the machine.
+func loadConfig(environ []string) (Config, error) {
+	m := make(map[string]string, len(environ)) // non-nil: env falls back to os.Environ on nil
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	var cfg Config
+	if err := env.ParseWithOptions(&cfg, env.Options{Prefix: envPrefix, Environment: m}); err != nil {
+		return Config{}, &configError{explainParse(err, m)}
+	}
+	if errs := cfg.validate(); len(errs) > 0 {
+		return Config{}, &configError{errs}
+	}
+	return cfg, nil
+}
+
+// configError lists every bad setting, one per line when there are several.
+type configError struct{ errs []error }
+
+func (e *configError) Error() string {
+	if len(e.errs) == 1 {
+		return "invalid configuration: " + e.errs[0].Error()
+	}
+	var b strings.Builder
+	b.WriteString("invalid configuration:")
+	for _, err := range e.errs {
+		b.WriteString("\n  ")
+		b.WriteString(err.Error())
+	}
+	return b.String()
+}
+
+func (e *configError) Unwrap() []error { return e.errs }
+
+// explainParse rewrites env's parse errors, which name Go fields, to name
+// the variable, its value and what it should look like.
+func explainParse(err error, environ map[string]string) []error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return []error{err}
+	}
+	errs := make([]error, 0, len(agg.Errors))
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if !errors.As(e, &pe) {
+			errs = append(errs, e)
+			continue
+		}
+		f, ok := reflect.TypeFor[Config]().FieldByName(pe.Name)
+		if !ok {
+			errs = append(errs, e)
+			continue
+		}
+		key := envPrefix + f.Tag.Get("env")
+		want := "a valid " + pe.Type.String()
+		switch {
+		case pe.Type == reflect.TypeFor[time.Duration]():
+			want = "a duration such as 90s, 5m or 1h"
+		case pe.Type.Kind() == reflect.Int:
+			want = "a whole number"
+		}
+		errs = append(errs, fmt.Errorf("%s=%q: want %s", key, environ[key], want))
+	}
+	return errs
+}
+
+// validate reports every bad setting at once, each as WISP_NAME=value: reason.
+func (c Config) validate() []error {
+	var errs []error
+	bad := func(name string, value any, reason string) {
+		errs = append(errs, fmt.Errorf("%s%s=%q: %s", envPrefix, name, fmt.Sprint(value), reason))
+	}
+
+	if err := checkListen(c.Listen); err != nil {
+		bad("LISTEN", c.Listen, "want host:port: "+err.Error())
+	}
+	if c.DataDir == "" {
+		bad("DATA_DIR", c.DataDir, "must not be empty")
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		bad("LOG_LEVEL", c.LogLevel, "want debug, info, warn or error")
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("LOG_FORMAT", c.LogFormat, "want text or json")
+	}
+	if c.RelayPubKey != "" {
+		if b, err := hex.DecodeString(c.RelayPubKey); err != nil || len(b) != 32 || strings.ToLower(c.RelayPubKey) != c.RelayPubKey {
+			bad("RELAY_PUBKEY", c.RelayPubKey, "want 64 lowercase hex characters")
+		}
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+			bad("PUBLIC_URL", c.PublicURL, "want a ws:// or wss:// URL")
+		}
+	}
+
+	positive := []struct {
+		name string
+		v    any
+		ok   bool
+	}{
+		{"MAX_MESSAGE_BYTES", c.MaxMessageBytes, c.MaxMessageBytes > 0},
+		{"MAX_EVENT_BYTES", c.MaxEventBytes, c.MaxEventBytes > 0},
+		{"MAX_EVENT_TAGS", c.MaxEventTags, c.MaxEventTags > 0},
+		{"MAX_TAG_VALUE_BYTES", c.MaxTagValueBytes, c.MaxTagValueBytes > 0},
+		{"MAX_CONTENT_BYTES", c.MaxContentBytes, c.MaxContentBytes > 0},
+		{"MAX_SUBSCRIPTIONS", c.MaxSubscriptions, c.MaxSubscriptions > 0},
+		{"MAX_FILTERS", c.MaxFilters, c.MaxFilters > 0},
+		{"MAX_FILTER_VALUES", c.MaxFilterValues, c.MaxFilterValues > 0},
+		{"MAX_LIMIT", c.MaxLimit, c.MaxLimit > 0},
+		{"DEFAULT_LIMIT", c.DefaultLimit, c.DefaultLimit > 0},
+		{"MAX_PENDING_BYTES", c.MaxPendingBytes, c.MaxPendingBytes > 0},
+		{"QUERY_TIMEOUT", c.QueryTimeout, c.QueryTimeout > 0},
+		{"WRITE_BATCH_MAX", c.WriteBatchMax, c.WriteBatchMax > 0},
+		{"WRITE_QUEUE", c.WriteQueue, c.WriteQueue > 0},
+		{"EXPIRY_SWEEP", c.ExpirySweep, c.ExpirySweep > 0},
+		{"READ_CONNS", c.ReadConns, c.ReadConns > 0},
+	}
+	for _, p := range positive {
+		if !p.ok {
+			bad(p.name, p.v, "must be positive")
+		}
+	}
+	notNegative := []struct {
+		name string
+		v    any
+		ok   bool
+	}{
+		{"CREATED_AT_FUTURE", c.CreatedAtFuture, c.CreatedAtFuture >= 0},
+		{"CREATED_AT_PAST", c.CreatedAtPast, c.CreatedAtPast >= 0},
+		{"VERIFY_WORKERS", c.VerifyWorkers, c.VerifyWorkers >= 0},
+		{"CHECKPOINT_INTERVAL", c.CheckpointInterval, c.CheckpointInterval >= 0},
+	}
+	for _, p := range notNegative {
+		if !p.ok {
+			bad(p.name, p.v, "must not be negative")
+		}
+	}
+
+	if c.DefaultLimit > c.MaxLimit {
+		bad("DEFAULT_LIMIT", c.DefaultLimit, fmt.Sprintf("must not exceed %sMAX_LIMIT (%d)", envPrefix, c.MaxLimit))
+	}
+	// An event travels inside one message, so a larger event limit would be
+	// advertised in NIP-11 but could never be reached.
+	if c.MaxEventBytes > c.MaxMessageBytes {
+		bad("MAX_EVENT_BYTES", c.MaxEventBytes, fmt.Sprintf("must not exceed %sMAX_MESSAGE_BYTES (%d)", envPrefix, c.MaxMessageBytes))
+	}
+	return errs
+}
+
+// checkListen accepts host:port with a numeric port (0 picks a free one).
+func checkListen(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && port != "0") {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	return nil
+}
+
+// parseLevel reads a slog level name (debug, info, warn, error).
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	return l, err
+}
+
+// dbPath is where the database lives.
+func (c Config) dbPath() string { return filepath.Join(c.DataDir, "wisp.db") }
+
+// limits are the relay limits this configuration sets. Fields without a
+// variable (the NIP-01 sub id length) keep the relay's default.
+func (c Config) limits() relay.Limits {
+	l := relay.DefaultLimits()
+	l.MaxMessageBytes = c.MaxMessageBytes
+	l.MaxEventBytes = c.MaxEventBytes
+	l.MaxEventTags = c.MaxEventTags
+	l.MaxTagValueBytes = c.MaxTagValueBytes
+	l.MaxContentBytes = c.MaxContentBytes
+	l.MaxSubscriptions = c.MaxSubscriptions
+	l.MaxFilters = c.MaxFilters
+	l.MaxFilterValues = c.MaxFilterValues
+	l.MaxLimit = c.MaxLimit
+	l.DefaultLimit = c.DefaultLimit
+	l.CreatedAtFuture = c.CreatedAtFuture
+	l.CreatedAtPast = c.CreatedAtPast
+	l.MaxPendingBytes = c.MaxPendingBytes
+	l.QueryTimeout = c.QueryTimeout
+	return l
+}
+
+// info is the operator description for NIP-11 and the front page.
+func (c Config) info() relay.Info {
+	return relay.Info{
+		Name:        c.RelayName,
+		Description: c.RelayDescription,
+		PubKey:      c.RelayPubKey,
+		Contact:     c.RelayContact,
+		Icon:        c.RelayIcon,
+		PublicURL:   c.PublicURL,
+	}
+}

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// The layering of docs/architecture.md: the protocol code never sees SQL or
+// a driver, policies never see the relay, and only cmd/wisp wires concrete
+// types together.
+func TestImportRules(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	const mod = "github.com/wisp-relay/wisp"
+	rules := []struct {
+		pkgs      string // go list pattern
+		forbidden []string
+	}{
+		{mod + "/relay/...", []string{"database/sql", "github.com/mattn/go-sqlite3", mod + "/storage/sqlite"}},
+		{mod + "/storage", []string{"database/sql", "github.com/mattn/go-sqlite3", mod + "/relay"}},
+		{mod + "/policy/...", []string{mod + "/relay", "database/sql", "github.com/mattn/go-sqlite3"}},
+		{mod + "/storage/...", []string{mod + "/relay", mod + "/policy"}},
+	}
+	for _, r := range rules {
+		// One package at a time, so a violation names the importer.
+		out, err := exec.Command("go", "list", r.pkgs).Output()
+		if err != nil {
+			t.Fatalf("go list %s: %v", r.pkgs, err)
+		}
+		for _, pkg := range strings.Fields(string(out)) {
+			deps, err := exec.Command("go", "list", "-deps", pkg).Output()
+			if err != nil {
+				t.Fatalf("go list -deps %s: %v", pkg, err)
+			}
+			for _, dep := range strings.Fields(string(deps)) {
+				for _, f := range r.forbidden {
+					if dep == f || strings.HasPrefix(dep, f+"/") {
+						t.Errorf("%s depends on %s", pkg, dep)
+					}
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/wisp-relay/wisp/relay"
+	"github.com/wisp-relay/wisp/storage/sqlite"
+)
+
+const (
+	// shutdownTimeout bounds how long a shutdown waits for queued events to
+	// be stored and answered before giving up on the stragglers.
+	shutdownTimeout = 15 * time.Second
+	// finalCheckpointTimeout bounds the last WAL checkpoint before closing.
+	finalCheckpointTimeout = 10 * time.Second
+	// readHeaderTimeout stops clients that open a connection and stall.
+	readHeaderTimeout = 10 * time.Second
+)
+
+// serve runs the relay until ctx is done, then shuts it down in order: stop
+// accepting, let queued events reach the store and their OKs the clients,
+// close connections going away, checkpoint and close the database.
+func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Addr)) (err error) {
+	log := newLogger(cfg, stderr)
+
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	store, err := sqlite.Open(ctx, cfg.dbPath(), sqlite.Options{ReadConns: cfg.ReadConns})
+	if err != nil {
+		return fmt.Errorf("open database %s: %w", cfg.dbPath(), err)
+	}
+	// The store is closed last, after the relay has drained into it.
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalCheckpointTimeout)
+		defer cancel()
+		if cerr := store.Checkpoint(cctx); cerr != nil {
+			log.Warn("final checkpoint failed", "err", cerr)
+		}
+		if cerr := store.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close database: %w", cerr))
+		}
+	}()
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+
+	rl := relay.New(relay.Config{
+		Limits:        cfg.limits(),
+		Info:          cfg.info(),
+		Version:       version,
+		Verifier:      verifier,
+		VerifyWorkers: cfg.VerifyWorkers,
+		WriteBatchMax: cfg.WriteBatchMax,
+		WriteQueue:    cfg.WriteQueue,
+		ExpirySweep:   cfg.ExpirySweep,
+		Logger:        log,
+	}, store)
+	rl.Start()
+
+	srv := &http.Server{
+		Handler:           rl,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	var wg sync.WaitGroup
+	upkeepCtx, stopUpkeep := context.WithCancel(ctx)
+	defer stopUpkeep()
+	if cfg.CheckpointInterval > 0 {
+		wg.Go(func() { upkeep(upkeepCtx, store, cfg.CheckpointInterval, log) })
+	}
+
+	log.Info("wisp listening",
+		"url", clientURL(cfg.PublicURL, ln.Addr()),
+		"addr", ln.Addr().String(),
+		"data", cfg.dbPath(),
+		"version", version,
+		"verifier", verifier)
+	if ready != nil {
+		ready(ln.Addr())
+	}
+
+	var errs []error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "cause", context.Cause(ctx))
+	case err := <-serveErr:
+		errs = append(errs, fmt.Errorf("serve http: %w", err))
+		log.Error("http server failed, shutting down", "err", err)
+	}
+
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	// http.Server.Shutdown closes the listener and waits for plain HTTP
+	// requests, but it neither closes nor waits for hijacked websocket
+	// connections: those are the relay's to drain, so both run together.
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- srv.Shutdown(sctx) }()
+	if err := rl.Shutdown(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("shut down relay: %w", err))
+	}
+	if err := <-httpDone; err != nil {
+		errs = append(errs, fmt.Errorf("shut down http server: %w", err))
+	}
+	stopUpkeep()
+	wg.Wait()
+	log.Info("wisp stopped")
+	return errors.Join(errs...)
+}
+
+// upkeep keeps the database in shape: checkpointing bounds the WAL file and
+// PRAGMA optimize refreshes the planner's statistics as the data grows.
+func upkeep(ctx context.Context, store *sqlite.Store, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		start := time.Now()
+		if err := store.Checkpoint(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("checkpoint failed", "err", err)
+		}
+		if err := store.Optimize(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("optimize failed", "err", err)
+		}
+		log.Debug("database upkeep done", "took", time.Since(start))
+	}
+}
+
+// newLogger builds the process logger; cfg has been validated.
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	level, _ := parseLevel(cfg.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// clientURL is the URL to paste into a client: the configured public URL, or
+// ws:// and the bound address, with localhost for a wildcard address.
+func clientURL(public string, addr net.Addr) string {
+	if public != "" {
+		return public
+	}
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "ws://" + addr.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "ws://" + net.JoinHostPort(host, port)
+}
