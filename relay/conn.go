@@ -23,6 +23,11 @@ var tailBracket = []byte("]")
 // in this time is gone.
 const writeTimeout = 10 * time.Second
 
+// maxPingTimeout bounds the wait for a pong. Pings (Config.PingInterval)
+// find peers that vanished without closing (a dropped NAT mapping, a
+// sleeping phone) before their sockets pile up.
+const maxPingTimeout = 20 * time.Second
+
 // conn is one client connection. Its reader runs in the HTTP handler's
 // goroutine, its writer in a goroutine of its own; nobody else touches the
 // socket. Everyone else enqueues frames, bounded by maxPending bytes.
@@ -43,7 +48,12 @@ type conn struct {
 	space        chan struct{} // waiting senders: the queue shrank
 	writerDone   chan struct{}
 
-	subs map[string]*sub // reader goroutine only
+	subs map[string]*sub        // reader goroutine only
+	negs map[string]*negSession // NIP-77 sessions, reader goroutine only (negentropy.go)
+
+	auth connAuth // NIP-42 state, see auth.go
+
+	obs connObs // counts and close cause for operators, see observe.go
 }
 
 func newConn(r *Relay, ws *websocket.Conn, remote string) *conn {
@@ -143,10 +153,15 @@ func (c *conn) closeWith(code websocket.StatusCode, why string) bool {
 // writeLoop owns conn writes. It exits after closing the socket.
 func (c *conn) writeLoop() {
 	defer close(c.writerDone)
+	ping := time.NewTicker(c.r.cfg.PingInterval)
+	defer ping.Stop()
 	var buf []byte
 	for {
 		select {
 		case <-c.wake:
+		case <-ping.C:
+			go c.keepalive()
+			continue
 		case <-c.ctx.Done():
 			c.ws.CloseNow()
 			return
@@ -185,6 +200,8 @@ func (c *conn) writeLoop() {
 				c.pendingBytes -= f.size()
 				c.mu.Unlock()
 				signal(c.space)
+				c.obs.out++
+				c.r.metrics().MessageOut(frameVerb(f))
 			}
 			if cap(buf) > 64<<10 {
 				buf = nil // don't pin a large buffer on an idle connection
@@ -203,4 +220,15 @@ func (c *conn) finish(code websocket.StatusCode, why string) {
 		c.ws.CloseNow()
 	}
 	c.cancel()
+}
+
+// keepalive pings the client and drops the connection if no pong comes. It
+// runs in a short-lived goroutine so the writer never waits for a pong.
+func (c *conn) keepalive() {
+	ctx, cancel := context.WithTimeout(c.ctx, min(c.r.cfg.PingInterval, maxPingTimeout))
+	defer cancel()
+	if err := c.ws.Ping(ctx); err != nil && c.ctx.Err() == nil {
+		c.r.log.Debug("client did not answer a ping", "remote", c.remote, "err", err)
+		c.cancel()
+	}
 }

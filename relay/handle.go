@@ -17,6 +17,7 @@ func (c *conn) readLoop() {
 	for {
 		typ, data, err := c.ws.Read(c.ctx)
 		if err != nil {
+			c.obs.readErr = err
 			if websocket.CloseStatus(err) == websocket.StatusMessageTooBig {
 				c.r.log.Debug("client sent an oversized message", "remote", c.remote)
 			}
@@ -41,12 +42,21 @@ func (c *conn) closed(subID, msg string) {
 }
 
 func (c *conn) ok(id string, ok bool, msg string) {
+	if c.obs.verb != "AUTH" {
+		c.r.countOK(ok, msg)
+	}
 	c.sendWait(frame{body: okFrame(id, ok, msg)})
 }
 
 func (c *conn) handle(data []byte) {
+	if isNegMsg(data) { // NIP-77, see negentropy.go
+		c.observeIn("NEG")
+		c.handleNeg(data)
+		return
+	}
 	lim := &c.r.cfg.Limits
 	msg, perr := parseClientMsg(data, lim)
+	c.observeIn(msg.verb)
 	if perr != nil {
 		switch {
 		case perr.eventID != "":
@@ -67,9 +77,9 @@ func (c *conn) handle(data []byte) {
 	case "CLOSE":
 		c.handleClose(msg.subID)
 	case "COUNT":
-		c.closed(msg.subID, reason(prefixBlocked, "COUNT is not supported by this relay"))
+		c.handleCount(msg.subID, msg.filters)
 	case "AUTH":
-		c.ok(msg.event.ID, false, reason(prefixBlocked, "AUTH is not supported by this relay"))
+		c.handleAuth(msg.event)
 	default:
 		c.notice(reason(prefixInvalid, "unknown message type"))
 	}
@@ -93,6 +103,10 @@ func (c *conn) handleEvent(ev *nostr.Event) {
 	if !checkID(ev) {
 		r.stats.rejected.Add(1)
 		c.ok(ev.ID, false, reason(prefixInvalid, "event id does not match its content"))
+		return
+	}
+	in, admitted := c.admitEvent(ev, raw) // NIP-70, NIP-62, early policy
+	if !admitted {
 		return
 	}
 	if !isEphemeral(ev.Kind) {
@@ -122,7 +136,7 @@ func (c *conn) handleEvent(ev *nostr.Event) {
 	r.inflight.Add(1)
 	r.drainMu.RUnlock()
 
-	p := &pending{ev: ev, raw: raw, c: c}
+	p := &pending{ev: ev, raw: raw, c: c, in: in}
 	select {
 	case r.verifyCh <- p:
 	case <-c.ctx.Done():
@@ -155,7 +169,7 @@ func (c *conn) handleReq(subID string, filters []nostr.Filter) {
 	}
 	for i := range filters {
 		f := &filters[i]
-		if f.Search != "" {
+		if f.Search != "" && !r.searchEnabled() {
 			c.closed(subID, reason(prefixBlocked, "search (NIP-50) is not supported by this relay"))
 			return
 		}
@@ -168,12 +182,20 @@ func (c *conn) handleReq(subID string, filters []nostr.Filter) {
 		}
 	}
 
+	if !c.admitReq(subID, filters) {
+		return
+	}
+	private := mayMatchPrivate(filters) // then each event's visibility is checked
+
 	s := newSub(c, subID, filters)
 	c.subs[subID] = s
 	r.index.add(s) // before the query: live events park in s.pending
 
 	ctx, cancel := context.WithTimeout(c.ctx, lim.QueryTimeout)
-	watermark, err := r.store.Query(ctx, filters, func(raw []byte) error {
+	watermark, err := c.query(ctx, subID, filters, func(raw []byte) error {
+		if private && !c.maySeeRaw(raw) {
+			return nil
+		}
 		if !c.sendWait(frame{head: s.head, body: raw, tail: tailBracket}) {
 			return errConnClosing
 		}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wisp-relay/wisp/policy"
 )
 
 // softwareURL is what NIP-11's software field must be: the project's homepage.
@@ -21,6 +23,7 @@ type infoParams struct {
 	version, verifier string
 	nips              []int
 	url               string
+	policy            policy.Limitation // auth_required, restricted_writes, min_pow_difficulty
 }
 
 type infoDoc struct {
@@ -79,10 +82,13 @@ func infoDocument(p infoParams) []byte {
 			MaxLimit:            p.lim.MaxLimit,
 			MaxSubIDLength:      p.lim.MaxSubIDLength,
 			MaxEventTags:        p.lim.MaxEventTags,
-			MaxContentLength:    p.lim.MaxContentBytes,
+			MaxContentLength:    p.lim.MaxContentLength,
 			CreatedAtLowerLimit: ceilSeconds(p.lim.CreatedAtPast),
 			CreatedAtUpperLimit: int64(p.lim.CreatedAtFuture / time.Second),
 			DefaultLimit:        p.lim.DefaultLimit,
+			AuthRequired:        p.policy.AuthRequired,
+			RestrictedWrites:    p.policy.RestrictedWrites,
+			MinPowDifficulty:    p.policy.MinPoW,
 		},
 	}
 	b, err := json.Marshal(doc)

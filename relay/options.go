@@ -8,7 +8,7 @@ type Limits struct {
 	MaxEventBytes    int           // largest event, as canonical JSON
 	MaxEventTags     int           // most tags in one event
 	MaxTagValueBytes int           // longest single tag element (bytes)
-	MaxContentBytes  int           // longest content (bytes)
+	MaxContentLength int           // longest content (unicode characters, as NIP-11 counts it)
 	MaxSubscriptions int           // open subscriptions per connection
 	MaxFilters       int           // filters per REQ
 	MaxFilterValues  int           // values in one filter list (ids, authors, kinds, each #tag)
@@ -28,7 +28,7 @@ func DefaultLimits() Limits {
 		MaxEventBytes:    256 * 1024,
 		MaxEventTags:     2000,
 		MaxTagValueBytes: 8 * 1024,
-		MaxContentBytes:  128 * 1024,
+		MaxContentLength: 128 * 1024,
 		MaxSubscriptions: 50,
 		MaxFilters:       10,
 		MaxFilterValues:  500,

@@ -92,7 +92,7 @@ func pageLimits(l *Limits) []pageRow {
 	return []pageRow{
 		{"Largest message", formatBytes(l.MaxMessageBytes)},
 		{"Largest event", formatBytes(l.MaxEventBytes)},
-		{"Longest content", formatBytes(l.MaxContentBytes)},
+		{"Longest content", groupThousands(int64(l.MaxContentLength)) + " characters"},
 		{"Tags per event", count(l.MaxEventTags, "")},
 		{"Longest tag element", formatBytes(l.MaxTagValueBytes)},
 		{"Oldest created_at", past},

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp/policy"
 	"github.com/wisp-relay/wisp/storage"
 )
 
@@ -15,13 +17,24 @@ type pending struct {
 	ev  *nostr.Event
 	raw []byte
 	c   *conn
+	in  *policy.Input // for the policy's late stage; nil without a policy
+
+	// Set for events fed through Ingest (c is nil), see ingest.go.
+	noVerify bool
+	source   policy.Source
+	origin   string                    // the relay it came from, if any
+	done     func(ok bool, msg string) // called with the answer
 }
 
 // answer sends the OK for p and marks it done. It never blocks: it runs on
 // the verify workers and the writer.
 func (r *Relay) answer(p *pending, ok bool, msg string) {
+	r.countOK(ok, msg)
 	if p.c != nil {
 		p.c.sendNoWait(frame{body: okFrame(p.ev.ID, ok, msg)})
+	}
+	if p.done != nil {
+		p.done(ok, msg)
 	}
 	r.inflight.Done()
 }
@@ -49,9 +62,12 @@ func (r *Relay) verifyLoop() {
 		case <-r.ctx.Done():
 			return
 		case p := <-r.verifyCh:
-			if !verifySig(p.ev) {
+			if !p.noVerify && !verifySig(p.ev) {
 				r.stats.rejected.Add(1)
 				r.answer(p, false, reason(prefixInvalid, "bad signature"))
+				continue
+			}
+			if !r.judgeLate(p) {
 				continue
 			}
 			r.writeCh <- p
@@ -89,7 +105,9 @@ func (r *Relay) writeLoop() {
 		var results []storage.Result
 		var err error
 		if len(items) > 0 {
+			start := time.Now()
 			results, err = r.store.Save(r.ctx, items)
+			r.metrics().WriteBatch(len(items), time.Since(start), err)
 		}
 		if err != nil {
 			r.log.Error("save batch", "events", len(items), "err", err)
@@ -97,6 +115,7 @@ func (r *Relay) writeLoop() {
 		i := 0
 		for _, p := range batch {
 			if isEphemeral(p.ev.Kind) {
+				r.metrics().Event(OutcomeEphemeral, "")
 				r.answer(p, true, "")
 				r.broadcast(p.ev, liveEvent{raw: p.raw})
 				continue
@@ -110,14 +129,16 @@ func (r *Relay) writeLoop() {
 			switch res.Outcome {
 			case storage.Stored:
 				r.stats.stored.Add(1)
+				r.metrics().Event(OutcomeStored, "")
 				r.answer(p, true, "")
 				r.broadcast(p.ev, liveEvent{seq: res.Seq, raw: p.raw})
+				r.notifyStored(p, res.Seq)
 			case storage.Duplicate:
 				r.stats.duplicate.Add(1)
 				r.answer(p, true, reason(prefixDuplicate, "already have this event"))
 			case storage.Deleted:
 				r.stats.rejected.Add(1)
-				r.answer(p, false, reason(prefixBlocked, "this event was deleted by its author"))
+				r.answer(p, false, reason(prefixBlocked, "this event was deleted by its author (NIP-09, NIP-62)"))
 			case storage.Superseded:
 				r.stats.rejected.Add(1)
 				r.answer(p, false, reason(prefixBlocked, "a newer version of this event is already stored"))
@@ -134,7 +155,11 @@ func (r *Relay) writeLoop() {
 // broadcast hands a committed (or ephemeral) event to every subscription
 // that matches it. Only the writer goroutine calls it.
 func (r *Relay) broadcast(ev *nostr.Event, e liveEvent) {
+	private := isPrivateKind(ev.Kind)
 	r.index.match(ev, func(s *sub) {
+		if private && !s.c.maySee(ev) {
+			return // private messages reach only their recipients
+		}
 		s.deliver(e, r.cfg.Limits.MaxPendingBytes)
 	})
 }

@@ -31,11 +31,33 @@ type Config struct {
 	WriteBatchMax int           // most events in one write transaction (0: 500)
 	WriteQueue    int           // events waiting for the writer before EVENTs wait (0: 4096)
 	ExpirySweep   time.Duration // how often expired events are purged (0: 1m)
-	Logger        *slog.Logger  // nil: discard
+	// PingInterval is how often an idle client is pinged; one that does not
+	// answer within the interval (at most 20s) is dropped. 0: 45s.
+	PingInterval time.Duration
+	Logger       *slog.Logger // nil: discard
+
+	// Policy decides who may connect, read and write (nil: everyone); see
+	// policy.go. Manager serves NIP-86 calls from AdminPubkeys (nil or no
+	// admins: no management API). RealIPHeader names the header a reverse
+	// proxy puts the client's address in ("": use the TCP peer).
+	Policy       Policy
+	Manager      Manager
+	AdminPubkeys []string
+	RealIPHeader string
+
+	// Negentropy configures NIP-77 set reconciliation (off when zero); see
+	// negentropy.go.
+	Negentropy NegentropyConfig
+
+	// Metrics receives counters and timings (nil: none); see observe.go.
+	Metrics Metrics
+	// SlowQuery: stored queries taking at least this long are logged with
+	// their filters (0: never).
+	SlowQuery time.Duration
 }
 
 // supportedNIPs are the NIPs this build really implements.
-var supportedNIPs = []int{1, 9, 11, 40}
+var supportedNIPs = []int{1, 9, 11, 40, 45}
 
 // Relay is a Nostr relay over one store. Create it with New, call Start, serve
 // it as an http.Handler, and stop it with Shutdown.
@@ -62,6 +84,12 @@ type Relay struct {
 	connsMu sync.Mutex
 	conns   map[*conn]struct{}
 	connWG  sync.WaitGroup
+
+	httpAuthSeen authCache // NIP-98 events already used (manage.go)
+
+	search searchState // NIP-50, see search.go
+
+	hooks storedHooks // told about stored events, see ingest.go
 }
 
 // counters are the relay's running figures.
@@ -80,6 +108,9 @@ func New(cfg Config, store storage.Store) *Relay {
 	}
 	if cfg.WriteQueue <= 0 {
 		cfg.WriteQueue = 4096
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = 45 * time.Second
 	}
 	if cfg.ExpirySweep <= 0 {
 		cfg.ExpirySweep = time.Minute
@@ -124,18 +155,20 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	switch {
 	case websocketRequested(req):
 		r.serveWebsocket(w, req)
+	case r.isManagementRequest(req):
+		r.serveManagement(w, req)
 	case wantsInfo(req) || req.Method == http.MethodOptions:
 		serveInfo(w, req, r.infoDocument(req))
 	case req.Method == http.MethodGet || req.Method == http.MethodHead:
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		err := renderPage(w, pageParams{
-			info:         r.cfg.Info,
+			info:         r.info(),
 			lim:          r.cfg.Limits,
 			version:      r.cfg.Version,
 			verifier:     r.cfg.Verifier,
-			nips:         supportedNIPs,
+			nips:         r.nips(),
 			url:          relayURL(req, r.cfg.Info.PublicURL),
-			eventsStored: -1,
+			eventsStored: r.eventsStored(req.Context()),
 			connections:  int(r.stats.connections.Load()),
 		})
 		if err != nil {
@@ -153,12 +186,13 @@ func websocketRequested(req *http.Request) bool {
 
 func (r *Relay) infoDocument(req *http.Request) []byte {
 	return infoDocument(infoParams{
-		info:     r.cfg.Info,
+		info:     r.info(),
 		lim:      r.cfg.Limits,
 		version:  r.cfg.Version,
 		verifier: r.cfg.Verifier,
-		nips:     supportedNIPs,
+		nips:     r.nips(),
 		url:      relayURL(req, r.cfg.Info.PublicURL),
+		policy:   r.limitation(),
 	})
 }
 
@@ -175,6 +209,13 @@ func (r *Relay) serveWebsocket(w http.ResponseWriter, req *http.Request) {
 	}
 	defer r.connWG.Done()
 
+	remote := r.clientIP(req)
+	release, admitted := r.admitConn(w, remote)
+	if !admitted {
+		return
+	}
+	defer release()
+
 	ws, err := websocket.Accept(w, req, &websocket.AcceptOptions{
 		// Nostr clients are web apps on any origin; there are no cookies
 		// to protect.
@@ -185,14 +226,17 @@ func (r *Relay) serveWebsocket(w http.ResponseWriter, req *http.Request) {
 	}
 	ws.SetReadLimit(int64(r.cfg.Limits.MaxMessageBytes))
 
-	c := newConn(r, ws, remoteAddr(req))
+	c := newConn(r, ws, remote)
+	c.auth.init(c, req)
 	r.connsMu.Lock()
 	r.conns[c] = struct{}{}
 	r.connsMu.Unlock()
 	r.stats.connections.Add(1)
+	c.logOpened(r.stats.connections.Load())
 
 	go c.writeLoop()
 	c.readLoop()
+	why := c.endReason()
 
 	for _, s := range c.subs {
 		r.index.remove(s)
@@ -204,6 +248,7 @@ func (r *Relay) serveWebsocket(w http.ResponseWriter, req *http.Request) {
 	delete(r.conns, c)
 	r.connsMu.Unlock()
 	r.stats.connections.Add(-1)
+	c.logClosed(why)
 }
 
 func remoteAddr(req *http.Request) string {

@@ -352,7 +352,7 @@ func TestNIP11AndFrontPage(t *testing.T) {
 		t.Fatalf("NIP-11 document %s: %v", body, err)
 	}
 	lim := relay.DefaultLimits()
-	if doc.Name != "Test <Relay>" || doc.Description != "a relay for tests" || !slices.Equal(doc.SupportedNIPs, []int{1, 9, 11, 40}) ||
+	if doc.Name != "Test <Relay>" || doc.Description != "a relay for tests" || !slices.Equal(doc.SupportedNIPs, []int{1, 9, 11, 17, 40, 42, 45, 59, 62, 70}) ||
 		doc.Limitation.MaxMessageLength != lim.MaxMessageBytes || doc.Limitation.MaxSubscriptions != lim.MaxSubscriptions ||
 		doc.Limitation.MaxLimit != lim.MaxLimit || doc.Software == "" || !strings.HasPrefix(doc.Version, "test") {
 		t.Errorf("document: %s", body)
@@ -569,4 +569,25 @@ func TestShutdownDrainsAcceptedEvents(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d events acknowledged before shutdown", len(okd), len(evs))
+}
+
+func TestSilentClientIsDroppedByPing(t *testing.T) {
+	tr := startRelay(t, func(c *relay.Config) { c.PingInterval = 100 * time.Millisecond })
+	// This client never reads, so it never answers a ping.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	silent, _, err := websocket.Dial(ctx, tr.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.CloseNow()
+	// A client that reads answers pings and stays.
+	alive := dial(t, tr.url)
+	eventually(t, "two connections", func() bool { return tr.relay.Stats().Connections == 2 })
+	eventually(t, "the silent client dropped", func() bool { return tr.relay.Stats().Connections == 1 })
+	time.Sleep(300 * time.Millisecond)
+	if n := tr.relay.Stats().Connections; n != 1 {
+		t.Fatalf("%d connections, want the reading client to stay", n)
+	}
+	alive.mustPublish(newKey(t).sign(t, 1, now(), "still connected"))
 }

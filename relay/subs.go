@@ -47,7 +47,7 @@ func newSub(c *conn, id string, filters []nostr.Filter) *sub {
 
 func (s *sub) matches(ev *nostr.Event) bool {
 	for i := range s.filters {
-		if s.filters[i].Matches(ev) {
+		if s.filters[i].Matches(ev) && s.c.r.matchesSearch(&s.filters[i], ev) {
 			return true
 		}
 	}

@@ -3,6 +3,7 @@ package relay
 import (
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nbd-wtf/go-nostr"
 )
@@ -21,7 +22,7 @@ func checkEvent(ev *nostr.Event, raw []byte, lim *Limits, now time.Time) string 
 	if lim.MaxEventTags > 0 && len(ev.Tags) > lim.MaxEventTags {
 		return reason(prefixInvalid, "too many tags")
 	}
-	if lim.MaxContentBytes > 0 && len(ev.Content) > lim.MaxContentBytes {
+	if lim.MaxContentLength > 0 && len(ev.Content) > lim.MaxContentLength && utf8.RuneCountInString(ev.Content) > lim.MaxContentLength {
 		return reason(prefixInvalid, "content too long")
 	}
 	// Compared in whole seconds, as created_at is.

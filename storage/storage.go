@@ -18,7 +18,8 @@ const (
 	Stored Outcome = iota + 1
 	// Duplicate: an event with the same id was already stored.
 	Duplicate
-	// Deleted: the event was deleted earlier (NIP-09) and may not come back.
+	// Deleted: the event was deleted earlier (NIP-09) or its author asked to
+	// vanish (NIP-62), and it may not come back.
 	Deleted
 	// Superseded: a newer version of this replaceable/addressable event is stored.
 	Superseded
@@ -67,8 +68,12 @@ type Store interface {
 	// per item, in order. When it returns a nil error, every Stored event is
 	// durable. Replaceable (0, 3, 10000-19999) and addressable (30000-39999)
 	// events keep only the newest per key (lowest id on a tie); kind 5 events
-	// delete what they name (NIP-09) inside the same transaction. Ephemeral
-	// events (20000-29999) must not be passed.
+	// delete what they name (NIP-09) inside the same transaction. A kind 62
+	// (NIP-62, request to vanish) deletes every event of its pubkey up to
+	// its created_at (kind 5 included, earlier kind 62 excepted) and every
+	// gift wrap (1059) p-tagging it, and such events are refused (Deleted)
+	// from then on; the caller passes only requests that name this relay.
+	// Ephemeral events (20000-29999) must not be passed.
 	Save(ctx context.Context, items []Item) ([]Result, error)
 
 	// Query calls fn with the stored JSON of every event that matches any of
@@ -78,7 +83,17 @@ type Store interface {
 	// reads happen in one snapshot; watermark is the highest sequence number
 	// visible in that snapshot, so an event with a higher Seq was not seen.
 	// Returning an error from fn stops the query and returns that error.
+	// A filter with Search (NIP-50) matches nothing unless the engine is a
+	// Searcher; see there for how it is served.
 	Query(ctx context.Context, filters []nostr.Filter, fn func(raw []byte) error) (watermark int64, err error)
+
+	// Count returns how many stored events match any of the filters (NIP-45),
+	// each event counted once, by the rules of Query except that limits are
+	// ignored: no expired event, and search as Query serves it. It counts
+	// from indexes without reading the events' JSON. When more events match
+	// than the engine is willing to count, it may stop and return a lower
+	// bound with approximate true.
+	Count(ctx context.Context, filters []nostr.Filter) (count int64, approximate bool, err error)
 
 	// Has reports whether an event with this id (64 lowercase hex) is stored.
 	Has(ctx context.Context, id string) (bool, error)

@@ -56,8 +56,8 @@ type Config struct {
 	MaxEventTags int `env:"MAX_EVENT_TAGS" envDefault:"2000"`
 	// MaxTagValueBytes is the longest tag element (bytes). Default 8192.
 	MaxTagValueBytes int `env:"MAX_TAG_VALUE_BYTES" envDefault:"8192"`
-	// MaxContentBytes is the longest event content (bytes). Default 131072.
-	MaxContentBytes int `env:"MAX_CONTENT_BYTES" envDefault:"131072"`
+	// MaxContentLength is the longest event content (unicode characters). Default 131072.
+	MaxContentLength int `env:"MAX_CONTENT_LENGTH" envDefault:"131072"`
 	// MaxSubscriptions is the most open subscriptions per connection (count). Default 50.
 	MaxSubscriptions int `env:"MAX_SUBSCRIPTIONS" envDefault:"50"`
 	// MaxFilters is the most filters in one REQ (count). Default 10.
@@ -84,13 +84,78 @@ type Config struct {
 	WriteBatchMax int `env:"WRITE_BATCH_MAX" envDefault:"500"`
 	// WriteQueue is the events waiting for the writer before EVENTs wait (events). Default 4096.
 	WriteQueue int `env:"WRITE_QUEUE" envDefault:"4096"`
-	// ExpirySweep is how often expired events are purged (duration). Default 1m.
+	// ExpirySweep is how often expired events, and events past their
+	// retention (WISP_RETENTION), are purged (duration). Default 1m.
 	ExpirySweep time.Duration `env:"EXPIRY_SWEEP" envDefault:"1m"`
 	// ReadConns is the number of read-only database connections (count). Default 4.
 	ReadConns int `env:"READ_CONNS" envDefault:"4"`
 	// CheckpointInterval is how often the WAL is checkpointed (TRUNCATE) and
 	// PRAGMA optimize runs (duration, 0: never). Default 5m.
 	CheckpointInterval time.Duration `env:"CHECKPOINT_INTERVAL" envDefault:"5m"`
+
+	// Who may write and read (see policy.go in this directory and package policy).
+
+	// Auth is what NIP-42 AUTH is required for: open, write or all. Default open.
+	Auth string `env:"AUTH" envDefault:"open"`
+	// AllowPubkeys, if set, are the only pubkeys that may publish (hex or
+	// npub, comma-separated); NIP-86 allowpubkey adds more. Default empty.
+	AllowPubkeys string `env:"ALLOW_PUBKEYS" envDefault:""`
+	// DenyPubkeys may not publish (hex or npub, comma-separated). Default empty.
+	DenyPubkeys string `env:"DENY_PUBKEYS" envDefault:""`
+	// AllowKinds, if set, are the only kinds stored (list and ranges such
+	// as 0,1,3,30000-39999). Default empty.
+	AllowKinds string `env:"ALLOW_KINDS" envDefault:""`
+	// DenyKinds are kinds never stored (list and ranges). Default empty.
+	DenyKinds string `env:"DENY_KINDS" envDefault:""`
+	// MinPoW is the NIP-13 proof of work every client event needs (bits, 0: none). Default 0.
+	MinPoW int `env:"MIN_POW" envDefault:"0"`
+	// EventRateIP limits EVENTs per client IP (N/period, such as 20/1m; empty: none). Default empty.
+	EventRateIP string `env:"EVENT_RATE_IP" envDefault:""`
+	// EventRatePubkey limits EVENTs per author (N/period; empty: none). Default empty.
+	EventRatePubkey string `env:"EVENT_RATE_PUBKEY" envDefault:""`
+	// ReqRateIP limits REQs per client IP (N/period; empty: none). Default empty.
+	ReqRateIP string `env:"REQ_RATE_IP" envDefault:""`
+	// ConnRateIP limits new connections per client IP (N/period; empty: none). Default empty.
+	ConnRateIP string `env:"CONN_RATE_IP" envDefault:""`
+	// MaxConnsPerIP caps open connections per client IP (count, 0: no cap). Default 0.
+	MaxConnsPerIP int `env:"MAX_CONNS_PER_IP" envDefault:"0"`
+	// RealIPHeader is the header a reverse proxy puts the client's address
+	// in, such as X-Forwarded-For (empty: the TCP peer). Default empty.
+	RealIPHeader string `env:"REAL_IP_HEADER" envDefault:""`
+	// WritePolicyPlugin is a strfry write-policy plugin: a path, or a
+	// command with arguments run by /bin/sh (empty: none). Default empty.
+	WritePolicyPlugin string `env:"WRITE_POLICY_PLUGIN" envDefault:""`
+	// WritePolicyTimeout is how long the plugin may take per event (duration). Default 5s.
+	WritePolicyTimeout time.Duration `env:"WRITE_POLICY_TIMEOUT" envDefault:"5s"`
+	// AdminPubkeys may use the NIP-86 management API (hex or npub,
+	// comma-separated; empty: API off). Default empty.
+	AdminPubkeys string `env:"ADMIN_PUBKEYS" envDefault:""`
+
+	// Search, metrics, retention and logs (see features.go).
+
+	// SearchKinds are the kinds whose content is indexed for NIP-50 search
+	// (kinds, comma-separated; none: search off). Default 1,30023.
+	SearchKinds string `env:"SEARCH_KINDS" envDefault:"1,30023"`
+	// MetricsToken, if set, is the bearer token /metrics requires (text;
+	// empty: /metrics is open). Default empty.
+	MetricsToken string `env:"METRICS_TOKEN" envDefault:""`
+	// Retention deletes old events of some kinds (KINDS:AGE rules,
+	// comma-separated, such as 7:30d,1:8760h; empty: keep everything).
+	// Default empty.
+	Retention string `env:"RETENTION" envDefault:""`
+	// SlowQuery logs stored queries taking at least this long with their
+	// filters (duration, 0: never). Default 500ms.
+	SlowQuery time.Duration `env:"SLOW_QUERY" envDefault:"500ms"`
+
+	// Moving events between relays (see sync.go and mirror.go).
+
+	// Negentropy turns NIP-77 set reconciliation on (true or false). Default true.
+	Negentropy bool `env:"NEGENTROPY" envDefault:"true"`
+	// NegMaxEvents caps the events one negentropy session may cover (events). Default 500000.
+	NegMaxEvents int `env:"NEG_MAX_EVENTS" envDefault:"500000"`
+	// MirrorConfig is the path of the live mirroring config that wisp serve
+	// runs (path; empty: no mirroring). Default empty.
+	MirrorConfig string `env:"MIRROR_CONFIG" envDefault:""`
 }
 
 // loadConfig reads Config from environ (KEY=VALUE entries, as os.Environ
@@ -202,7 +267,7 @@ func (c Config) validate() []error {
 		{"MAX_EVENT_BYTES", c.MaxEventBytes, c.MaxEventBytes > 0},
 		{"MAX_EVENT_TAGS", c.MaxEventTags, c.MaxEventTags > 0},
 		{"MAX_TAG_VALUE_BYTES", c.MaxTagValueBytes, c.MaxTagValueBytes > 0},
-		{"MAX_CONTENT_BYTES", c.MaxContentBytes, c.MaxContentBytes > 0},
+		{"MAX_CONTENT_LENGTH", c.MaxContentLength, c.MaxContentLength > 0},
 		{"MAX_SUBSCRIPTIONS", c.MaxSubscriptions, c.MaxSubscriptions > 0},
 		{"MAX_FILTERS", c.MaxFilters, c.MaxFilters > 0},
 		{"MAX_FILTER_VALUES", c.MaxFilterValues, c.MaxFilterValues > 0},
@@ -244,6 +309,8 @@ func (c Config) validate() []error {
 	if c.MaxEventBytes > c.MaxMessageBytes {
 		bad("MAX_EVENT_BYTES", c.MaxEventBytes, fmt.Sprintf("must not exceed %sMAX_MESSAGE_BYTES (%d)", envPrefix, c.MaxMessageBytes))
 	}
+	errs = append(errs, c.validatePolicy()...)
+	errs = append(errs, c.validateFeatures()...)
 	return errs
 }
 
@@ -277,7 +344,7 @@ func (c Config) limits() relay.Limits {
 	l.MaxEventBytes = c.MaxEventBytes
 	l.MaxEventTags = c.MaxEventTags
 	l.MaxTagValueBytes = c.MaxTagValueBytes
-	l.MaxContentBytes = c.MaxContentBytes
+	l.MaxContentLength = c.MaxContentLength
 	l.MaxSubscriptions = c.MaxSubscriptions
 	l.MaxFilters = c.MaxFilters
 	l.MaxFilterValues = c.MaxFilterValues

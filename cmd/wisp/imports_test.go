@@ -18,10 +18,12 @@ func TestImportRules(t *testing.T) {
 		pkgs      string // go list pattern
 		forbidden []string
 	}{
-		{mod + "/relay/...", []string{"database/sql", "github.com/mattn/go-sqlite3", mod + "/storage/sqlite"}},
+		{mod + "/relay/...", []string{"database/sql", "github.com/mattn/go-sqlite3", mod + "/storage/sqlite", "github.com/prometheus"}},
+		{mod + "/metrics/...", []string{"github.com/mattn/go-sqlite3", mod + "/storage/sqlite"}},
 		{mod + "/storage", []string{"database/sql", "github.com/mattn/go-sqlite3", mod + "/relay"}},
 		{mod + "/policy/...", []string{mod + "/relay", "database/sql", "github.com/mattn/go-sqlite3"}},
 		{mod + "/storage/...", []string{mod + "/relay", mod + "/policy"}},
+		{mod + "/mirror/...", []string{"database/sql", "github.com/mattn/go-sqlite3", mod + "/storage/sqlite"}},
 	}
 	for _, r := range rules {
 		// One package at a time, so a violation names the importer.

@@ -25,6 +25,22 @@ const usage = `wisp is a Nostr relay that stores events in SQLite.
 Usage:
   wisp [serve]      run the relay (the default)
   wisp version      print the version
+  wisp bench <url>  measure a relay over websockets (wisp bench --help)
+  wisp scan <json filter>
+                    print stored events matching a filter as JSON lines
+  wisp delete --filter <json filter> [--yes]
+                    count (dry run), or with --yes delete, matching events
+  wisp backup <file>
+                    copy the database to file, while the relay runs
+  wisp stats        print event counts by kind, database and WAL size
+  wisp export [--filter <json>] [--since T] [--until T] [--out file]
+                    write stored events as JSON lines
+  wisp import [--no-verify] [file]
+                    store events from JSON lines (a file or standard input)
+  wisp sync <relay-url> [--dir down|up|both] [--filter <json>]
+                    reconcile with another relay (NIP-77, or REQ paging)
+  wisp mirror <config>
+                    run the live mirroring streams of a config file alone
   wisp --version    print the version
   wisp --help       show this help
 
@@ -86,7 +102,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer, 
 	if len(rest) > 0 {
 		cmd, rest = rest[0], rest[1:]
 	}
-	if len(rest) > 0 {
+	if len(rest) > 0 && cmd != "bench" && cmd != "scan" && cmd != "delete" && cmd != "backup" &&
+		cmd != "export" && cmd != "import" && cmd != "sync" && cmd != "mirror" { // these parse their own arguments
 		if rest[0] == "-h" || rest[0] == "--help" || rest[0] == "-help" {
 			_, err := fmt.Fprint(stdout, usage)
 			return err
@@ -102,6 +119,24 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer, 
 		return serve(ctx, cfg, stderr, ready)
 	case "version":
 		return printVersion(stdout)
+	case "bench":
+		return runBench(ctx, rest, stdout, stderr)
+	case "scan":
+		return runScan(ctx, rest, environ, stdout)
+	case "delete":
+		return runDelete(ctx, rest, environ, stdout)
+	case "backup":
+		return runBackup(ctx, rest, environ, stdout)
+	case "stats":
+		return runStats(ctx, environ, stdout)
+	case "export":
+		return runExport(ctx, rest, environ, stdout, stderr)
+	case "import":
+		return runImport(ctx, rest, environ, stdout, stderr)
+	case "sync":
+		return runSync(ctx, rest, environ, stdout, stderr)
+	case "mirror":
+		return runMirror(ctx, rest, environ, stdout, stderr)
 	case "help":
 		_, err := fmt.Fprint(stdout, usage)
 		return err

@@ -32,10 +32,13 @@ const (
 func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Addr)) (err error) {
 	log := newLogger(cfg, stderr)
 
+	if err := checkMirrorConfig(cfg); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
-	store, err := sqlite.Open(ctx, cfg.dbPath(), sqlite.Options{ReadConns: cfg.ReadConns})
+	store, err := sqlite.Open(ctx, cfg.dbPath(), sqlite.Options{ReadConns: cfg.ReadConns, SearchKinds: cfg.searchKinds()})
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", cfg.dbPath(), err)
 	}
@@ -51,12 +54,18 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 		}
 	}()
 
+	acc, err := newAccess(ctx, cfg, store, log)
+	if err != nil {
+		return err
+	}
+	defer acc.policy.Close() // stops a plugin, after the relay has drained
+
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 
-	rl := relay.New(relay.Config{
+	rcfg := relay.Config{
 		Limits:        cfg.limits(),
 		Info:          cfg.info(),
 		Version:       version,
@@ -66,11 +75,17 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 		WriteQueue:    cfg.WriteQueue,
 		ExpirySweep:   cfg.ExpirySweep,
 		Logger:        log,
-	}, store)
+		Negentropy:    cfg.negentropy(),
+	}
+	acc.apply(&rcfg, cfg)
+	var rl *relay.Relay
+	met := newMetrics(store, func() relay.Stats { return rl.Stats() }) // scraped only once rl is set
+	rcfg.Metrics, rcfg.SlowQuery = met, cfg.SlowQuery
+	rl = relay.New(rcfg, store)
 	rl.Start()
 
 	srv := &http.Server{
-		Handler:           rl,
+		Handler:           handler(rl, met, cfg.MetricsToken),
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -83,6 +98,14 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 	defer stopUpkeep()
 	if cfg.CheckpointInterval > 0 {
 		wg.Go(func() { upkeep(upkeepCtx, store, cfg.CheckpointInterval, log) })
+	}
+	if rules, _ := parseRetention(cfg.Retention); len(rules) > 0 {
+		wg.Go(func() { retain(upkeepCtx, store, rules, cfg.ExpirySweep, log) })
+	}
+	if cfg.MirrorConfig != "" { // live mirroring, see mirror.go; the file was checked
+		mirrorCtx, stopMirrors := context.WithCancel(ctx)
+		waitMirrors := startMirrors(mirrorCtx, cfg.MirrorConfig, rl, store, log)
+		defer func() { stopMirrors(); waitMirrors() }()
 	}
 
 	log.Info("wisp listening",

@@ -24,6 +24,9 @@ func (s *Store) Query(ctx context.Context, filters []nostr.Filter, fn func(raw [
 	queries := make([]builtQuery, 0, len(filters))
 	for i := range filters {
 		q, ok, err := buildQuery(&filters[i], now)
+		if filters[i].Search != "" {
+			q, ok, err = buildSearchQuery(&filters[i], now)
+		}
 		if err != nil {
 			return 0, fmt.Errorf("query filter %d: %w", i, err)
 		}
@@ -52,10 +55,16 @@ type row struct {
 	createdAt int64
 	id        [32]byte
 	raw       []byte
+	score     float64 // relevance of a search result
+	ranked    bool    // a search result, ordered by score
 }
 
-// compareRows orders newest first, then by lowest id.
+// compareRows orders search results first, by relevance, then newest
+// first, then by lowest id.
 func compareRows(a, b row) int {
+	if c := compareRank(a, b); c != 0 {
+		return c
+	}
 	if c := cmp.Compare(b.createdAt, a.createdAt); c != 0 {
 		return c
 	}
@@ -99,6 +108,9 @@ func (s *Store) read(ctx context.Context, queries []builtQuery) ([]row, int64, e
 }
 
 func runQuery(ctx context.Context, tx *sql.Tx, q builtQuery, seen map[[32]byte]struct{}, out *[]row) error {
+	if q.search {
+		return runSearch(ctx, tx, q, seen, out)
+	}
 	rs, err := tx.QueryContext(ctx, q.sql, q.args...)
 	if err != nil {
 		return fmt.Errorf("query: %w", err)
@@ -129,6 +141,10 @@ func runQuery(ctx context.Context, tx *sql.Tx, q builtQuery, seen map[[32]byte]s
 type builtQuery struct {
 	sql  string
 	args []any
+	// search: a NIP-50 query whose rows runSearch ranks, keeping the best
+	// limit of them (0: all).
+	search bool
+	limit  int
 }
 
 type tagCond struct {

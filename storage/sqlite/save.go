@@ -107,7 +107,7 @@ func (s *Store) Save(ctx context.Context, items []storage.Item) ([]storage.Resul
 		return nil, fmt.Errorf("save: begin: %w", err)
 	}
 	defer tx.Rollback() // a no-op after Commit
-	w := writeTx{ctx: context.WithoutCancel(ctx), tx: tx, stmts: &s.st}
+	w := writeTx{ctx: context.WithoutCancel(ctx), tx: tx, stmts: &s.st, van: &s.vanish}
 	for i := range items {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("save: %w", err)
@@ -125,6 +125,7 @@ func (s *Store) Save(ctx context.Context, items []storage.Item) ([]storage.Resul
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("save: commit: %w", err)
 	}
+	s.vanish.commit(w.vanishes)
 	return results, nil
 }
 
@@ -151,6 +152,9 @@ type writeTx struct {
 	tx    *sql.Tx
 	stmts *writeStmts
 	bound [numStmts]*sql.Stmt
+
+	van      *vanishState       // NIP-62 requests committed earlier
+	vanishes map[[32]byte]int64 // and those of this transaction
 }
 
 func (w *writeTx) stmt(i int) *sql.Stmt {
@@ -182,6 +186,16 @@ func (w *writeTx) save(it *storage.Item, k *keys) (storage.Result, error) {
 	ev := it.Event
 	id, pk := k.id[:], k.pubkey[:]
 	created := int64(ev.CreatedAt)
+
+	// NIP-62: what a request to vanish covered never comes back.
+	if w.vanished(ev, k, created) {
+		return vanishedResult, nil
+	}
+	if ev.Kind == KindVanish {
+		if err := w.applyVanish(pk, k.pubkey, created); err != nil {
+			return storage.Result{}, err
+		}
+	}
 
 	// A kind 5 cannot be deleted, so its id tombstones do not apply to it.
 	if ev.Kind != 5 {

@@ -71,6 +71,60 @@ CREATE TABLE deleted_addresses (
 	PRIMARY KEY (pubkey, kind, d)
 ) STRICT, WITHOUT ROWID;
 `,
+		// 2: moderation lists and settings (NIP-86), requests to vanish (NIP-62).
+		`
+CREATE TABLE moderation (
+	list   TEXT NOT NULL, -- banned_pubkeys, allowed_kinds, ... (named by package policy)
+	key    TEXT NOT NULL, -- a hex pubkey or id, a kind, an IP address
+	reason TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (list, key)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE settings (
+	key   TEXT NOT NULL PRIMARY KEY,
+	value TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+
+-- NIP-62: events of pubkey (and gift wraps p-tagging it) created at or
+-- before "until" are gone and refused.
+CREATE TABLE vanished (
+	pubkey BLOB    NOT NULL PRIMARY KEY,
+	until  INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+`,
+		// 3: NIP-50 search index and a running count of events.
+		`
+-- The content of events of the kinds in search_kinds, keyed by seq (docid).
+-- Triggers keep it in step with events in the same transaction; Open fills
+-- or empties it when the configured kinds change. unicode61 without
+-- diacritics removal: words match ignoring case, accents must match.
+CREATE VIRTUAL TABLE events_search USING fts4(content, tokenize=unicode61 "remove_diacritics=0");
+-- Merge index segments a little on every write instead of all at once.
+INSERT INTO events_search (events_search) VALUES ('automerge=8');
+CREATE TABLE search_kinds (kind INTEGER PRIMARY KEY) STRICT;
+CREATE TRIGGER events_search_insert AFTER INSERT ON events
+	WHEN new.kind IN (SELECT kind FROM search_kinds)
+BEGIN
+	INSERT INTO events_search (docid, content) VALUES (new.seq, json_extract(new.raw, '$.content'));
+END;
+CREATE TRIGGER events_search_delete AFTER DELETE ON events
+BEGIN
+	DELETE FROM events_search WHERE docid = old.seq;
+END;
+
+-- The number of stored events (expired ones included until they are
+-- purged), so that counting everything needs no scan.
+CREATE TABLE event_count (n INTEGER NOT NULL) STRICT;
+INSERT INTO event_count (n) SELECT count(*) FROM events;
+CREATE TRIGGER events_count_insert AFTER INSERT ON events
+BEGIN
+	UPDATE event_count SET n = n + 1;
+END;
+CREATE TRIGGER events_count_delete AFTER DELETE ON events
+BEGIN
+	UPDATE event_count SET n = n - 1;
+END;
+`,
 	}
 }
 

@@ -41,6 +41,13 @@ var _ storage.Store = (*Store)(nil)
 type Options struct {
 	// ReadConns is the size of the read-only connection pool (0 means 4).
 	ReadConns int
+	// SearchKinds are the kinds whose content is indexed for NIP-50 search.
+	// nil keeps the database's setting (none in a new database); a non-nil
+	// list, even empty, replaces it, indexing or dropping stored events.
+	SearchKinds []int
+	// CountCap is how many events Count counts before it stops and answers
+	// approximately (0 means DefaultCountCap).
+	CountCap int
 }
 
 // Store is an event store in one SQLite database file.
@@ -53,6 +60,11 @@ type Store struct {
 	w    *sql.DB // the one writer connection, BEGIN IMMEDIATE
 	r    *sql.DB // read-only pool
 	st   writeStmts
+
+	vanish vanishState // NIP-62 requests, see vanish.go
+
+	searchKinds []int // indexed for search, see search.go
+	countCap    int   // see count.go
 }
 
 // Open opens (creating if needed) the database at path, migrates it to the
@@ -98,6 +110,16 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	if err := migrate(ctx, s.w); err != nil {
 		return nil, err
+	}
+	if err := s.vanish.load(ctx, s.w); err != nil {
+		return nil, err
+	}
+	if s.searchKinds, err = configureSearch(ctx, s.w, opts.SearchKinds); err != nil {
+		return nil, err
+	}
+	s.countCap = opts.CountCap
+	if s.countCap <= 0 {
+		s.countCap = DefaultCountCap
 	}
 
 	// The readers are opened after the writer has put the file in WAL mode:

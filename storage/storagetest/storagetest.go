@@ -43,6 +43,12 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"QueryCallbackError", testQueryCallbackError},
 		{"ContextCancel", testContextCancel},
 		{"Closed", testClosed},
+		{"Count", testCount},
+		{"CountFollowsChanges", testCountFollowsChanges},
+		{"CountHLL", testCountHLL},
+		{"CountClosed", testCountClosed},
+		{"CountCancelled", testCountCancelled},
+		{"Vanish", testVanish},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,267 @@
+package bench
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+
+	"github.com/nbd-wtf/go-nostr"
+)
+
+// truth is what the relay should hold: the corpus minus the events it
+// refused at ingest. The checker answers every filter from it, with its own
+// matcher and indexes, so that it shares no code with any relay.
+type truth struct {
+	c      *Corpus
+	stored []bool // by corpus index: answered OK true
+	// unknown events were sent but never answered: the relay may or may
+	// not hold them, so either is accepted (an answer that includes one is
+	// judged as if it were stored).
+	unknown []bool
+
+	byAuthor map[string][]int
+	byKind   map[int][]int
+	byTag    map[string][]int // "<letter>:<value>"
+}
+
+// newTruth indexes the corpus; stored[i] says whether event i is on the
+// relay and unknown[i] that nobody knows (nil: all stored, none unknown).
+func newTruth(c *Corpus, stored, unknown []bool) *truth {
+	if stored == nil {
+		stored = make([]bool, len(c.Events))
+		for i := range stored {
+			stored[i] = true
+		}
+	}
+	if unknown == nil {
+		unknown = make([]bool, len(c.Events))
+	}
+	t := &truth{
+		c:        c,
+		stored:   stored,
+		unknown:  unknown,
+		byAuthor: map[string][]int{},
+		byKind:   map[int][]int{},
+		byTag:    map[string][]int{},
+	}
+	for i, ev := range c.Events {
+		t.byAuthor[ev.PubKey] = append(t.byAuthor[ev.PubKey], i)
+		t.byKind[ev.Kind] = append(t.byKind[ev.Kind], i)
+		for _, tag := range ev.Tags {
+			if len(tag) >= 2 && len(tag[0]) == 1 {
+				k := tag[0] + ":" + tag[1]
+				// A tag repeated in one event is indexed once.
+				if l := t.byTag[k]; len(l) == 0 || l[len(l)-1] != i {
+					t.byTag[k] = append(l, i)
+				}
+			}
+		}
+	}
+	return t
+}
+
+// matches says whether ev matches f by NIP-01: every field present must
+// match, since and until are inclusive. limit is not the matcher's concern.
+func matches(f *nostr.Filter, ev *nostr.Event) bool {
+	if len(f.IDs) > 0 && !slices.Contains(f.IDs, ev.ID) {
+		return false
+	}
+	if len(f.Authors) > 0 && !slices.Contains(f.Authors, ev.PubKey) {
+		return false
+	}
+	if len(f.Kinds) > 0 && !slices.Contains(f.Kinds, ev.Kind) {
+		return false
+	}
+	if f.Since != nil && ev.CreatedAt < *f.Since {
+		return false
+	}
+	if f.Until != nil && ev.CreatedAt > *f.Until {
+		return false
+	}
+	for name, values := range f.Tags {
+		if len(values) == 0 {
+			continue
+		}
+		found := false
+		for _, tag := range ev.Tags {
+			if len(tag) >= 2 && tag[0] == name && slices.Contains(values, tag[1]) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// candidates returns corpus indexes that include every event f can match,
+// from the narrowest index the filter allows.
+func (t *truth) candidates(f *nostr.Filter) []int {
+	var best []int
+	have := false
+	consider := func(l []int) {
+		if !have || len(l) < len(best) {
+			best, have = l, true
+		}
+	}
+	if len(f.IDs) > 0 {
+		var l []int
+		for _, id := range f.IDs {
+			if i, ok := t.c.index(id); ok {
+				l = append(l, i)
+			}
+		}
+		consider(l)
+	}
+	if len(f.Authors) > 0 {
+		var l []int
+		for _, a := range f.Authors {
+			l = append(l, t.byAuthor[a]...)
+		}
+		consider(l)
+	}
+	for name, values := range f.Tags {
+		if len(values) == 0 {
+			continue
+		}
+		var l []int
+		for _, v := range values {
+			l = append(l, t.byTag[name+":"+v]...)
+		}
+		consider(l)
+	}
+	if len(f.Kinds) > 0 {
+		var l []int
+		for _, k := range f.Kinds {
+			l = append(l, t.byKind[k]...)
+		}
+		consider(l)
+	}
+	if !have {
+		// Only a time window: the corpus is in time order.
+		evs := t.c.Events
+		lo, hi := 0, len(evs)
+		if f.Since != nil {
+			lo = sort.Search(len(evs), func(i int) bool { return evs[i].CreatedAt >= *f.Since })
+		}
+		if f.Until != nil {
+			hi = sort.Search(len(evs), func(i int) bool { return evs[i].CreatedAt > *f.Until })
+		}
+		for i := lo; i < hi; i++ {
+			best = append(best, i)
+		}
+	}
+	return best
+}
+
+// expected is every stored event matching f, newest first (ties by id, as
+// NIP-01 suggests; the checker accepts any order among ties). Events of
+// unknown fate count as stored when also[i] is true.
+func (t *truth) expected(f *nostr.Filter, also map[int]bool) []int {
+	cand := t.candidates(f)
+	out := make([]int, 0, len(cand))
+	for _, i := range cand {
+		if (t.stored[i] || also[i]) && matches(f, t.c.Events[i]) {
+			out = append(out, i)
+		}
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	evs := t.c.Events
+	sort.SliceStable(out, func(a, b int) bool {
+		ea, eb := evs[out[a]], evs[out[b]]
+		if ea.CreatedAt != eb.CreatedAt {
+			return ea.CreatedAt > eb.CreatedAt
+		}
+		return ea.ID < eb.ID
+	})
+	return out
+}
+
+// check says what is wrong with got as the relay's answer (stored events up
+// to EOSE) to a REQ with the single filter f, or "" if it is right. Right
+// means: every event is a stored corpus event, unaltered; it matches f;
+// none comes twice; there are no more than the limit; they come newest
+// first; and they are the newest ones: as many as the limit allows (all of
+// them without a limit), with none newer left out. Among events with equal
+// created_at any order and any choice at the cut is accepted.
+func (t *truth) check(f *nostr.Filter, got []*nostr.Event) string {
+	seen := make(map[string]bool, len(got))
+	var served map[int]bool // events of unknown fate in the answer
+	for n, ev := range got {
+		i, ok := t.c.index(ev.ID)
+		if !ok {
+			return fmt.Sprintf("event %d (%s) is not in the corpus", n, short(ev.ID))
+		}
+		switch {
+		case t.unknown[i]:
+			if served == nil {
+				served = map[int]bool{}
+			}
+			served[i] = true
+		case !t.stored[i]:
+			return fmt.Sprintf("event %d (%s) was refused at ingest", n, short(ev.ID))
+		}
+		if !same(ev, t.c.Events[i]) {
+			return fmt.Sprintf("event %d (%s) differs from the one published", n, short(ev.ID))
+		}
+		if !matches(f, ev) {
+			return fmt.Sprintf("event %d (%s) does not match the filter", n, short(ev.ID))
+		}
+		if seen[ev.ID] {
+			return fmt.Sprintf("event %d (%s) is sent twice", n, short(ev.ID))
+		}
+		seen[ev.ID] = true
+		if n > 0 && ev.CreatedAt > got[n-1].CreatedAt {
+			return fmt.Sprintf("event %d (%s) is newer than the one before it", n, short(ev.ID))
+		}
+	}
+	if f.Limit > 0 && len(got) > f.Limit {
+		return fmt.Sprintf("%d events for limit %d", len(got), f.Limit)
+	}
+	want := t.expected(f, served)
+	n := len(want)
+	if f.Limit > 0 {
+		n = min(n, f.Limit)
+	}
+	if len(got) != n {
+		return fmt.Sprintf("%d events, want %d", len(got), n)
+	}
+	if n == 0 {
+		return ""
+	}
+	oldest := got[len(got)-1].CreatedAt
+	for _, i := range want {
+		ev := t.c.Events[i]
+		if ev.CreatedAt <= oldest {
+			break
+		}
+		if !seen[ev.ID] {
+			return fmt.Sprintf("newer event %s (created_at %d) is missing", short(ev.ID), ev.CreatedAt)
+		}
+	}
+	return ""
+}
+
+// same says whether a received event is the published one in every field.
+func same(a, b *nostr.Event) bool {
+	if a.ID != b.ID || a.PubKey != b.PubKey || a.CreatedAt != b.CreatedAt ||
+		a.Kind != b.Kind || a.Content != b.Content || a.Sig != b.Sig || len(a.Tags) != len(b.Tags) {
+		return false
+	}
+	for i := range a.Tags {
+		if !slices.Equal(a.Tags[i], b.Tags[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

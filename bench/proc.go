@@ -1,0 +1,160 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// userHZ is the unit of the CPU times in /proc/PID/stat. The kernel fixes
+// it at 100 for user space on every architecture Linux exports /proc on
+// (USER_HZ), whatever its internal tick rate; reading sysconf would need cgo.
+const userHZ = 100
+
+// procSample is what /proc says about the relay process at one moment.
+type procSample struct {
+	cpuTicks   int64 // user+system, in 1/userHZ s
+	writeBytes int64 // bytes the process caused to be written to storage
+	rssKiB     int64
+}
+
+// Usage is what the relay process spent during a phase (with --pid).
+type Usage struct {
+	CPUSeconds     float64 `json:"cpu_seconds"`
+	DiskWriteBytes int64   `json:"disk_write_bytes"`
+}
+
+func (a procSample) usageSince(b procSample) *Usage {
+	return &Usage{
+		CPUSeconds:     float64(a.cpuTicks-b.cpuTicks) / userHZ,
+		DiskWriteBytes: a.writeBytes - b.writeBytes,
+	}
+}
+
+// readProc samples the process pid from /proc (Linux only).
+func readProc(pid int) (procSample, error) {
+	var s procSample
+	dir := "/proc/" + strconv.Itoa(pid)
+
+	stat, err := os.ReadFile(dir + "/stat")
+	if err != nil {
+		return s, fmt.Errorf("read relay cpu time: %w", err)
+	}
+	if s.cpuTicks, err = parseStatCPU(stat); err != nil {
+		return s, fmt.Errorf("relay %s/stat: %w", dir, err)
+	}
+
+	ioStats, err := os.ReadFile(dir + "/io")
+	if err != nil {
+		return s, fmt.Errorf("read relay disk writes: %w", err)
+	}
+	if s.writeBytes, err = procField(ioStats, "write_bytes:"); err != nil {
+		return s, fmt.Errorf("relay %s/io: %w", dir, err)
+	}
+
+	status, err := os.ReadFile(dir + "/status")
+	if err != nil {
+		return s, fmt.Errorf("read relay memory: %w", err)
+	}
+	if s.rssKiB, err = procField(status, "VmRSS:"); err != nil {
+		return s, fmt.Errorf("relay %s/status: %w", dir, err)
+	}
+	return s, nil
+}
+
+// parseStatCPU returns utime+stime from the contents of /proc/PID/stat. The
+// command name (field 2) may hold spaces and parentheses, so fields are
+// counted after its last ')'.
+func parseStatCPU(stat []byte) (int64, error) {
+	end := bytes.LastIndexByte(stat, ')')
+	if end < 0 {
+		return 0, fmt.Errorf("no command name in %q", stat)
+	}
+	f := strings.Fields(string(stat[end+1:]))
+	// After the name come field 3 (state) onwards: utime is field 14 and
+	// stime field 15, that is f[11] and f[12].
+	if len(f) < 13 {
+		return 0, fmt.Errorf("only %d fields", len(f)+2)
+	}
+	utime, err := strconv.ParseInt(f[11], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("utime: %w", err)
+	}
+	stime, err := strconv.ParseInt(f[12], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("stime: %w", err)
+	}
+	return utime + stime, nil
+}
+
+// procField returns the first number after name in a "name: value" file.
+func procField(data []byte, name string) (int64, error) {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), name)
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(rest)
+		if len(fields) == 0 {
+			break
+		}
+		v, err := strconv.ParseInt(fields[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s %w", name, err)
+		}
+		return v, nil
+	}
+	return 0, fmt.Errorf("no %s line", name)
+}
+
+// openFileLimit reads the soft "Max open files" limit of process pid.
+func openFileLimit(pid int) (int64, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/limits")
+	if err != nil {
+		return 0, fmt.Errorf("read relay limits: %w", err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), "Max open files")
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(rest)
+		if len(fields) == 0 {
+			break
+		}
+		if fields[0] == "unlimited" {
+			return -1, nil
+		}
+		v, err := strconv.ParseInt(fields[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("max open files: %w", err)
+		}
+		return v, nil
+	}
+	return 0, fmt.Errorf("no max open files line in relay limits")
+}
+
+// parseMachineBusy returns the busy time of all CPUs from the contents of
+// /proc/stat: user, nice, system, irq, softirq and steal of its "cpu" line
+// (idle and iowait are not busy; guest time is already in user).
+func parseMachineBusy(stat []byte) (int64, error) {
+	line, _, _ := bytes.Cut(stat, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, fmt.Errorf("unexpected /proc/stat line %q", line)
+	}
+	var busy int64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		v, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat field %d: %w", i, err)
+		}
+		busy += v
+	}
+	return busy, nil
+}

@@ -1,0 +1,351 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/nbd-wtf/go-nostr"
+)
+
+// The query mix: one REQ of each type in turn.
+const (
+	qIDs          = "ids"           // 20 ids
+	qAuthor       = "author"        // 1 author, limit 50
+	qAuthors      = "authors"       // 10 authors, limit 50
+	qKind         = "kind"          // one kind, limit 20–100
+	qTagE         = "#e"            // limit 50
+	qTagP         = "#p"            // limit 50
+	qTagT         = "#t"            // limit 50
+	qWindow       = "window"        // since/until holding ~40 events, no limit
+	qWindowLimit  = "window+limit"  // since/until holding ~1,000 events, limit 20
+	qKind0Authors = "kind0-authors" // kind 0 of 50 authors, no limit
+)
+
+func queryTypes() []string {
+	return []string{qIDs, qAuthor, qAuthors, qKind, qTagE, qTagP, qTagT, qWindow, qWindowLimit, qKind0Authors}
+}
+
+// query is one REQ of the mix.
+type query struct {
+	typ    string
+	filter nostr.Filter
+}
+
+// queryMix builds n REQs from the corpus, deterministically from its seed.
+// Every limit is at most 100 and every query without a limit matches at
+// most a few dozen events, so relays with small default caps (khatru's
+// SQLite store returns 100 at most) are judged fairly.
+func queryMix(c *Corpus, n int) []query {
+	rng := rand.New(rand.NewPCG(c.Spec.Seed^0x5eed, c.Spec.Seed+1))
+	evs, pks, tags := c.Events, c.Pubkeys, hashtags()
+	var eRefs []string // values of `e` tags, in corpus order
+	for _, ev := range evs {
+		for _, t := range ev.Tags {
+			if len(t) >= 2 && t[0] == "e" {
+				eRefs = append(eRefs, t[1])
+			}
+		}
+	}
+	distinctKeys := func(k int) []string {
+		k = min(k, len(pks))
+		out := make([]string, 0, k)
+		for _, i := range rng.Perm(len(pks))[:k] {
+			out = append(out, pks[i])
+		}
+		return out
+	}
+	span := int64(corpusSpan / time.Second)
+	window := func(expect int) (since, until nostr.Timestamp) {
+		w := max(60, span*int64(expect)/int64(len(evs)))
+		w = min(w, span)
+		s := c.Spec.Until - span + rng.Int64N(span-w+1)
+		return nostr.Timestamp(s), nostr.Timestamp(s + w)
+	}
+
+	types := queryTypes()
+	out := make([]query, n)
+	for i := range out {
+		q := query{typ: types[i%len(types)]}
+		f := &q.filter
+		switch q.typ {
+		case qIDs:
+			for _, j := range rng.Perm(len(evs))[:min(20, len(evs))] {
+				f.IDs = append(f.IDs, evs[j].ID)
+			}
+		case qAuthor:
+			f.Authors, f.Limit = distinctKeys(1), 50
+		case qAuthors:
+			f.Authors, f.Limit = distinctKeys(10), 50
+		case qKind:
+			switch rng.IntN(3) {
+			case 0:
+				f.Kinds, f.Limit = []int{1}, 100
+			case 1:
+				f.Kinds, f.Limit = []int{7}, 50
+			default:
+				f.Kinds, f.Limit = []int{30023}, 20
+			}
+		case qTagE:
+			v := evs[rng.IntN(len(evs))].ID
+			if len(eRefs) > 0 {
+				v = eRefs[rng.IntN(len(eRefs))]
+			}
+			f.Tags, f.Limit = nostr.TagMap{"e": {v}}, 50
+		case qTagP:
+			f.Tags, f.Limit = nostr.TagMap{"p": distinctKeys(1)}, 50
+		case qTagT:
+			f.Tags, f.Limit = nostr.TagMap{"t": {tags[skewed(rng, len(tags))]}}, 50
+		case qWindow:
+			s, u := window(40)
+			f.Since, f.Until = &s, &u
+		case qWindowLimit:
+			s, u := window(1000)
+			f.Since, f.Until, f.Limit = &s, &u, 20
+		case qKind0Authors:
+			f.Kinds, f.Authors = []int{0}, distinctKeys(50)
+		}
+		out[i] = q
+	}
+	return out
+}
+
+// QueryReport is the query phase.
+type QueryReport struct {
+	Clients   int `json:"clients"`
+	Queries   int `json:"queries"`
+	Completed int `json:"completed"` // answered with EOSE
+	// Failed counts REQs answered with CLOSED (by prefix) or not at all
+	// ("timeout"), and connections lost ("connection").
+	Failed           map[string]int    `json:"failed,omitempty"`
+	Mismatches       int               `json:"mismatches"`
+	MismatchExamples []string          `json:"mismatch_examples,omitempty"`
+	Events           int               `json:"events"`
+	Seconds          float64           `json:"seconds"`
+	QueriesPerSecond float64           `json:"queries_per_second"`
+	EventsPerSecond  float64           `json:"events_per_second"`
+	EOSE             Latency           `json:"eose_latency"`
+	ByType           []QueryTypeReport `json:"by_type"`
+	Cost
+	CPUMsPerQuery float64 `json:"relay_cpu_ms_per_query,omitempty"`
+}
+
+// QueryTypeReport is one type of REQ in the mix.
+type QueryTypeReport struct {
+	Type       string  `json:"type"`
+	Example    string  `json:"example"` // the first filter of the type
+	Queries    int     `json:"queries"`
+	Events     int     `json:"events"`
+	Mismatches int     `json:"mismatches"`
+	EOSE       Latency `json:"eose_latency"`
+}
+
+// maxExamples bounds the mismatches quoted in a report.
+const maxExamples = 5
+
+// queryState is the query phase's shared bookkeeping.
+type queryState struct {
+	mix   []query
+	truth *truth
+	next  atomic.Int64
+	done  atomic.Int64
+
+	mu         sync.Mutex
+	lat        map[string][]time.Duration // by type
+	events     map[string]int
+	mismatches map[string]int
+	examples   []string
+	failed     map[string]int
+}
+
+func (r *runner) query(ctx context.Context) error {
+	r.mu.Lock()
+	stored, unknown := r.stored, r.unknown
+	r.mu.Unlock()
+	s := &queryState{
+		mix:        queryMix(r.corpus, r.cfg.Queries),
+		truth:      newTruth(r.corpus, stored, unknown),
+		lat:        map[string][]time.Duration{},
+		events:     map[string]int{},
+		mismatches: map[string]int{},
+		failed:     map[string]int{},
+	}
+	r.prog.set("query", func() string {
+		return fmt.Sprintf("%d/%d queries answered", s.done.Load(), len(s.mix))
+	})
+
+	m := r.meter()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range r.cfg.Conns {
+		wg.Go(func() { r.queryClient(ctx, s) })
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+
+	rep := &QueryReport{
+		Clients:          r.cfg.Conns,
+		Queries:          len(s.mix),
+		Failed:           nonEmpty(s.failed),
+		MismatchExamples: s.examples,
+		Seconds:          elapsed.Round(time.Millisecond).Seconds(),
+	}
+	rep.Cost = m.done("query")
+	var all []time.Duration
+	for _, q := range s.mix {
+		// The first query of each type stands for its type.
+		if !hasType(rep.ByType, q.typ) {
+			ex, _ := q.filter.MarshalJSON()
+			lat := s.lat[q.typ]
+			all = append(all, lat...)
+			rep.ByType = append(rep.ByType, QueryTypeReport{
+				Type: q.typ, Example: string(ex), Queries: len(lat),
+				Events: s.events[q.typ], Mismatches: s.mismatches[q.typ], EOSE: summarize(lat),
+			})
+			rep.Completed += len(lat)
+			rep.Events += s.events[q.typ]
+			rep.Mismatches += s.mismatches[q.typ]
+		}
+	}
+	rep.EOSE = summarize(all)
+	rep.QueriesPerSecond = perSecond(rep.Completed, elapsed)
+	rep.EventsPerSecond = perSecond(rep.Events, elapsed)
+	if rep.Relay != nil && rep.Completed > 0 {
+		rep.CPUMsPerQuery = round3(rep.Relay.CPUSeconds * 1000 / float64(rep.Completed))
+	}
+	r.rep.Query = rep
+	return nil
+}
+
+func hasType(l []QueryTypeReport, typ string) bool {
+	for _, t := range l {
+		if t.Type == typ {
+			return true
+		}
+	}
+	return false
+}
+
+func round3(v float64) float64 {
+	return float64(int64(v*1000+0.5)) / 1000
+}
+
+// queryClient runs queries of the mix one after another on one connection,
+// taking the next one left; a lost connection is dialled again.
+func (r *runner) queryClient(ctx context.Context, s *queryState) {
+	var ws *websocket.Conn
+	defer func() {
+		if ws != nil {
+			ws.CloseNow() //nolint:errcheck // the phase is over for it
+		}
+	}()
+	parser := nostr.NewMessageParser()
+	for ctx.Err() == nil {
+		i := int(s.next.Add(1) - 1)
+		if i >= len(s.mix) {
+			return
+		}
+		if ws == nil {
+			var err error
+			if ws, err = dial(ctx, r.cfg.URL); err != nil {
+				s.fail("connection")
+				continue
+			}
+		}
+		if !r.runQuery(ctx, ws, parser, s, i) {
+			ws.CloseNow() //nolint:errcheck // replaced by a new connection
+			ws = nil
+		}
+		s.done.Add(1)
+	}
+}
+
+func (s *queryState) fail(why string) {
+	s.mu.Lock()
+	s.failed[why]++
+	s.mu.Unlock()
+}
+
+// runQuery sends query i, reads its stored events up to EOSE, closes the
+// subscription and checks the answer. It reports whether the connection is
+// still usable.
+func (r *runner) runQuery(ctx context.Context, ws *websocket.Conn, parser nostr.MessageParser, s *queryState, i int) bool {
+	q := s.mix[i]
+	sub := "q" + strconv.Itoa(i)
+	req, err := reqMessage(sub, q.filter)
+	if err != nil {
+		s.fail("encode")
+		return true
+	}
+	// Read closes the connection when its context ends, so a timeout costs
+	// the connection; the caller dials a new one.
+	qctx, cancel := context.WithTimeout(ctx, r.cfg.Wait)
+	defer cancel()
+	start := time.Now()
+	if err := ws.Write(qctx, websocket.MessageText, req); err != nil {
+		s.fail("connection")
+		return false
+	}
+	var got []*nostr.Event
+	for {
+		_, data, err := ws.Read(qctx)
+		if err != nil {
+			if qctx.Err() != nil && ctx.Err() == nil {
+				s.fail("timeout")
+			} else if ctx.Err() == nil {
+				s.fail("connection")
+			}
+			return false
+		}
+		env, err := parseMessage(parser, data)
+		if err != nil {
+			s.fail("bad message")
+			continue
+		}
+		switch env := env.(type) {
+		case *nostr.EventEnvelope:
+			if env.SubscriptionID != nil && *env.SubscriptionID == sub {
+				got = append(got, &env.Event)
+			}
+			continue
+		case *nostr.EOSEEnvelope:
+			if string(*env) != sub {
+				continue
+			}
+		case *nostr.ClosedEnvelope:
+			if env.SubscriptionID != sub {
+				continue
+			}
+			s.fail("CLOSED " + reasonPrefix(env.Reason))
+			return true
+		default:
+			continue
+		}
+		break // EOSE of this query
+	}
+	took := time.Since(start)
+	if err := ws.Write(qctx, websocket.MessageText, closeMessage(sub)); err != nil {
+		s.fail("connection")
+		return false
+	}
+
+	why := s.truth.check(&q.filter, got)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lat[q.typ] = append(s.lat[q.typ], took)
+	s.events[q.typ] += len(got)
+	if why != "" {
+		s.mismatches[q.typ]++
+		if len(s.examples) < maxExamples {
+			fj, _ := json.Marshal(q.filter)
+			s.examples = append(s.examples, fmt.Sprintf("%s %s: %s", q.typ, fj, why))
+		}
+	}
+	return true
+}

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/wisp-relay/wisp/storage/sqlite"
+)
+
+const backupUsage = `Usage: wisp backup <file>
+
+Writes a consistent copy of the database (DATA_DIR/wisp.db, from
+WISP_DATA_DIR) to <file>, which must not exist. The relay may keep running:
+the copy holds every event stored when the backup began. To restore, stop
+wisp and put the copy in place of wisp.db (removing wisp.db-wal and
+wisp.db-shm).
+`
+
+// runBackup is "wisp backup <file>".
+func runBackup(ctx context.Context, args, environ []string, stdout io.Writer) error {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+		_, err := fmt.Fprint(stdout, backupUsage)
+		return err
+	}
+	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
+		return &usageError{"backup takes one argument, the file to write"}
+	}
+	cfg, err := loadConfig(environ)
+	if err != nil {
+		return err
+	}
+	info, err := sqlite.Backup(ctx, cfg.dbPath(), args[0])
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "backup written to %s: %s events, %s, in %s\n",
+		args[0], thousands(info.Events), byteSize(info.Bytes), info.Took.Round(time.Millisecond))
+	return err
+}
+
+// runStats is "wisp stats".
+func runStats(ctx context.Context, environ []string, stdout io.Writer) error {
+	cfg, err := loadConfig(environ)
+	if err != nil {
+		return err
+	}
+	st, err := sqlite.ReadStats(ctx, cfg.dbPath())
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	schema := fmt.Sprintf("schema version %d", st.SchemaVersion)
+	switch {
+	case st.SchemaVersion > st.KnownVersion:
+		schema += fmt.Sprintf(" (made by a newer wisp: this one knows %d and will not open it)", st.KnownVersion)
+	case st.SchemaVersion < st.KnownVersion:
+		schema += fmt.Sprintf(" (wisp migrates it to %d when it starts)", st.KnownVersion)
+	}
+	fmt.Fprintf(w, "database\t%s, %s\n", cfg.dbPath(), schema)
+	fmt.Fprintf(w, "size\t%s database, %s write-ahead log\n", byteSize(st.DBBytes), byteSize(st.WALBytes))
+	events := thousands(st.Events)
+	if st.Expired > 0 {
+		events += fmt.Sprintf(" (%s expired, purged at the next sweep)", thousands(st.Expired))
+	}
+	fmt.Fprintf(w, "events\t%s\n", events)
+	if !st.Oldest.IsZero() {
+		fmt.Fprintf(w, "created_at\t%s to %s\n", st.Oldest.Format(time.DateTime), st.Newest.Format(time.DateTime+" MST"))
+	}
+	search := "off"
+	if len(st.SearchKinds) > 0 {
+		ks := make([]string, len(st.SearchKinds))
+		for i, k := range st.SearchKinds {
+			ks[i] = strconv.Itoa(k)
+		}
+		search = "kinds " + strings.Join(ks, ", ")
+	}
+	fmt.Fprintf(w, "search\t%s\n", search)
+	if len(st.ByKind) > 0 {
+		fmt.Fprintf(w, "\nkind\tevents\n")
+		for _, kc := range st.ByKind {
+			fmt.Fprintf(w, "%d\t%s\n", kc.Kind, thousands(kc.Events))
+		}
+	}
+	return w.Flush()
+}
+
+// thousands writes 1234567 as 1,234,567.
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+// byteSize writes a size for people: 512 B, 3.4 KiB, 12.0 MiB.
+func byteSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/wisp-relay/wisp/bench"
+)
+
+const benchUsage = `Usage: wisp bench [flags] <ws-url>
+
+Measures a Nostr relay (wisp or any other) over websockets: ingest,
+duplicates, queries (every answer checked), live fan-out and idle
+connections. Point it at an empty relay; with --pid (the relay's process id,
+same machine) it also reports the relay's CPU time, disk writes and memory.
+The signed corpus is cached, so only the first run with a seed signs it.
+
+Flags:
+`
+
+// runBench is `wisp bench`: the load tool, pointed at any relay.
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	def := bench.DefaultConfig("")
+	fs := flag.NewFlagSet("wisp bench", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // usage and errors are printed by us, once
+	phases := fs.String("phases", strings.Join(bench.Phases(), ","), "phases to run, comma-separated: `list` of "+strings.Join(bench.Phases(), ","))
+	events := fs.Int("events", def.Corpus.Events, "corpus `size` in events")
+	keys := fs.Int("keys", def.Corpus.Keys, "corpus authors (`n` keys)")
+	seed := fs.Uint64("seed", def.Corpus.Seed, "corpus `seed`; the same seed gives the same events")
+	until := fs.Int64("until", 0, "corpus end in Unix `seconds`; 0: the start of today (UTC)")
+	corpusDir := fs.String("corpus-dir", "", "where signed corpora are cached (`dir`); default: the user cache directory/wisp-bench")
+	conns := fs.Int("conns", def.Conns, "ingest connections and query clients (`n`)")
+	inFlight := fs.Int("in-flight", def.InFlight, "EVENTs awaiting OK per ingest connection (`n`)")
+	dups := fs.Int("duplicates", def.Duplicates, "stored events re-sent after ingest (`n`)")
+	queries := fs.Int("queries", def.Queries, "REQs in the query mix (`n`)")
+	fanSubs := fs.Int("fanout-subs", def.FanoutSubs, "fan-out subscribers (`n`)")
+	fanEvents := fs.Int("fanout-events", def.FanoutN, "fan-out events published (`n`)")
+	fanRate := fs.Float64("fanout-rate", def.FanoutRate, "fan-out events per second (`rate`)")
+	idle := fs.Int("idle-conns", def.IdleConns, "idle connections, one subscription each (`n`)")
+	wait := fs.Duration("wait", def.Wait, "longest wait for one OK, EOSE or delivery (`duration`)")
+	limit := fs.Duration("phase-limit", def.PhaseLimit, "longest time any phase may run (`duration`)")
+	pid := fs.Int("pid", 0, "relay process id, for its CPU, disk writes and memory (`pid`)")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+
+	// Flags may come before and after the URL.
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return printBenchUsage(stdout, fs)
+			}
+			return &usageError{"bench: " + err.Error()}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(positional) != 1 {
+		return &usageError{fmt.Sprintf("bench takes one relay URL, got %d arguments", len(positional))}
+	}
+
+	cfg := def
+	cfg.URL = positional[0]
+	cfg.Phases = nil
+	for p := range strings.SplitSeq(*phases, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			cfg.Phases = append(cfg.Phases, p)
+		}
+	}
+	cfg.Corpus = bench.CorpusSpec{Seed: *seed, Events: *events, Keys: *keys, Until: *until}
+	if cfg.Corpus.Until == 0 {
+		// The start of the day keeps the corpus "the last 30 days" while
+		// reruns on the same day find it in the cache.
+		cfg.Corpus.Until = time.Now().UTC().Truncate(24 * time.Hour).Unix()
+	}
+	cfg.CorpusDir = *corpusDir
+	if cfg.CorpusDir == "" {
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			dir = os.TempDir()
+		}
+		cfg.CorpusDir = filepath.Join(dir, "wisp-bench")
+	}
+	cfg.Conns, cfg.InFlight, cfg.Duplicates, cfg.Queries = *conns, *inFlight, *dups, *queries
+	cfg.FanoutSubs, cfg.FanoutN, cfg.FanoutRate = *fanSubs, *fanEvents, *fanRate
+	cfg.IdleConns, cfg.Wait, cfg.PhaseLimit, cfg.PID = *idle, *wait, *limit, *pid
+	cfg.ToolVersion = versionString()
+	if isTerminal(stderr) {
+		cfg.Progress = stderr
+	}
+
+	rep, err := bench.Run(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if *asJSON {
+		return bench.WriteJSON(stdout, rep)
+	}
+	return bench.WriteText(stdout, rep)
+}
+
+func printBenchUsage(w io.Writer, fs *flag.FlagSet) error {
+	fs.SetOutput(w)
+	defer fs.SetOutput(io.Discard)
+	if _, err := fmt.Fprint(w, benchUsage); err != nil {
+		return err
+	}
+	fs.PrintDefaults()
+	return nil
+}
+
+// isTerminal says whether w is a terminal: progress lines are for people
+// watching, not for logs or pipes.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wisp-relay/wisp/bench"
+)
+
+// `wisp bench` against a wisp started by run(), with a tiny workload: every
+// phase runs, nothing is refused, every answer is right and every live
+// event reaches every subscriber. No timing is asserted.
+func TestBenchAgainstWisp(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	logs := &lockedBuffer{}
+	addrc := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, nil, []string{
+			"WISP_LISTEN=127.0.0.1:0",
+			"WISP_DATA_DIR=" + t.TempDir(),
+		}, io.Discard, logs, func(a net.Addr) { addrc <- a })
+	}()
+	var addr net.Addr
+	select {
+	case addr = <-addrc:
+	case err := <-done:
+		t.Fatalf("run returned before listening: %v\n%s", err, logs)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("relay did not start\n%s", logs)
+	}
+
+	var out, errb bytes.Buffer
+	err := run(t.Context(), []string{
+		"bench", "--json",
+		"--events", "300", "--keys", "20",
+		"--duplicates", "100", "--queries", "200",
+		"--fanout-subs", "20", "--fanout-events", "50", "--fanout-rate", "1000",
+		"--idle-conns", "50",
+		"--corpus-dir", t.TempDir(),
+		"ws://" + addr.String(),
+		"--pid", strconv.Itoa(os.Getpid()), // flags may follow the URL
+	}, nil, &out, &errb, nil)
+	if err != nil {
+		t.Fatalf("wisp bench: %v\nstderr: %s\nrelay log:\n%s", err, errb.String(), logs)
+	}
+	if errb.Len() != 0 {
+		t.Errorf("progress or noise on stderr, which is not a terminal: %q", errb.String())
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("report is not JSON: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(rep.Relay.Version, verifier) {
+		t.Errorf("relay version %q does not name the verifier %s", rep.Relay.Version, verifier)
+	}
+
+	in := rep.Ingest
+	switch {
+	case in == nil:
+		t.Fatal("no ingest report")
+	case in.Sent != 300 || in.Accepted != 300 || in.OKTrue != 300 || in.OKFalse != nil || in.Timeouts != 0 || in.Unsent != 0:
+		t.Errorf("ingest: want all 300 events OK true, got %+v", in.SendReport)
+	case in.Duplicates == nil || in.Duplicates.Duplicate != 100 || in.Duplicates.OKFalse != nil:
+		t.Errorf("duplicates: want 100 answered duplicate, got %+v", in.Duplicates)
+	case in.Relay == nil:
+		t.Error("no relay usage with --pid")
+	}
+	if q := rep.Query; q == nil || q.Completed != 200 || q.Mismatches != 0 || q.Failed != nil {
+		t.Errorf("query: want 200 answered and no mismatch, got %+v", q)
+	}
+	if f := rep.Fanout; f == nil || f.Subscribed != 20 || f.Accepted != 50 || f.Expected != 1000 ||
+		f.Delivered != f.Expected || f.Repeated != 0 || f.Unexpected != 0 {
+		t.Errorf("fanout: want 50 events delivered to 20 subscribers each, got %+v", f)
+	}
+	if i := rep.Idle; i == nil || i.Open != 50 || i.StillOpen != 50 || i.Failed != nil {
+		t.Errorf("idle: want 50 subscribed connections, got %+v", i)
+	}
+	if t.Failed() {
+		t.Logf("report:\n%s\nrelay log:\n%s", out.String(), logs)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("relay: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("relay did not stop")
+	}
+}
+
+func TestBenchUsage(t *testing.T) {
+	out, errOut, code := runArgs(t, "bench", "--help")
+	if code != 0 || errOut != "" || !strings.Contains(out, "Usage: wisp bench") || !strings.Contains(out, "-phases") {
+		t.Errorf("bench --help: exit %d, stderr %q, stdout:\n%s", code, errOut, out)
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bench"}, "bench takes one relay URL, got 0"},
+		{[]string{"bench", "ws://a", "ws://b"}, "bench takes one relay URL, got 2"},
+		{[]string{"bench", "--bogus", "ws://a"}, "bench: flag provided but not defined: -bogus"},
+	} {
+		_, errOut, code := runArgs(t, tt.args...)
+		if code != 2 || !strings.Contains(errOut, tt.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 and %q", tt.args, code, errOut, tt.want)
+		}
+	}
+	// Bad values are refused before anything is dialled or signed.
+	_, errOut, code = runArgs(t, "bench", "--phases", "ingest,nope", "ws://127.0.0.1:1")
+	if code != 1 || !strings.Contains(errOut, `unknown phase "nope"`) {
+		t.Errorf("bad phase: exit %d, stderr %q", code, errOut)
+	}
+	if help, _, _ := runArgs(t, "--help"); !strings.Contains(help, "wisp bench <url>") {
+		t.Errorf("wisp --help does not mention bench:\n%s", help)
+	}
+}

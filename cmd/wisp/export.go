@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp/storage/sqlite"
+)
+
+const exportUsage = `Usage: wisp export [--filter '<json filter>'] [--since T] [--until T] [--out file]
+
+Writes stored events as JSON lines, one event per line (the format strfry,
+nostream and wisp import read), newest first, to standard output or --out.
+--filter takes a NIP-01 filter or a JSON array of them (limits are
+honoured; none means every match). --since and --until bound created_at:
+unix seconds, a date (2024-01-31) or an RFC 3339 time. The relay may keep
+running. The database is DATA_DIR/wisp.db, from WISP_DATA_DIR.
+
+  wisp export > all.jsonl
+  wisp export --filter '{"kinds":[0,3]}' --since 2024-01-01 --out profiles.jsonl
+`
+
+// parseTime reads unix seconds, a date or an RFC 3339 time.
+func parseTime(s string) (nostr.Timestamp, error) {
+	s = strings.TrimSpace(s)
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n >= 0 {
+		return nostr.Timestamp(n), nil
+	}
+	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return nostr.Timestamp(t.Unix()), nil
+		}
+	}
+	return 0, fmt.Errorf("%q: want unix seconds, a date (2006-01-02) or an RFC 3339 time", s)
+}
+
+// runExport is "wisp export".
+func runExport(ctx context.Context, args, environ []string, stdout, stderr io.Writer) (err error) {
+	fs := flag.NewFlagSet("export", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	filter := fs.String("filter", "", "JSON filter")
+	since := fs.String("since", "", "oldest created_at")
+	until := fs.String("until", "", "newest created_at")
+	out := fs.String("out", "", "file to write")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			_, err = fmt.Fprint(stdout, exportUsage)
+			return err
+		}
+		return &usageError{"export: " + err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return &usageError{fmt.Sprintf("export: unexpected arguments %q", fs.Args())}
+	}
+	filters := []nostr.Filter{{}}
+	if *filter != "" {
+		if filters, err = parseFilters(*filter); err != nil {
+			return &usageError{"export: " + err.Error()}
+		}
+	}
+	for _, b := range []struct {
+		text string
+		set  func(f *nostr.Filter, t nostr.Timestamp)
+	}{
+		{*since, func(f *nostr.Filter, t nostr.Timestamp) { f.Since = &t }},
+		{*until, func(f *nostr.Filter, t nostr.Timestamp) { f.Until = &t }},
+	} {
+		if b.text == "" {
+			continue
+		}
+		t, err := parseTime(b.text)
+		if err != nil {
+			return &usageError{"export: " + err.Error()}
+		}
+		for i := range filters {
+			b.set(&filters[i], t)
+		}
+	}
+	cfg, err := loadConfig(environ)
+	if err != nil {
+		return err
+	}
+	store, err := sqlite.Open(ctx, cfg.dbPath(), sqlite.Options{ReadConns: 1})
+	if err != nil {
+		return fmt.Errorf("open database %s: %w", cfg.dbPath(), err)
+	}
+	defer func() {
+		if cerr := store.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close database: %w", cerr))
+		}
+	}()
+
+	dst := stdout
+	var file *os.File
+	if *out != "" && *out != "-" {
+		file, err = os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+		if err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		dst = file
+	}
+	w := bufio.NewWriterSize(dst, 1<<20)
+	prog := newProgress(stderr)
+	var n, bytes int64
+	err = store.Scan(ctx, filters, func(raw []byte) error {
+		if _, err := w.Write(raw); err != nil {
+			return err
+		}
+		n++
+		bytes += int64(len(raw)) + 1
+		prog.update("exported %d events (%.0f/s, %s)", n, rate(n, time.Since(prog.start)), time.Since(prog.start).Round(time.Second))
+		return w.WriteByte('\n')
+	})
+	if ferr := w.Flush(); err == nil {
+		err = ferr
+	}
+	if file != nil {
+		if cerr := file.Close(); err == nil {
+			err = cerr
+		}
+	}
+	prog.done()
+	took := time.Since(prog.start)
+	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("interrupted: %w", ctx.Err())
+		}
+		return fmt.Errorf("export: %w (%d events written)", err, n)
+	}
+	fmt.Fprintf(stderr, "exported %d events (%s) in %s\n", n, byteSize(bytes), took.Round(time.Millisecond))
+	return nil
+}

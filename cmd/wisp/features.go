@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nbd-wtf/go-nostr"
+
+	"github.com/wisp-relay/wisp/metrics"
+	"github.com/wisp-relay/wisp/relay"
+	"github.com/wisp-relay/wisp/storage/sqlite"
+)
+
+// Search, metrics, retention and slow-query settings (WISP_SEARCH_KINDS,
+// WISP_METRICS_TOKEN, WISP_RETENTION, WISP_SLOW_QUERY) and their wiring.
+
+// validateFeatures checks the settings of this file.
+func (c Config) validateFeatures() []error {
+	var errs []error
+	if _, err := parseSearchKinds(c.SearchKinds); err != nil {
+		errs = append(errs, fmt.Errorf("%sSEARCH_KINDS=%q: %w", envPrefix, c.SearchKinds, err))
+	}
+	if _, err := parseRetention(c.Retention); err != nil {
+		errs = append(errs, fmt.Errorf("%sRETENTION=%q: %w", envPrefix, c.Retention, err))
+	}
+	if c.SlowQuery < 0 {
+		errs = append(errs, fmt.Errorf("%sSLOW_QUERY=%q: must not be negative", envPrefix, c.SlowQuery))
+	}
+	if strings.ContainsAny(c.MetricsToken, " \t\r\n") {
+		errs = append(errs, fmt.Errorf("%sMETRICS_TOKEN: must not contain spaces", envPrefix))
+	}
+	return errs
+}
+
+// searchKinds is WISP_SEARCH_KINDS parsed; validate has checked it.
+func (c Config) searchKinds() []int {
+	kinds, _ := parseSearchKinds(c.SearchKinds)
+	return kinds
+}
+
+// parseSearchKinds reads comma-separated kinds; "none" turns search off
+// (an empty variable keeps the default, as every variable does).
+func parseSearchKinds(s string) ([]int, error) {
+	s = strings.TrimSpace(s)
+	if strings.EqualFold(s, "none") {
+		return []int{}, nil
+	}
+	kinds := []int{}
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		k, err := strconv.Atoi(part)
+		if err != nil || k < 0 || k > 65535 {
+			return nil, fmt.Errorf("want kinds (0 to 65535) separated by commas, or none; %q is not a kind", part)
+		}
+		kinds = append(kinds, k)
+	}
+	return kinds, nil
+}
+
+// retentionRule keeps the events of kinds min to max for at most maxAge
+// (by created_at).
+type retentionRule struct {
+	min, max int
+	maxAge   time.Duration
+}
+
+func (r retentionRule) String() string {
+	kinds := strconv.Itoa(r.min)
+	switch {
+	case r.min == 0 && r.max == 65535:
+		kinds = "*"
+	case r.max != r.min:
+		kinds += "-" + strconv.Itoa(r.max)
+	}
+	return kinds + ":" + r.maxAge.String()
+}
+
+// parseRetention reads WISP_RETENTION: comma-separated KINDS:AGE rules,
+// KINDS being a kind (1), a range (20000-29999) or * (every kind), AGE a Go
+// duration (720h) or a number of days (30d). Empty: keep everything.
+func parseRetention(s string) ([]retentionRule, error) {
+	var rules []retentionRule
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		kinds, age, ok := strings.Cut(part, ":")
+		if !ok {
+			return nil, fmt.Errorf("rule %q: want KINDS:AGE, such as 1:720h or 20000-29999:24h", part)
+		}
+		var r retentionRule
+		switch kinds = strings.TrimSpace(kinds); {
+		case kinds == "*":
+			r.min, r.max = 0, 65535
+		case strings.Contains(kinds, "-"):
+			lo, hi, _ := strings.Cut(kinds, "-")
+			a, err1 := strconv.Atoi(strings.TrimSpace(lo))
+			b, err2 := strconv.Atoi(strings.TrimSpace(hi))
+			if err1 != nil || err2 != nil || a > b {
+				return nil, fmt.Errorf("rule %q: %q is not a range of kinds such as 20000-29999", part, kinds)
+			}
+			r.min, r.max = a, b
+		default:
+			k, err := strconv.Atoi(kinds)
+			if err != nil {
+				return nil, fmt.Errorf("rule %q: %q is not a kind, a range or *", part, kinds)
+			}
+			r.min, r.max = k, k
+		}
+		if r.min < 0 || r.max > 65535 {
+			return nil, fmt.Errorf("rule %q: kinds go from 0 to 65535", part)
+		}
+		d, err := parseAge(strings.TrimSpace(age))
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("rule %q: %q is not a positive age such as 24h or 30d", part, age)
+		}
+		r.maxAge = d
+		rules = append(rules, r)
+	}
+	return rules, nil
+}
+
+// parseAge reads a Go duration or whole days ("30d").
+func parseAge(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n > 100*365 {
+			return 0, errors.New("bad number of days")
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
+}
+
+// retain enforces the retention rules every interval until ctx is done.
+func retain(ctx context.Context, store *sqlite.Store, rules []retentionRule, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		enforceRetention(ctx, store, rules, time.Now(), log)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// enforceRetention runs every rule once.
+func enforceRetention(ctx context.Context, store *sqlite.Store, rules []retentionRule, now time.Time, log *slog.Logger) {
+	for _, r := range rules {
+		n, err := store.DeleteOld(ctx, r.min, r.max, now.Add(-r.maxAge).Unix())
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Error("retention", "rule", r.String(), "err", err)
+		case n > 0:
+			log.Info("retention removed old events", "rule", r.String(), "events", n)
+		}
+	}
+}
+
+// newMetrics builds the Prometheus metrics of a relay not created yet:
+// stats reads it once it is.
+func newMetrics(store *sqlite.Store, stats func() relay.Stats) *metrics.Metrics {
+	return metrics.New(metrics.Sources{
+		Stats:   stats,
+		DBSizes: store.FileSizes,
+		StoredEvents: func() (int64, bool) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			n, approx, err := store.Count(ctx, []nostr.Filter{{}})
+			return n, err == nil && !approx
+		},
+	})
+}
+
+// handler serves /metrics beside the relay, which serves everything else.
+func handler(rl *relay.Relay, met *metrics.Metrics, token string) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", met.Handler(token))
+	mux.Handle("/", rl)
+	return mux
+}

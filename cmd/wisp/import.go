@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wisp-relay/wisp/policy"
+	"github.com/wisp-relay/wisp/relay"
+)
+
+const importUsage = `Usage: wisp import [--no-verify] [file]
+
+Reads events as JSON lines (one event per line, as wisp export, strfry
+export and nostream write) from file, or from standard input when file is
+missing or -, and stores them. Each event passes the relay's checks, its
+signature is verified (unless --no-verify: only for files you trust) and
+the write policy judges it with source import, as for a client's EVENT.
+Events are stored in large batches. A bad line never stops the import; at
+the end wisp prints how many events were stored, duplicate (already
+stored), rejected (invalid, refused by policy) and malformed (not an
+event). The relay may keep running on the same database.
+
+  wisp import all.jsonl
+  zcat dump.jsonl.gz | wisp import
+`
+
+// stdin is where import reads without a file; tests replace it.
+var stdin io.Reader = os.Stdin
+
+// importBatch is the write batch of an import: larger than a serving
+// relay's, since nobody waits for an OK.
+const importBatch = 5000
+
+// maxProblems is how many bad lines are described one by one.
+const maxProblems = 10
+
+// importCounts are the figures of an import.
+type importCounts struct {
+	lines, stored, duplicate, rejected, malformed atomic.Int64
+}
+
+// runImport is "wisp import".
+func runImport(ctx context.Context, args, environ []string, stdout, stderr io.Writer) (err error) {
+	fs := flag.NewFlagSet("import", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	noVerify := fs.Bool("no-verify", false, "do not check signatures")
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				_, err = fmt.Fprint(stdout, importUsage)
+				return err
+			}
+			return &usageError{"import: " + err.Error()}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(positional) > 1 {
+		return &usageError{fmt.Sprintf("import: want one file, got %q", positional)}
+	}
+	src := stdin
+	name := "standard input"
+	if len(positional) == 1 && positional[0] != "-" {
+		f, err := os.Open(positional[0])
+		if err != nil {
+			return fmt.Errorf("import: %w", err)
+		}
+		defer f.Close()
+		src, name = f, positional[0]
+	}
+	cfg, err := loadConfig(environ)
+	if err != nil {
+		return err
+	}
+	local, err := openLocal(ctx, cfg, stderr, func(rc *relay.Config) {
+		rc.WriteBatchMax = max(rc.WriteBatchMax, importBatch)
+		rc.WriteQueue = max(rc.WriteQueue, 2*importBatch)
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := local.close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}()
+
+	var c importCounts
+	var problems sync.Mutex
+	nproblems := 0
+	problem := func(line int64, why string) {
+		problems.Lock()
+		defer problems.Unlock()
+		nproblems++
+		if nproblems <= maxProblems {
+			fmt.Fprintf(stderr, "%s:%d: %s\n", name, line, why)
+		}
+	}
+	prog := newProgress(stderr)
+	show := func() {
+		el := time.Since(prog.start)
+		prog.update("%d lines: %d stored, %d duplicate, %d rejected, %d malformed (%.0f/s, %s)",
+			c.lines.Load(), c.stored.Load(), c.duplicate.Load(), c.rejected.Load(), c.malformed.Load(),
+			rate(c.lines.Load(), el), el.Round(time.Second))
+	}
+	var pending sync.WaitGroup
+	lim := cfg.limits()
+	opt := relay.IngestOptions{Source: policy.SourceImport, NoVerify: *noVerify}
+	readErr := eachLine(ctx, src, lim.MaxMessageBytes, func(n int64, line []byte, tooLong bool) {
+		c.lines.Add(1)
+		if tooLong {
+			c.malformed.Add(1)
+			problem(n, "malformed: line too long")
+			return
+		}
+		ev, err := relay.ParseEvent(line, lim)
+		if err != nil {
+			c.malformed.Add(1)
+			problem(n, err.Error())
+			return
+		}
+		pending.Add(1)
+		local.relay.Ingest(ctx, ev, opt, func(r relay.IngestResult) {
+			defer pending.Done()
+			switch r.Outcome {
+			case relay.IngestStored:
+				c.stored.Add(1)
+			case relay.IngestDuplicate:
+				c.duplicate.Add(1)
+			default:
+				c.rejected.Add(1)
+				problem(n, r.Reason)
+			}
+		})
+		show()
+	})
+	pending.Wait()
+	prog.done()
+	if nproblems > maxProblems {
+		fmt.Fprintf(stderr, "... and %d more bad lines\n", nproblems-maxProblems)
+	}
+	took := time.Since(prog.start)
+	fmt.Fprintf(stdout, "imported %s in %s: %d stored, %d duplicate, %d rejected, %d malformed (%.0f lines/s)\n",
+		name, took.Round(time.Millisecond), c.stored.Load(), c.duplicate.Load(), c.rejected.Load(), c.malformed.Load(),
+		rate(c.lines.Load(), took))
+	if readErr != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("import interrupted after %d lines; what was read is stored", c.lines.Load())
+		}
+		return fmt.Errorf("import: read %s: %w", name, readErr)
+	}
+	return nil
+}
+
+// eachLine calls fn with every non-blank line of r (without its newline),
+// numbered from 1; a line longer than maxLen is reported with tooLong and
+// skipped. It stops when ctx is done.
+func eachLine(ctx context.Context, r io.Reader, maxLen int, fn func(n int64, line []byte, tooLong bool)) error {
+	br := bufio.NewReaderSize(r, 1<<20)
+	var n int64
+	var long []byte
+	tooLong := false
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		chunk, err := br.ReadSlice('\n')
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			if !tooLong {
+				long = append(long, chunk...)
+				if len(long) > maxLen {
+					tooLong, long = true, nil
+				}
+			}
+			continue
+		case err != nil && !errors.Is(err, io.EOF):
+			return err
+		}
+		line := chunk
+		if long != nil || tooLong {
+			line = append(long, chunk...)
+		}
+		if len(line) > 0 || err == nil {
+			n++
+			trimmed := bytes.TrimSpace(line)
+			switch {
+			case tooLong || len(trimmed) > maxLen:
+				fn(n, nil, true)
+			case len(trimmed) > 0:
+				fn(n, trimmed, false)
+			}
+		}
+		long, tooLong = nil, false
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+	}
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/wisp-relay/wisp/relay"
+	"github.com/wisp-relay/wisp/storage/sqlite"
+)
+
+// localRelay is the relay's pipeline without a listener, over the
+// configured database: what import, sync and mirror feed events through,
+// so that they pass the same checks, signature verification and write
+// policy as a client's EVENT. SQLite's locking (and its busy timeout) lets
+// it share the database with a running wisp serve.
+type localRelay struct {
+	cfg   Config
+	log   *slog.Logger
+	store *sqlite.Store
+	acc   *access
+	relay *relay.Relay
+}
+
+// openLocal opens the database and starts a relay pipeline on it; tune may
+// adjust the relay's configuration.
+func openLocal(ctx context.Context, cfg Config, stderr io.Writer, tune func(*relay.Config)) (*localRelay, error) {
+	log := newLogger(cfg, stderr)
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	store, err := sqlite.Open(ctx, cfg.dbPath(), sqlite.Options{ReadConns: 2, SearchKinds: cfg.searchKinds()})
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", cfg.dbPath(), err)
+	}
+	acc, err := newAccess(ctx, cfg, store, log)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	rcfg := cfg.relayConfig(log)
+	acc.apply(&rcfg, cfg)
+	if tune != nil {
+		tune(&rcfg)
+	}
+	rl := relay.New(rcfg, store)
+	rl.Start()
+	return &localRelay{cfg: cfg, log: log, store: store, acc: acc, relay: rl}, nil
+}
+
+// relayConfig is the relay configuration these settings describe, without
+// policy and metrics.
+func (c Config) relayConfig(log *slog.Logger) relay.Config {
+	return relay.Config{
+		Limits:        c.limits(),
+		Info:          c.info(),
+		Version:       version,
+		Verifier:      verifier,
+		VerifyWorkers: c.VerifyWorkers,
+		WriteBatchMax: c.WriteBatchMax,
+		WriteQueue:    c.WriteQueue,
+		ExpirySweep:   c.ExpirySweep,
+		Logger:        log,
+		Negentropy:    c.negentropy(),
+	}
+}
+
+// negentropy is the NIP-77 configuration.
+func (c Config) negentropy() relay.NegentropyConfig {
+	return relay.NegentropyConfig{Enabled: c.Negentropy, MaxEvents: c.NegMaxEvents}
+}
+
+// close drains the pipeline (every event handed in is stored and answered)
+// and closes the database.
+func (l *localRelay) close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	var errs []error
+	if err := l.relay.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("drain: %w", err))
+	}
+	if err := l.acc.policy.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	cctx, ccancel := context.WithTimeout(context.Background(), finalCheckpointTimeout)
+	defer ccancel()
+	if err := l.store.Checkpoint(cctx); err != nil {
+		l.log.Warn("final checkpoint failed", "err", err)
+	}
+	if err := l.store.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close database: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// progressLine rewrites one status line on a terminal.
+type progressLine struct {
+	w     io.Writer // nil: not a terminal, print nothing
+	start time.Time
+	last  time.Time
+}
+
+func newProgress(stderr io.Writer) *progressLine {
+	p := &progressLine{start: time.Now()}
+	if isTerminal(stderr) {
+		p.w = stderr
+	}
+	return p
+}
+
+// update prints the line at most five times a second.
+func (p *progressLine) update(format string, args ...any) {
+	if p.w == nil || time.Since(p.last) < 200*time.Millisecond {
+		return
+	}
+	p.last = time.Now()
+	fmt.Fprintf(p.w, "\r\033[K"+format, args...)
+}
+
+// done clears the line.
+func (p *progressLine) done() {
+	if p.w != nil && !p.last.IsZero() {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+}
+
+// rate is n per second of elapsed time.
+func rate(n int64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/wisp-relay/wisp/mirror"
+	"github.com/wisp-relay/wisp/relay"
+	"github.com/wisp-relay/wisp/storage/sqlite"
+)
+
+const mirrorUsage = `Usage: wisp mirror <config>
+
+Runs the live mirroring streams of a config file (the format of
+WISP_MIRROR_CONFIG, see README) without serving clients, until
+interrupted: down streams store the events remote relays publish, up
+streams send the events this process stores to remote relays. wisp serve
+runs the same streams itself when WISP_MIRROR_CONFIG is set; use wisp
+mirror for a database that no wisp serve writes to, or to try a config.
+The file is reloaded when it changes.
+
+  wisp mirror /etc/wisp/mirror.json
+`
+
+// checkMirrorConfig loads WISP_MIRROR_CONFIG, if set, to refuse a broken
+// file before the relay starts.
+func checkMirrorConfig(cfg Config) error {
+	if cfg.MirrorConfig == "" {
+		return nil
+	}
+	if _, err := mirror.LoadConfig(cfg.MirrorConfig); err != nil {
+		return fmt.Errorf("%sMIRROR_CONFIG: %w", envPrefix, err)
+	}
+	return nil
+}
+
+// startMirrors runs the streams of the config file at path over a relay,
+// until ctx ends; wait returns once they stopped.
+func startMirrors(ctx context.Context, path string, rl *relay.Relay, store *sqlite.Store, log *slog.Logger) (wait func()) {
+	m := &mirror.Manager{Path: path, Local: rl, Store: store, Log: log}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := m.Run(ctx); err != nil {
+			log.Error("mirroring stopped", "err", err)
+		}
+	})
+	return wg.Wait
+}
+
+// runMirror is "wisp mirror <config>".
+func runMirror(ctx context.Context, args, environ []string, stdout, stderr io.Writer) (err error) {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+		_, err := fmt.Fprint(stdout, mirrorUsage)
+		return err
+	}
+	if len(args) != 1 {
+		return &usageError{"mirror takes one argument, the config file"}
+	}
+	cfg, err := loadConfig(environ)
+	if err != nil {
+		return err
+	}
+	local, err := openLocal(ctx, cfg, stderr, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := local.close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}()
+	m := &mirror.Manager{Path: args[0], Local: local.relay, Store: local.store, Log: local.log}
+	start := time.Now()
+	prog := newProgress(stderr)
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	st := m.Stats()
+	for {
+		select {
+		case err := <-done:
+			prog.done()
+			fmt.Fprintf(stdout, "mirrored for %s: %d received, %d stored; %d sent, %d accepted, %d refused; %d connections\n",
+				time.Since(start).Round(time.Second), st.Received.Load(), st.Stored.Load(),
+				st.Sent.Load(), st.Accepted.Load(), st.Refused.Load(), st.Connects.Load())
+			return err
+		case <-t.C:
+			prog.last = time.Time{}
+			prog.update("down: %d received, %d stored; up: %d sent, %d accepted", st.Received.Load(), st.Stored.Load(), st.Sent.Load(), st.Accepted.Load())
+		}
+	}
+}

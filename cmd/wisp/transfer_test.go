@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp/storage/sqlite"
+)
+
+func signedEvents(t *testing.T, n int) []*nostr.Event {
+	t.Helper()
+	sk := nostr.GeneratePrivateKey()
+	base := nostr.Now() - 1000
+	out := make([]*nostr.Event, n)
+	for i := range out {
+		ev := &nostr.Event{CreatedAt: base + nostr.Timestamp(i), Kind: []int{1, 7}[i%2], Tags: nostr.Tags{}, Content: fmt.Sprintf("note %d", i)}
+		if err := ev.Sign(sk); err != nil {
+			t.Fatal(err)
+		}
+		out[i] = ev
+	}
+	return out
+}
+
+func storedIDs(t *testing.T, dataDir string, f nostr.Filter) []string {
+	t.Helper()
+	store, err := sqlite.Open(context.Background(), filepath.Join(dataDir, "wisp.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var ids []string
+	err = store.Scan(context.Background(), []nostr.Filter{f}, func(raw []byte) error {
+		var ev struct{ ID string }
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			return err
+		}
+		ids = append(ids, ev.ID)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func runOK(t *testing.T, environ []string, args ...string) (stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), args, environ, &out, &errOut, nil); err != nil {
+		t.Fatalf("wisp %s: %v\nstderr: %s", strings.Join(args, " "), err, errOut.String())
+	}
+	return out.String(), errOut.String()
+}
+
+// Import of a file with malformed and invalid lines reports them and stores
+// the rest; export then import into another database gives the same set.
+func TestImportExportRoundTrip(t *testing.T) {
+	evs := signedEvents(t, 300)
+	var file bytes.Buffer
+	for _, ev := range evs {
+		b, _ := json.Marshal(ev)
+		file.Write(b)
+		file.WriteByte('\n')
+	}
+	forged := *evs[0]
+	forged.Content = "changed" // id no longer matches
+	b, _ := json.Marshal(&forged)
+	badSig := *signedEvents(t, 1)[0] // not stored yet: its signature is checked
+	badSig.Sig = strings.Repeat("0", 128)
+	b2, _ := json.Marshal(&badSig)
+	b3, _ := json.Marshal(evs[2]) // duplicate
+	fmt.Fprintf(&file, "not json\n\n{\"id\":1}\n%s\n%s\n%s\n[1,2]\n", b, b2, b3)
+	in := filepath.Join(t.TempDir(), "in.jsonl")
+	if err := os.WriteFile(in, file.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	dirA, dirB := t.TempDir(), t.TempDir()
+	envA, envB := []string{"WISP_DATA_DIR=" + dirA}, []string{"WISP_DATA_DIR=" + dirB}
+	out, errOut := runOK(t, envA, "import", in)
+	want := "300 stored, 1 duplicate, 2 rejected, 3 malformed"
+	if !strings.Contains(out, want) {
+		t.Errorf("import said %q, want %q", out, want)
+	}
+	if !strings.Contains(errOut, "bad signature") || !strings.Contains(errOut, "in.jsonl:305:") {
+		t.Errorf("import did not describe the bad lines: %q", errOut)
+	}
+	all := storedIDs(t, dirA, nostr.Filter{})
+	if len(all) != 300 {
+		t.Fatalf("stored %d events, want 300", len(all))
+	}
+
+	exported := filepath.Join(t.TempDir(), "out.jsonl")
+	_, errOut = runOK(t, envA, "export", "--out", exported)
+	if !strings.Contains(errOut, "exported 300 events") {
+		t.Errorf("export said %q", errOut)
+	}
+	out, _ = runOK(t, envB, "import", exported)
+	if !strings.Contains(out, "300 stored, 0 duplicate, 0 rejected, 0 malformed") {
+		t.Errorf("second import said %q", out)
+	}
+	if got := storedIDs(t, dirB, nostr.Filter{}); !slices.Equal(got, all) {
+		t.Errorf("after export and import: %d events, want the same %d", len(got), len(all))
+	}
+
+	// A filtered export, to standard output.
+	since := fmt.Sprint(int64(evs[100].CreatedAt))
+	out, _ = runOK(t, envA, "export", "--filter", `{"kinds":[1]}`, "--since", since)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 100 {
+		t.Errorf("filtered export wrote %d lines, want 100", len(lines))
+	}
+
+	// Importing the same file again: all duplicates; from standard input.
+	old := stdin
+	defer func() { stdin = old }()
+	f, err := os.Open(exported)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	stdin = f
+	out, _ = runOK(t, envB, "import")
+	if !strings.Contains(out, "0 stored, 300 duplicate") {
+		t.Errorf("re-import said %q", out)
+	}
+}
+
+// wisp sync against a relay served by wisp serve, with usage errors.
+func TestSyncCommandUsage(t *testing.T) {
+	var out, errOut bytes.Buffer
+	for _, args := range [][]string{
+		{"sync"},
+		{"sync", "http://example.com"},
+		{"sync", "ws://example.com", "--dir", "sideways"},
+		{"sync", "ws://example.com", "--filter", "{"},
+		{"mirror"},
+	} {
+		err := run(context.Background(), args, nil, &out, &errOut, nil)
+		var ue *usageError
+		if err == nil || !errorsAs(err, &ue) {
+			t.Errorf("wisp %v: %v, want a usage error", args, err)
+		}
+	}
+}
+
+func errorsAs(err error, target **usageError) bool {
+	for err != nil {
+		if ue, ok := err.(*usageError); ok {
+			*target = ue
+			return true
+		}
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return false
+		}
+		err = u.Unwrap()
+	}
+	return false
+}

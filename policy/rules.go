@@ -1,0 +1,210 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// AuthMode says what NIP-42 authentication is required for.
+type AuthMode uint8
+
+const (
+	// AuthOpen: anyone may read and write; AUTH is optional (needed only
+	// for private messages and protected events).
+	AuthOpen AuthMode = iota
+	// AuthWrite: publishing needs AUTH first.
+	AuthWrite
+	// AuthAll: reading and publishing need AUTH first (a private relay).
+	AuthAll
+)
+
+// ParseAuthMode reads "open", "write" or "all".
+func ParseAuthMode(s string) (AuthMode, error) {
+	switch s {
+	case "open", "":
+		return AuthOpen, nil
+	case "write":
+		return AuthWrite, nil
+	case "all":
+		return AuthAll, nil
+	}
+	return 0, fmt.Errorf("%q: want open, write or all", s)
+}
+
+func (m AuthMode) String() string {
+	switch m {
+	case AuthWrite:
+		return "write"
+	case AuthAll:
+		return "all"
+	}
+	return "open"
+}
+
+// IPBlock refuses events from blocked IP addresses.
+func IPBlock(l *Lists) Rule {
+	return RuleFunc(func(_ context.Context, in *Input) Decision {
+		if in.Source == SourceClient && l.IPBlocked(in.Remote) {
+			return Rejected(PrefixBlocked, "your IP address is blocked")
+		}
+		return Accepted
+	})
+}
+
+// RateLimit refuses events past a rate per key; key picks the key (the
+// client's IP, the event's pubkey) and "" means not limited.
+func RateLimit(r Rate, what string, key func(*Input) string) Rule {
+	l := newLimiter(r)
+	if l == nil {
+		return nil
+	}
+	return RuleFunc(func(_ context.Context, in *Input) Decision {
+		k := key(in)
+		if k == "" {
+			return Accepted
+		}
+		now := in.Received
+		if now.IsZero() {
+			now = time.Now()
+		}
+		if !l.allow(k, now) {
+			return Rejected(PrefixRateLimited, fmt.Sprintf("slow down: at most %d events per %s per %s", r.N, r.Per, what))
+		}
+		return Accepted
+	})
+}
+
+// ClientIP is the rate-limit key of client events: their IP address (for
+// IPv6, its /64).
+func ClientIP(in *Input) string {
+	if in.Source != SourceClient || in.Remote == "" {
+		return ""
+	}
+	return addrKey(in.Remote)
+}
+
+// EventPubkey is the rate-limit key by author, for client events.
+func EventPubkey(in *Input) string {
+	if in.Source != SourceClient {
+		return ""
+	}
+	return in.Event.PubKey
+}
+
+// BannedEvents refuses event ids an admin banned.
+func BannedEvents(l *Lists) Rule {
+	return RuleFunc(func(_ context.Context, in *Input) Decision {
+		if l.EventBanned(in.Event.ID) {
+			return Rejected(PrefixBlocked, "this event is banned from this relay")
+		}
+		return Accepted
+	})
+}
+
+// PubkeyDeny refuses events by a denied pubkey, and from a connection
+// authenticated as one.
+func PubkeyDeny(l *Lists) Rule {
+	return RuleFunc(func(_ context.Context, in *Input) Decision {
+		if l.PubkeyBanned(in.Event.PubKey) || (in.Authed != "" && l.PubkeyBanned(in.Authed)) {
+			return Rejected(PrefixBlocked, "pubkey is banned from this relay")
+		}
+		return Accepted
+	})
+}
+
+// PubkeyAllow lets through events whose author is on the allow list, or
+// which come from a connection authenticated as a pubkey on it (members may
+// publish what others signed, such as a reposted note). With an empty list
+// everyone passes. An event an admin allowed passes too.
+func PubkeyAllow(l *Lists) Rule {
+	return RuleFunc(func(_ context.Context, in *Input) Decision {
+		if l.PubkeyAllowed(in.Event.PubKey) || (in.Authed != "" && l.PubkeyAllowed(in.Authed)) || l.EventAllowed(in.Event.ID) {
+			return Accepted
+		}
+		if in.Source == SourceClient && in.Authed == "" {
+			return Rejected(PrefixAuthRequired, "this relay accepts events only from its members; authenticate first")
+		}
+		return Rejected(PrefixRestricted, "this pubkey is not allowed to publish here")
+	})
+}
+
+// KindFilter refuses kinds the allow and deny lists keep out.
+func KindFilter(l *Lists) Rule {
+	return RuleFunc(func(_ context.Context, in *Input) Decision {
+		if !l.KindAllowed(in.Event.Kind) && !l.EventAllowed(in.Event.ID) {
+			return Rejected(PrefixBlocked, "events of kind "+strconv.Itoa(in.Event.Kind)+" are not accepted here")
+		}
+		return Accepted
+	})
+}
+
+// MinPoW asks for NIP-13 proof of work of at least bits: the id must have
+// that many leading zero bits, and a nonce tag must commit to a target of
+// at least that many (so that a spammer aiming lower cannot get lucky).
+func MinPoW(bits int) Rule {
+	if bits <= 0 {
+		return nil
+	}
+	return RuleFunc(func(_ context.Context, in *Input) Decision {
+		if in.Source != SourceClient {
+			return Accepted
+		}
+		var target = -1
+		for _, tag := range in.Event.Tags {
+			if len(tag) >= 3 && tag[0] == "nonce" {
+				if t, err := strconv.Atoi(tag[2]); err == nil {
+					target = t
+				}
+				break
+			}
+		}
+		if target < 0 {
+			return Rejected(PrefixPoW, fmt.Sprintf("this relay needs proof of work of %d bits with a committed target (NIP-13 nonce tag)", bits))
+		}
+		if target < bits {
+			return Rejected(PrefixPoW, fmt.Sprintf("committed target %d is below the required %d bits", target, bits))
+		}
+		if d := leadingZeroBits(in.Event.ID); d < bits {
+			return Rejected(PrefixPoW, fmt.Sprintf("difficulty %d is below the required %d bits", d, bits))
+		}
+		return Accepted
+	})
+}
+
+// leadingZeroBits counts the leading zero bits of a hex id (NIP-13).
+func leadingZeroBits(id string) int {
+	n := 0
+	for i := 0; i < len(id); i++ {
+		var v byte
+		switch c := id[i]; {
+		case c >= '0' && c <= '9':
+			v = c - '0'
+		case c >= 'a' && c <= 'f':
+			v = c - 'a' + 10
+		default:
+			return n
+		}
+		if v == 0 {
+			n += 4
+			continue
+		}
+		for mask := byte(8); mask > 0 && v&mask == 0; mask >>= 1 {
+			n++
+		}
+		return n
+	}
+	return n
+}
+
+// AuthForWrites asks client events to come from an authenticated
+// connection.
+func AuthForWrites() Rule {
+	return RuleFunc(func(_ context.Context, in *Input) Decision {
+		if in.Source == SourceClient && in.Authed == "" {
+			return Rejected(PrefixAuthRequired, "this relay accepts events only after authentication (NIP-42)")
+		}
+		return Accepted
+	})
+}

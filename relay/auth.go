@@ -1,0 +1,281 @@
+package relay
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp/policy"
+)
+
+const (
+	// authWindow is how far an AUTH event's created_at may be from now (NIP-42).
+	authWindow = 10 * time.Minute
+	kindVanish = 62
+	// allRelays in a kind 62 relay tag addresses every relay (NIP-62).
+	allRelays = "ALL_RELAYS"
+	// maxAuthAttempts bounds the AUTH messages of one connection: each
+	// costs a signature check on the reader, outside any rate limit.
+	maxAuthAttempts = 20
+)
+
+// connAuth is a connection's NIP-42 state. The challenge is fixed for the
+// connection's life; it is sent at connect when the policy needs AUTH for
+// something, else the first time the relay answers auth-required.
+type connAuth struct {
+	c         *conn
+	challenge string
+	// hosts are the host names an AUTH or vanish relay tag may name: the
+	// public URL's and the one the client connected to.
+	hosts    []string
+	sent     atomic.Bool
+	authed   atomic.Pointer[string]
+	attempts int // reader goroutine only
+}
+
+func (a *connAuth) init(c *conn, req *http.Request) {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	a.c = c
+	a.challenge = hex.EncodeToString(b[:])
+	if h := urlHost(c.r.cfg.Info.PublicURL); h != "" {
+		a.hosts = append(a.hosts, h)
+	}
+	if h := hostOnly(req.Host); h != "" {
+		a.hosts = append(a.hosts, h)
+	}
+	if c.r.cfg.Policy != nil && c.r.cfg.Policy.AuthMode() != policy.AuthOpen {
+		c.sendChallenge()
+	}
+}
+
+// pubkey is the authenticated pubkey, or "". Safe from any goroutine.
+func (a *connAuth) pubkey() string {
+	if p := a.authed.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// sendChallenge sends ["AUTH", challenge] once per connection. It never
+// blocks, so the verify workers may call it.
+func (c *conn) sendChallenge() {
+	if c.auth.sent.Swap(true) {
+		return
+	}
+	b, _ := json.Marshal([]string{"AUTH", c.auth.challenge})
+	c.sendNoWait(frame{body: b})
+}
+
+// handleAuth checks a client's AUTH event (NIP-42) and answers it with OK.
+// The event is never stored or broadcast.
+func (c *conn) handleAuth(ev *nostr.Event) {
+	fail := func(msg string) { c.ok(ev.ID, false, reason(prefixInvalid, msg)) }
+	if c.auth.attempts++; c.auth.attempts > maxAuthAttempts {
+		c.ok(ev.ID, false, reason(prefixRateLimited, "too many AUTH messages on this connection"))
+		return
+	}
+	if ev.Kind != nostr.KindClientAuthentication {
+		fail("an auth event has kind 22242")
+		return
+	}
+	if !checkID(ev) {
+		fail("event id does not match its content")
+		return
+	}
+	if d := time.Since(ev.CreatedAt.Time()); d > authWindow || d < -authWindow {
+		fail("auth event created_at is more than ten minutes from now")
+		return
+	}
+	if ev.Tags.FindWithValue("challenge", c.auth.challenge) == nil {
+		fail("auth event does not carry this connection's challenge")
+		return
+	}
+	named := false
+	for _, tag := range ev.Tags {
+		if len(tag) >= 2 && tag[0] == "relay" && c.auth.isThisRelay(tag[1]) {
+			named = true
+			break
+		}
+	}
+	if !named {
+		fail("auth event names another relay")
+		return
+	}
+	if !verifySig(ev) {
+		fail("bad signature")
+		return
+	}
+	pk := ev.PubKey
+	c.auth.authed.Store(&pk)
+	c.r.log.Debug("client authenticated", "remote", c.remote, "pubkey", pk)
+	c.ok(ev.ID, true, "")
+}
+
+// isThisRelay reports whether a relay URL names this relay: its host name
+// is the public URL's or the one the client connected to. NIP-42 suggests
+// the host name is enough; the challenge already binds the connection.
+func (a *connAuth) isThisRelay(u string) bool {
+	h := urlHost(u)
+	if h == "" {
+		return false
+	}
+	for _, mine := range a.hosts {
+		if h == mine {
+			return true
+		}
+	}
+	return false
+}
+
+// namesThisRelay reports whether a request to vanish (NIP-62) is for this
+// relay: a relay tag names it or ALL_RELAYS.
+func (a *connAuth) namesThisRelay(ev *nostr.Event) bool {
+	for _, tag := range ev.Tags {
+		if len(tag) >= 2 && tag[0] == "relay" && (tag[1] == allRelays || a.isThisRelay(tag[1])) {
+			return true
+		}
+	}
+	return false
+}
+
+// urlHost is the lowercase host name of a URL, without port.
+func urlHost(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return ""
+	}
+	if !strings.Contains(s, "://") {
+		s = "ws://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(u.Hostname())
+}
+
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return strings.ToLower(strings.Trim(h, "[]"))
+	}
+	return strings.ToLower(strings.Trim(hostport, "[]"))
+}
+
+// Private messages (NIP-17 gift wraps, NIP-04 direct messages) are served
+// only to an authenticated recipient (p-tagged) or, for kind 4, the author.
+func isPrivateKind(kind int) bool {
+	return kind == nostr.KindGiftWrap || kind == nostr.KindEncryptedDirectMessage
+}
+
+// maySee reports whether the connection may receive ev.
+func (c *conn) maySee(ev *nostr.Event) bool {
+	if !isPrivateKind(ev.Kind) {
+		return true
+	}
+	return visibleTo(ev.Kind, ev.PubKey, ev.Tags, c.auth.pubkey())
+}
+
+func visibleTo(kind int, author string, tags nostr.Tags, viewer string) bool {
+	if viewer == "" {
+		return false
+	}
+	if kind == nostr.KindEncryptedDirectMessage && author == viewer {
+		return true
+	}
+	for _, tag := range tags {
+		if len(tag) >= 2 && tag[0] == "p" && tag[1] == viewer {
+			return true
+		}
+	}
+	return false
+}
+
+// maySeeRaw is maySee for a stored event's canonical JSON. The kind is read
+// straight from the bytes (wisp stores id, pubkey, created_at, kind first,
+// in that order), so only private messages are decoded.
+func (c *conn) maySeeRaw(raw []byte) bool {
+	kind, ok := rawKind(raw)
+	if ok && !isPrivateKind(kind) {
+		return true
+	}
+	var ev struct {
+		Kind   int        `json:"kind"`
+		PubKey string     `json:"pubkey"`
+		Tags   nostr.Tags `json:"tags"`
+	}
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		return false
+	}
+	if !isPrivateKind(ev.Kind) {
+		return true
+	}
+	return visibleTo(ev.Kind, ev.PubKey, ev.Tags, c.auth.pubkey())
+}
+
+var kindKey = []byte(`,"kind":`)
+
+// rawKind finds the kind in canonical event JSON. The first `,"kind":` is
+// the field: id, pubkey and created_at before it cannot contain it.
+func rawKind(raw []byte) (int, bool) {
+	i := bytes.Index(raw, kindKey)
+	if i < 0 {
+		return 0, false
+	}
+	rest := raw[i+len(kindKey):]
+	n := 0
+	for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+		n++
+	}
+	if n == 0 || n > 6 {
+		return 0, false
+	}
+	k, err := strconv.Atoi(string(rest[:n]))
+	return k, err == nil
+}
+
+// mayMatchPrivate reports whether a filter could match private messages:
+// it names kind 4 or 1059, or no kinds at all.
+func mayMatchPrivate(filters []nostr.Filter) bool {
+	for i := range filters {
+		f := &filters[i]
+		if f.Kinds == nil {
+			return true
+		}
+		for _, k := range f.Kinds {
+			if isPrivateKind(k) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// onlyPrivateKinds reports whether every filter asks only for private
+// messages, so that an unauthenticated client can get nothing from it.
+func onlyPrivateKinds(filters []nostr.Filter) bool {
+	if len(filters) == 0 {
+		return false
+	}
+	for i := range filters {
+		f := &filters[i]
+		if len(f.Kinds) == 0 {
+			return false
+		}
+		for _, k := range f.Kinds {
+			if !isPrivateKind(k) {
+				return false
+			}
+		}
+	}
+	return true
+}

@@ -1,0 +1,271 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp/policy"
+)
+
+// Events that do not come from a client connection (imports, live mirrors,
+// sync) enter the same pipeline through Ingest: the cheap checks, the id
+// hash, the policy's early stage with the caller's source, then the verify
+// pool (signature, late stage), the batching writer and the fan-out. Every
+// event stored, whatever its source, is then offered to the stored-event
+// hooks (OnStored), which is how up-mirrors learn what to send.
+
+// IngestOutcome says what became of an ingested event.
+type IngestOutcome int
+
+const (
+	// IngestStored: stored (or, for an ephemeral event, broadcast). A
+	// shadow-rejected event is reported as stored, as a client would be told.
+	IngestStored IngestOutcome = iota + 1
+	// IngestDuplicate: already stored.
+	IngestDuplicate
+	// IngestRejected: refused; Reason says why, with a NIP-01 prefix.
+	IngestRejected
+)
+
+func (o IngestOutcome) String() string {
+	switch o {
+	case IngestStored:
+		return "stored"
+	case IngestDuplicate:
+		return "duplicate"
+	case IngestRejected:
+		return "rejected"
+	}
+	return "unknown"
+}
+
+// IngestResult is the outcome of one ingested event.
+type IngestResult struct {
+	Outcome IngestOutcome
+	Reason  string
+}
+
+// IngestOptions say where ingested events come from.
+type IngestOptions struct {
+	// Source is passed to the policy (import, stream or sync).
+	Source policy.Source
+	// Remote is the other relay's URL for stream and sync, "" for imports.
+	// Stored-event hooks see it as the event's origin.
+	Remote string
+	// NoVerify skips the signature check (trusted imports only). The id is
+	// still checked against the content.
+	NoVerify bool
+}
+
+// Ingest feeds one event into the relay's pipeline. done is called exactly
+// once with the outcome, possibly before Ingest returns, and must not
+// block. Ingest blocks while the pipeline is full (backpressure) and gives
+// up with a rejection when ctx ends or the relay shuts down.
+func (r *Relay) Ingest(ctx context.Context, ev *nostr.Event, opt IngestOptions, done func(IngestResult)) {
+	finish := func(ok bool, msg string) {
+		done(ingestResult(ok, msg))
+	}
+	refuse := func(why string) {
+		r.stats.rejected.Add(1)
+		r.countOK(false, why)
+		finish(false, why)
+	}
+	raw := canonicalEvent(ev)
+	if why := checkEvent(ev, raw, &r.cfg.Limits, time.Now()); why != "" {
+		refuse(why)
+		return
+	}
+	if ev.Kind == nostr.KindClientAuthentication {
+		refuse(reason(prefixInvalid, "auth events are not stored"))
+		return
+	}
+	if !checkID(ev) {
+		refuse(reason(prefixInvalid, "event id does not match its content"))
+		return
+	}
+	if isProtected(ev) && opt.Source != policy.SourceImport {
+		// NIP-70: only the author, authenticated, may publish it here.
+		refuse(reason(prefixRestricted, "this event may only be published by its author (NIP-70)"))
+		return
+	}
+	vanish := false
+	if ev.Kind == kindVanish {
+		if !r.namesThisRelay(ev) {
+			refuse(reason(prefixBlocked, "this request to vanish names other relays"))
+			return
+		}
+		vanish = true
+	}
+	var in *policy.Input
+	if r.cfg.Policy != nil {
+		in = &policy.Input{Event: ev, Raw: raw, Source: opt.Source, Remote: opt.Remote, Received: time.Now(), Vanish: vanish}
+		if d := r.cfg.Policy.Early(ctx, in); d.Action != policy.Accept {
+			if d.Action == policy.ShadowReject {
+				r.stats.rejected.Add(1)
+				finish(true, "")
+				return
+			}
+			refuse(d.Reason)
+			return
+		}
+	}
+	if !isEphemeral(ev.Kind) {
+		have, err := r.store.Has(ctx, ev.ID)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.log.Error("look up event", "id", ev.ID, "err", err)
+			}
+			finish(false, internalError)
+			return
+		}
+		if have {
+			r.stats.duplicate.Add(1)
+			r.countOK(true, reason(prefixDuplicate, "already have this event"))
+			finish(true, reason(prefixDuplicate, "already have this event"))
+			return
+		}
+	}
+
+	r.drainMu.RLock()
+	if r.draining {
+		r.drainMu.RUnlock()
+		finish(false, reason(prefixError, "relay is shutting down"))
+		return
+	}
+	r.inflight.Add(1)
+	r.drainMu.RUnlock()
+
+	p := &pending{ev: ev, raw: raw, in: in, noVerify: opt.NoVerify, origin: opt.Remote, source: opt.Source, done: finish}
+	select {
+	case r.verifyCh <- p:
+	case <-ctx.Done():
+		r.inflight.Done()
+		finish(false, reason(prefixError, "cancelled"))
+	case <-r.ctx.Done():
+		r.inflight.Done()
+		finish(false, reason(prefixError, "relay is shutting down"))
+	}
+}
+
+func ingestResult(ok bool, msg string) IngestResult {
+	switch {
+	case ok && strings.HasPrefix(msg, prefixDuplicate+":"):
+		return IngestResult{Outcome: IngestDuplicate, Reason: msg}
+	case ok:
+		return IngestResult{Outcome: IngestStored, Reason: msg}
+	default:
+		return IngestResult{Outcome: IngestRejected, Reason: msg}
+	}
+}
+
+// namesThisRelay reports whether a request to vanish names ALL_RELAYS or
+// this relay's public URL (an ingested event has no connection whose host
+// it could name).
+func (r *Relay) namesThisRelay(ev *nostr.Event) bool {
+	mine := urlHost(r.cfg.Info.PublicURL)
+	for _, tag := range ev.Tags {
+		if len(tag) >= 2 && tag[0] == "relay" && (tag[1] == allRelays || (mine != "" && urlHost(tag[1]) == mine)) {
+			return true
+		}
+	}
+	return false
+}
+
+// StoredEvent is an event the writer just committed, as hooks see it.
+type StoredEvent struct {
+	Event *nostr.Event
+	Raw   []byte // canonical JSON; do not modify
+	Seq   int64
+	// Source and Origin say where it came from: a client (Origin ""), an
+	// import, or another relay (Origin is its URL), so that a mirror never
+	// sends an event back to the relay it came from.
+	Source policy.Source
+	Origin string
+}
+
+// storedHooks are the functions told about stored events.
+type storedHooks struct {
+	mu   sync.Mutex
+	next int
+	fns  map[int]func(StoredEvent)
+	snap atomic.Pointer[[]func(StoredEvent)]
+}
+
+// OnStored registers fn to be called, on the writer goroutine, with every
+// event stored from now on, after its commit. fn must return at once (hand
+// the event to a buffered channel, and drop or catch up when it is full):
+// the writer waits for it. remove unregisters fn.
+func (r *Relay) OnStored(fn func(StoredEvent)) (remove func()) {
+	h := &r.hooks
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.fns == nil {
+		h.fns = map[int]func(StoredEvent){}
+	}
+	id := h.next
+	h.next++
+	h.fns[id] = fn
+	h.publish()
+	return func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		delete(h.fns, id)
+		h.publish()
+	}
+}
+
+func (h *storedHooks) publish() {
+	fns := make([]func(StoredEvent), 0, len(h.fns))
+	for _, fn := range h.fns {
+		fns = append(fns, fn)
+	}
+	h.snap.Store(&fns)
+}
+
+// notifyStored tells the hooks about a committed event; writer only.
+func (r *Relay) notifyStored(p *pending, seq int64) {
+	fns := r.hooks.snap.Load()
+	if fns == nil || len(*fns) == 0 {
+		return
+	}
+	source := policy.SourceClient
+	if p.c == nil {
+		source = p.source
+	}
+	e := StoredEvent{Event: p.ev, Raw: p.raw, Seq: seq, Source: source, Origin: p.origin}
+	for _, fn := range *fns {
+		fn(e)
+	}
+}
+
+// ErrMalformed is returned by ParseEvent for anything that is not one event
+// object.
+var ErrMalformed = errors.New("malformed event")
+
+// ParseEvent parses one event object (a line of a JSON-lines export) as the
+// relay parses a client's EVENT, with the same strictness and limits.
+func ParseEvent(data []byte, lim Limits) (*nostr.Event, error) {
+	if lim.MaxMessageBytes > 0 && len(data) > lim.MaxMessageBytes {
+		return nil, fmt.Errorf("%w: too large", ErrMalformed)
+	}
+	if !utf8.Valid(data) {
+		return nil, fmt.Errorf("%w: not valid UTF-8", ErrMalformed)
+	}
+	s := jsonScanner{data: data, src: string(data)}
+	s.skipWS()
+	ev, _, f := s.parseEvent(&lim)
+	if f.msg == "" {
+		f = s.trailing()
+	}
+	if f.msg != "" {
+		return nil, fmt.Errorf("%w: %s", ErrMalformed, f.msg)
+	}
+	return ev, nil
+}

@@ -1,0 +1,323 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nbd-wtf/go-nostr"
+	"github.com/nbd-wtf/go-nostr/nip77/negentropy"
+	"github.com/nbd-wtf/go-nostr/nip77/negentropy/storage/vector"
+	"github.com/wisp-relay/wisp/policy"
+	"github.com/wisp-relay/wisp/storage"
+)
+
+// NIP-77: negentropy set reconciliation. A client opens a session with
+// NEG-OPEN (a filter and its first message); the relay lists the
+// (created_at, id) of the matching events once, into a sorted vector, and
+// answers each message with NEG-MSG until the client closes the session
+// with NEG-CLOSE. go-nostr's negentropy implementation does the protocol.
+// Sessions live on the connection's reader goroutine, like subscriptions.
+
+// NegentropyConfig configures NIP-77.
+type NegentropyConfig struct {
+	// Enabled turns NIP-77 on; it is then advertised in NIP-11.
+	Enabled bool
+	// MaxEvents caps the events one session may cover (0: 500000). A larger
+	// set is refused with NEG-ERR "blocked:": narrow the filter.
+	MaxEvents int
+	// FrameBytes caps one negentropy message the relay sends, before hex
+	// encoding (0: 65536; at least 4096).
+	FrameBytes int
+}
+
+const (
+	defaultNegMaxEvents  = 500000
+	defaultNegFrameBytes = 65536
+	// maxNegSessions bounds the open sessions of one connection: each
+	// holds its whole id list in memory.
+	maxNegSessions = 4
+)
+
+func (r *Relay) negMaxEvents() int {
+	if r.cfg.Negentropy.MaxEvents > 0 {
+		return r.cfg.Negentropy.MaxEvents
+	}
+	return defaultNegMaxEvents
+}
+
+func (r *Relay) negFrameBytes() int {
+	n := r.cfg.Negentropy.FrameBytes
+	if n <= 0 {
+		n = defaultNegFrameBytes
+	}
+	return max(n, 4096)
+}
+
+// negSession is one open NEG-OPEN.
+type negSession struct {
+	neg *negentropy.Negentropy
+}
+
+var negPrefix = []byte(`"NEG-`)
+
+// isNegMsg reports whether a frame is a NIP-77 message: its first element
+// is a string starting with NEG-.
+func isNegMsg(data []byte) bool {
+	d := bytes.TrimLeft(data, " \t\r\n")
+	if len(d) == 0 || d[0] != '[' {
+		return false
+	}
+	d = bytes.TrimLeft(d[1:], " \t\r\n")
+	return bytes.HasPrefix(d, negPrefix)
+}
+
+func (c *conn) negErr(subID, msg string) {
+	b, _ := json.Marshal([]string{"NEG-ERR", subID, msg})
+	c.sendWait(frame{body: b})
+}
+
+func (c *conn) negMsg(subID, msg string) {
+	b := make([]byte, 0, len(subID)+len(msg)+20)
+	b = append(b, `["NEG-MSG",`...)
+	sid, _ := json.Marshal(subID)
+	b = append(b, sid...)
+	b = append(b, `,"`...)
+	b = append(b, msg...) // hex
+	b = append(b, `"]`...)
+	c.sendWait(frame{body: b})
+}
+
+// handleNeg handles NEG-OPEN, NEG-MSG and NEG-CLOSE.
+func (c *conn) handleNeg(data []byte) {
+	r := c.r
+	var arr []json.RawMessage
+	var verb string
+	if !utf8.Valid(data) || json.Unmarshal(data, &arr) != nil || len(arr) < 2 || json.Unmarshal(arr[0], &verb) != nil {
+		c.observeIn("")
+		c.notice(reason(prefixInvalid, "malformed negentropy message"))
+		return
+	}
+	switch verb {
+	case "NEG-OPEN", "NEG-MSG", "NEG-CLOSE":
+		c.observeIn(verb)
+	default:
+		c.observeIn("")
+		c.notice(reason(prefixInvalid, "unknown message type "+strconv.Quote(verb)))
+		return
+	}
+	if !r.cfg.Negentropy.Enabled {
+		c.notice(reason(prefixBlocked, "negentropy (NIP-77) is not supported by this relay"))
+		return
+	}
+	var subID string
+	if json.Unmarshal(arr[1], &subID) != nil || subID == "" || len(subID) > r.cfg.Limits.MaxSubIDLength {
+		c.notice(reason(prefixInvalid, fmt.Sprintf("subscription id must be 1 to %d characters", r.cfg.Limits.MaxSubIDLength)))
+		return
+	}
+	switch verb {
+	case "NEG-CLOSE":
+		delete(c.negs, subID)
+	case "NEG-OPEN":
+		// ["NEG-OPEN", id, filter, msg]; an older draft put an id size
+		// before the message.
+		if len(arr) != 4 && len(arr) != 5 {
+			c.negErr(subID, reason(prefixInvalid, "NEG-OPEN takes a subscription id, a filter and a message"))
+			return
+		}
+		var msg string
+		if json.Unmarshal(arr[len(arr)-1], &msg) != nil {
+			c.negErr(subID, reason(prefixInvalid, "negentropy message must be a hex string"))
+			return
+		}
+		c.negOpen(subID, arr[2], msg)
+	case "NEG-MSG":
+		var msg string
+		if len(arr) != 3 || json.Unmarshal(arr[2], &msg) != nil {
+			c.negErr(subID, reason(prefixInvalid, "NEG-MSG takes a subscription id and a hex message"))
+			return
+		}
+		s, ok := c.negs[subID]
+		if !ok {
+			c.negErr(subID, reason("closed", "no such negentropy session; send NEG-OPEN"))
+			return
+		}
+		c.negReconcile(subID, s, msg)
+	}
+}
+
+func (c *conn) negOpen(subID string, rawFilter json.RawMessage, msg string) {
+	r := c.r
+	delete(c.negs, subID) // a NEG-OPEN with an open id replaces it
+	if c.negs == nil {
+		c.negs = map[string]*negSession{}
+	}
+	if len(c.negs) >= maxNegSessions {
+		c.negErr(subID, reason(prefixBlocked, fmt.Sprintf("too many open negentropy sessions (at most %d)", maxNegSessions)))
+		return
+	}
+	s := jsonScanner{data: rawFilter}
+	f, jf := s.parseFilter(&r.cfg.Limits)
+	if jf.msg == "" {
+		jf = s.trailing()
+	}
+	if jf.msg != "" {
+		c.negErr(subID, reason(prefixInvalid, jf.msg))
+		return
+	}
+	if f.Search != "" {
+		c.negErr(subID, reason(prefixBlocked, "search is not supported in negentropy sessions"))
+		return
+	}
+	filters := []nostr.Filter{f}
+	if why := c.readRefusal(filters); why != "" {
+		if strings.HasPrefix(why, prefixAuthRequired+":") {
+			c.sendChallenge()
+		}
+		c.negErr(subID, why)
+		return
+	}
+
+	vec := vector.New()
+	maxEvents := r.negMaxEvents()
+	ctx, cancel := context.WithTimeout(c.ctx, r.cfg.Limits.QueryTimeout)
+	err := c.listIDs(ctx, filters, maxEvents, func(createdAt int64, id string) {
+		vec.Insert(nostr.Timestamp(createdAt), id)
+	})
+	cancel()
+	switch {
+	case err == nil:
+	case errors.Is(err, storage.ErrTooMany):
+		c.negErr(subID, reason(prefixBlocked, fmt.Sprintf("this query is too big: more than %d events; narrow the filter", maxEvents)))
+		return
+	case c.ctx.Err() != nil:
+		return
+	case errors.Is(err, context.DeadlineExceeded):
+		c.negErr(subID, reason(prefixError, "listing the events took too long; narrow the filter"))
+		return
+	default:
+		r.log.Error("negentropy: list ids", "sub", subID, "err", err)
+		c.negErr(subID, internalError)
+		return
+	}
+	vec.Seal()
+	sess := &negSession{neg: negentropy.New(vec, r.negFrameBytes())}
+	c.negs[subID] = sess
+	c.negReconcile(subID, sess, msg)
+}
+
+func (c *conn) negReconcile(subID string, s *negSession, msg string) {
+	out, err := reconcileSafely(s.neg, msg)
+	if err != nil {
+		delete(c.negs, subID)
+		c.negErr(subID, reason(prefixInvalid, "bad negentropy message: "+err.Error()))
+		return
+	}
+	c.negMsg(subID, out)
+}
+
+// reconcileSafely runs one reconciliation step; a malformed message the
+// library does not catch must not take the connection down.
+func reconcileSafely(neg *negentropy.Negentropy, msg string) (out string, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("malformed message")
+		}
+	}()
+	if len(msg)%2 != 0 {
+		return "", errors.New("odd hex length")
+	}
+	if _, err := hex.DecodeString(msg); err != nil {
+		return "", errors.New("not hex")
+	}
+	return neg.Reconcile(msg)
+}
+
+// readRefusal runs the read policy and the private-message rule for a
+// negentropy session, as for a REQ; it returns "" or a prefixed reason.
+func (c *conn) readRefusal(filters []nostr.Filter) string {
+	r := c.r
+	authed := c.auth.pubkey()
+	if r.cfg.Policy != nil {
+		d := r.cfg.Policy.Read(&policy.ReadInput{Remote: c.remote, Authed: authed, Filters: filters, Time: time.Now()})
+		if d.Action != policy.Accept {
+			return d.Reason
+		}
+	}
+	if authed == "" && onlyPrivateKinds(filters) {
+		return reason(prefixAuthRequired, "private messages are served only to their recipients; authenticate first")
+	}
+	return ""
+}
+
+// listIDs lists (created_at, hex id) of the events the connection may see
+// that match filters: from the id index when the filters cannot match
+// private messages, else by reading each event to check who may see it.
+func (c *conn) listIDs(ctx context.Context, filters []nostr.Filter, maxEvents int, fn func(createdAt int64, id string)) error {
+	store := c.r.store
+	lister, canList := store.(storage.IDLister)
+	if canList && !mayMatchPrivate(filters) {
+		return lister.ListIDs(ctx, filters, maxEvents, func(createdAt int64, id []byte) error {
+			fn(createdAt, hex.EncodeToString(id))
+			return nil
+		})
+	}
+	n := 0
+	each := func(raw []byte) error {
+		if !c.maySeeRaw(raw) {
+			return nil
+		}
+		n++
+		if n > maxEvents {
+			return storage.ErrTooMany
+		}
+		createdAt, id, ok := rawIDAndTime(raw)
+		if !ok {
+			return fmt.Errorf("stored event without id or created_at: %.80s", raw)
+		}
+		fn(createdAt, id)
+		return nil
+	}
+	unlimited := make([]nostr.Filter, len(filters))
+	for i, f := range filters {
+		f.Limit, f.LimitZero = 0, false
+		unlimited[i] = f
+	}
+	if sc, ok := store.(storage.Eraser); ok {
+		return sc.Scan(ctx, unlimited, each)
+	}
+	return errors.New("the store cannot list events for negentropy")
+}
+
+var createdAtKey = []byte(`,"created_at":`)
+
+// rawIDAndTime reads the id and created_at from canonical event JSON,
+// which starts {"id":"<64 hex>", and has created_at before any tag.
+func rawIDAndTime(raw []byte) (int64, string, bool) {
+	const idStart = len(`{"id":"`)
+	if len(raw) < idStart+64 || !bytes.HasPrefix(raw, []byte(`{"id":"`)) {
+		return 0, "", false
+	}
+	id := string(raw[idStart : idStart+64])
+	i := bytes.Index(raw, createdAtKey)
+	if i < 0 {
+		return 0, "", false
+	}
+	rest := raw[i+len(createdAtKey):]
+	n := 0
+	for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+		n++
+	}
+	ts, err := strconv.ParseInt(string(rest[:n]), 10, 64)
+	if err != nil {
+		return 0, "", false
+	}
+	return ts, id, true
+}

@@ -1,0 +1,237 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/nbd-wtf/go-nostr"
+)
+
+// Metrics receives the relay's measurements as they happen. The relay
+// itself depends on no metrics library: cmd/wisp plugs in a Prometheus
+// implementation (package metrics). Calls come from many goroutines, some
+// for every message, so an implementation must be safe for concurrent use
+// and cheap. Figures the relay keeps anyway (open connections and
+// subscriptions, slow-consumer evictions) are read from Stats instead.
+type Metrics interface {
+	// MessageIn counts a message from a client by verb: EVENT, REQ, CLOSE,
+	// COUNT, AUTH, NEG (any NIP-77 message), or "invalid" for one that could
+	// not be parsed.
+	MessageIn(verb string)
+	// MessageOut counts a message written to a client by verb: EVENT, OK,
+	// EOSE, CLOSED, NOTICE, COUNT, AUTH, NEG-MSG or NEG-ERR.
+	MessageOut(verb string)
+	// Event counts what became of an EVENT: OutcomeStored, OutcomeEphemeral
+	// (accepted and broadcast, never stored), OutcomeDuplicate, or
+	// OutcomeRejected with the NIP-01 prefix of the reason (invalid,
+	// blocked, error, ...).
+	Event(outcome, prefix string)
+	// WriteBatch records one write transaction: how many events it held and
+	// how long Save took, commit included; err is Save's.
+	WriteBatch(events int, took time.Duration, err error)
+	// Query records one stored query: kind QueryReq or QueryCount, outcome
+	// QueryOK, QueryTimeout, QueryCanceled or QueryError, and its duration.
+	Query(kind, outcome string, took time.Duration)
+}
+
+// Event outcomes for Metrics.Event.
+const (
+	OutcomeStored    = "stored"
+	OutcomeEphemeral = "ephemeral"
+	OutcomeDuplicate = "duplicate"
+	OutcomeRejected  = "rejected"
+)
+
+// Query kinds and outcomes for Metrics.Query.
+const (
+	QueryReq      = "req"
+	QueryCount    = "count"
+	QueryOK       = "ok"
+	QueryTimeout  = "timeout"
+	QueryCanceled = "canceled"
+	QueryError    = "error"
+)
+
+type noMetrics struct{}
+
+func (noMetrics) MessageIn(string)                     {}
+func (noMetrics) MessageOut(string)                    {}
+func (noMetrics) Event(string, string)                 {}
+func (noMetrics) WriteBatch(int, time.Duration, error) {}
+func (noMetrics) Query(string, string, time.Duration)  {}
+
+// metrics returns the configured Metrics, or one that discards.
+func (r *Relay) metrics() Metrics {
+	if r.cfg.Metrics == nil {
+		return noMetrics{}
+	}
+	return r.cfg.Metrics
+}
+
+// countOK counts the outcome an OK reports: duplicates and refusals (by
+// prefix). Stored and ephemeral events are counted by the writer, which
+// knows which they are; an OK true without a message may also be a
+// shadow rejection, which is not counted as stored.
+func (r *Relay) countOK(ok bool, msg string) {
+	switch {
+	case !ok:
+		r.metrics().Event(OutcomeRejected, reasonPrefix(msg))
+	case strings.HasPrefix(msg, prefixDuplicate+":"):
+		r.metrics().Event(OutcomeDuplicate, "")
+	}
+}
+
+// knownPrefixes bounds the label values of refusals.
+var knownPrefixes = []string{prefixInvalid, prefixDuplicate, prefixBlocked, prefixRateLimited,
+	prefixRestricted, prefixAuthRequired, prefixPoW, prefixError}
+
+// reasonPrefix returns the NIP-01 prefix of a reason, "other" for none.
+func reasonPrefix(msg string) string {
+	p, _, ok := strings.Cut(msg, ":")
+	if ok {
+		for _, k := range knownPrefixes {
+			if p == k {
+				return k
+			}
+		}
+	}
+	return "other"
+}
+
+// frameVerb is the verb of an outbound frame: EVENT frames share a head,
+// the others start with ["VERB".
+func frameVerb(f frame) string {
+	b := f.head
+	if len(b) == 0 {
+		b = f.body
+	}
+	if !bytes.HasPrefix(b, []byte(`["`)) {
+		return "other"
+	}
+	b = b[2:]
+	if i := bytes.IndexByte(b, '"'); i > 0 && i <= 8 {
+		switch v := string(b[:i]); v {
+		case "EVENT", "OK", "EOSE", "CLOSED", "NOTICE", "COUNT", "AUTH", "NEG-MSG", "NEG-ERR":
+			return v
+		}
+	}
+	return "other"
+}
+
+// connObs is what a connection records for operators: counts for its
+// closing log line and the error that ended its reader.
+type connObs struct {
+	opened  time.Time
+	verb    string // verb of the message being handled; reader only
+	in      int64  // messages read; reader only
+	out     int64  // messages written; writer only
+	readErr error  // what ended the reader
+}
+
+// logOpened writes the line for a new connection.
+func (c *conn) logOpened(open int64) {
+	c.obs.opened = time.Now()
+	c.r.log.Info("connection opened", "remote", c.remote, "open", open)
+}
+
+// logClosed writes the line for a connection that ended, with why. Call
+// it after the writer has finished.
+func (c *conn) logClosed(why string) {
+	c.r.log.Info("connection closed", "remote", c.remote, "reason", why,
+		"duration", time.Since(c.obs.opened).Round(time.Millisecond),
+		"in", c.obs.in, "out", c.obs.out)
+}
+
+// endReason says why the reader stopped: a close the relay started (slow
+// consumer, shutdown, ...) names its reason; otherwise the client closed,
+// sent a message too big, or the connection broke.
+func (c *conn) endReason() string {
+	c.mu.Lock()
+	closing, code, why := c.closing, c.closeCode, c.closeReason
+	c.mu.Unlock()
+	if closing && why != "" {
+		return fmt.Sprintf("%s (closed by relay, status %d)", why, int(code))
+	}
+	err := c.obs.readErr
+	var ce websocket.CloseError
+	switch {
+	case err == nil:
+		return "closed by relay"
+	case errors.Is(err, websocket.ErrMessageTooBig) || websocket.CloseStatus(err) == websocket.StatusMessageTooBig:
+		return fmt.Sprintf("message larger than %d bytes (status 1009)", c.r.cfg.Limits.MaxMessageBytes)
+	case errors.As(err, &ce):
+		if ce.Reason != "" {
+			return fmt.Sprintf("closed by client (status %d: %s)", int(ce.Code), ce.Reason)
+		}
+		return fmt.Sprintf("closed by client (status %d)", int(ce.Code))
+	case errors.Is(err, io.EOF):
+		return "connection lost: closed without a close frame"
+	case c.ctx.Err() != nil:
+		return "connection lost: write failed"
+	}
+	return "connection lost: " + err.Error()
+}
+
+// query runs a REQ's stored query, timing it for metrics and the slow
+// query log.
+func (c *conn) query(ctx context.Context, subID string, filters []nostr.Filter, fn func(raw []byte) error) (int64, error) {
+	start := time.Now()
+	n := 0
+	watermark, err := c.r.store.Query(ctx, filters, func(raw []byte) error {
+		n++
+		return fn(raw)
+	})
+	c.observeQuery(QueryReq, subID, filters, time.Since(start), err, n)
+	return watermark, err
+}
+
+// observeQuery records a stored query and logs it when slow.
+func (c *conn) observeQuery(kind, subID string, filters []nostr.Filter, took time.Duration, err error, results int) {
+	r := c.r
+	outcome := QueryOK
+	switch {
+	case err == nil:
+	case errors.Is(err, context.DeadlineExceeded):
+		outcome = QueryTimeout
+	case errors.Is(err, errConnClosing) || errors.Is(err, context.Canceled) || c.ctx.Err() != nil:
+		outcome = QueryCanceled
+	default:
+		outcome = QueryError
+	}
+	r.metrics().Query(kind, outcome, took)
+	if r.cfg.SlowQuery > 0 && took >= r.cfg.SlowQuery && outcome != QueryCanceled {
+		fs, _ := json.Marshal(filters)
+		r.log.Warn("slow query", "kind", kind, "sub", subID, "remote", c.remote,
+			"took", took.Round(time.Millisecond), "outcome", outcome, "results", results,
+			"filters", string(fs))
+	}
+}
+
+// eventsStored is the front page's figure; -1 when it cannot be had fast.
+func (r *Relay) eventsStored(ctx context.Context) int64 {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	n, approx, err := r.store.Count(ctx, []nostr.Filter{{}})
+	if err != nil || approx {
+		return -1
+	}
+	return n
+}
+
+// observeIn counts a message read from the client; verb is "" when it
+// could not be parsed.
+func (c *conn) observeIn(verb string) {
+	if verb == "" {
+		verb = "invalid"
+	}
+	c.obs.in++
+	c.obs.verb = verb
+	c.r.metrics().MessageIn(verb)
+}

@@ -1,0 +1,242 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp/policy"
+)
+
+// Policy decides who may connect, read and write. *policy.Policy implements
+// it; a nil Policy lets everyone in (the protocol's own rules, NIP-42 AUTH,
+// NIP-70 and private-message visibility, still apply).
+type Policy interface {
+	// Connect decides on a new websocket from remote; release is called
+	// when an accepted connection ends.
+	Connect(remote string, now time.Time) (d policy.Decision, release func())
+	// Read decides on a REQ.
+	Read(in *policy.ReadInput) policy.Decision
+	// Early judges an event before its signature is checked, on the
+	// connection's reader: rules that need nothing verified.
+	Early(ctx context.Context, in *policy.Input) policy.Decision
+	// Late judges an event after its signature is checked, on the verify
+	// workers (never the writer): rules that trust the pubkey or may block.
+	Late(ctx context.Context, in *policy.Input) policy.Decision
+	// AuthMode says whether AUTH is needed to write, or to do anything.
+	AuthMode() policy.AuthMode
+	// Limitation is what NIP-11 advertises about the policy.
+	Limitation() policy.Limitation
+}
+
+// Manager carries out NIP-86 management calls; *policy.Admin implements
+// it. The relay checks NIP-98 authorization and the admin list first.
+type Manager interface {
+	Methods() []string
+	Call(ctx context.Context, caller, method string, params []json.RawMessage) (any, error)
+	// Info returns base with the changes admins made (name, description, icon).
+	Info(base policy.RelayInfo) policy.RelayInfo
+}
+
+var (
+	_ Policy  = (*policy.Policy)(nil)
+	_ Manager = (*policy.Admin)(nil)
+)
+
+// alwaysNIPs are implemented whatever the configuration: NIP-17/59
+// visibility of private messages, NIP-42 AUTH, NIP-62 requests to vanish,
+// NIP-70 protected events.
+var alwaysNIPs = []int{17, 42, 59, 62, 70}
+
+// nips are the NIPs advertised: the core ones, those always on, NIP-13
+// when proof of work is required and NIP-86 when the management API is on.
+func (r *Relay) nips() []int {
+	out := slices.Concat(supportedNIPs, alwaysNIPs)
+	if r.cfg.Policy != nil && r.cfg.Policy.Limitation().MinPoW > 0 {
+		out = append(out, 13)
+	}
+	if r.managementEnabled() {
+		out = append(out, 86)
+	}
+	if r.searchEnabled() { // NIP-50, see search.go
+		out = append(out, 50)
+	}
+	if r.cfg.Negentropy.Enabled { // NIP-77, see negentropy.go
+		out = append(out, 77)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// limitation is the policy part of NIP-11's limitation object.
+func (r *Relay) limitation() policy.Limitation {
+	if r.cfg.Policy == nil {
+		return policy.Limitation{}
+	}
+	return r.cfg.Policy.Limitation()
+}
+
+// info is the operator's description with what admins changed over NIP-86.
+func (r *Relay) info() Info {
+	info := r.cfg.Info
+	if r.cfg.Manager != nil {
+		ri := r.cfg.Manager.Info(policy.RelayInfo{Name: info.Name, Description: info.Description, Icon: info.Icon})
+		info.Name, info.Description, info.Icon = ri.Name, ri.Description, ri.Icon
+	}
+	return info
+}
+
+// clientIP is the client's address: the TCP peer, or with RealIPHeader set
+// (behind a reverse proxy) the last address in that header, the one the
+// proxy added.
+func (r *Relay) clientIP(req *http.Request) string {
+	if h := r.cfg.RealIPHeader; h != "" {
+		if v := req.Header.Values(h); len(v) > 0 {
+			parts := strings.Split(v[len(v)-1], ",")
+			ip := strings.TrimSpace(parts[len(parts)-1])
+			if host, _, err := net.SplitHostPort(ip); err == nil {
+				ip = host
+			}
+			if parsed := net.ParseIP(strings.Trim(ip, "[]")); parsed != nil {
+				return parsed.String()
+			}
+		}
+	}
+	return remoteAddr(req)
+}
+
+// admitConn asks the policy about a new websocket. It answers a refused one
+// over HTTP (403 blocked, 429 rate-limited) and reports false.
+func (r *Relay) admitConn(w http.ResponseWriter, remote string) (release func(), ok bool) {
+	if r.cfg.Policy == nil {
+		return func() {}, true
+	}
+	d, release := r.cfg.Policy.Connect(remote, time.Now())
+	if d.Action == policy.Accept {
+		if release == nil {
+			release = func() {}
+		}
+		return release, true
+	}
+	status := http.StatusForbidden
+	if strings.HasPrefix(d.Reason, prefixRateLimited+":") {
+		status = http.StatusTooManyRequests
+		w.Header().Set("Retry-After", "10")
+	}
+	r.log.Debug("connection refused", "remote", remote, "reason", d.Reason)
+	http.Error(w, d.Reason, status)
+	return nil, false
+}
+
+// admitEvent runs the relay's own write rules (NIP-70, NIP-62) and the
+// policy's early stage on the reader. It answers a refused event and
+// returns false; in is what the late stage will see (nil without a policy).
+func (c *conn) admitEvent(ev *nostr.Event, raw []byte) (in *policy.Input, ok bool) {
+	r := c.r
+	refuse := func(why string) (*policy.Input, bool) {
+		r.stats.rejected.Add(1)
+		if strings.HasPrefix(why, prefixAuthRequired+":") {
+			c.sendChallenge()
+		}
+		c.ok(ev.ID, false, why)
+		return nil, false
+	}
+	authed := c.auth.pubkey()
+	if isProtected(ev) {
+		switch {
+		case authed == "":
+			return refuse(reason(prefixAuthRequired, "this event may only be published by its author (NIP-70); authenticate first"))
+		case authed != ev.PubKey:
+			return refuse(reason(prefixRestricted, "this event may only be published by its author (NIP-70)"))
+		}
+	}
+	vanish := false
+	if ev.Kind == kindVanish {
+		if !c.auth.namesThisRelay(ev) {
+			return refuse(reason(prefixBlocked, "this request to vanish names other relays"))
+		}
+		vanish = true
+	}
+	if r.cfg.Policy == nil {
+		return nil, true
+	}
+	in = &policy.Input{
+		Event:    ev,
+		Raw:      raw,
+		Source:   policy.SourceClient,
+		Remote:   c.remote,
+		Authed:   authed,
+		Received: time.Now(),
+		Vanish:   vanish,
+	}
+	if d := r.cfg.Policy.Early(c.ctx, in); d.Action != policy.Accept {
+		if d.Action == policy.ShadowReject {
+			r.stats.rejected.Add(1)
+			c.ok(ev.ID, true, "")
+			return nil, false
+		}
+		return refuse(d.Reason)
+	}
+	return in, true
+}
+
+// judgeLate runs the policy's late stage on a verify worker. It answers a
+// refused event and reports false.
+func (r *Relay) judgeLate(p *pending) bool {
+	if p.in == nil || r.cfg.Policy == nil {
+		return true
+	}
+	d := r.cfg.Policy.Late(r.ctx, p.in)
+	switch d.Action {
+	case policy.Accept:
+		return true
+	case policy.ShadowReject:
+		r.stats.rejected.Add(1)
+		r.answer(p, true, "")
+	default:
+		r.stats.rejected.Add(1)
+		if p.c != nil && strings.HasPrefix(d.Reason, prefixAuthRequired+":") {
+			p.c.sendChallenge()
+		}
+		r.answer(p, false, d.Reason)
+	}
+	return false
+}
+
+// admitReq runs the read policy and the private-message rule for a REQ. It
+// answers a refused one with CLOSED and returns false.
+func (c *conn) admitReq(subID string, filters []nostr.Filter) bool {
+	r := c.r
+	authed := c.auth.pubkey()
+	closed := func(why string) bool {
+		if strings.HasPrefix(why, prefixAuthRequired+":") {
+			c.sendChallenge()
+		}
+		c.closed(subID, why)
+		return false
+	}
+	if r.cfg.Policy != nil {
+		d := r.cfg.Policy.Read(&policy.ReadInput{Remote: c.remote, Authed: authed, Filters: filters, Time: time.Now()})
+		if d.Action != policy.Accept {
+			return closed(d.Reason)
+		}
+	}
+	if authed == "" && onlyPrivateKinds(filters) {
+		return closed(reason(prefixAuthRequired, "private messages are served only to their recipients; authenticate first"))
+	}
+	return true
+}
+
+func isProtected(ev *nostr.Event) bool {
+	for _, tag := range ev.Tags {
+		if len(tag) >= 1 && tag[0] == "-" {
+			return true
+		}
+	}
+	return false
+}

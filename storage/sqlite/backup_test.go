@@ -1,0 +1,150 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp/storage"
+)
+
+// A backup taken while batches keep being written opens as a database and
+// holds every event whose Save had returned before the backup began.
+func TestBackupDuringWrites(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "wisp.db")
+	s := openSearchStore(t, path, []int{1})
+	defer s.Close()
+	ctx := context.Background()
+
+	var (
+		mu    sync.Mutex
+		acked []string
+		stop  = make(chan struct{})
+		wg    sync.WaitGroup
+	)
+	sk := nostr.GeneratePrivateKey()
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var batch []storage.Item
+			for j := range 20 {
+				batch = append(batch, signed(t, sk, 1, int64(i*20+j), fmt.Sprintf("note %d %d", i, j)))
+			}
+			if _, err := s.Save(ctx, batch); err != nil {
+				t.Errorf("save: %v", err)
+				return
+			}
+			mu.Lock()
+			for _, it := range batch {
+				acked = append(acked, it.Event.ID)
+			}
+			mu.Unlock()
+		}
+	})
+	waitFor := func(n int) {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			mu.Lock()
+			got := len(acked)
+			mu.Unlock()
+			if got >= n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("only %d events written", got)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitFor(200)
+	mu.Lock()
+	before := append([]string(nil), acked...)
+	mu.Unlock()
+	dest := filepath.Join(dir, "backup", "copy.db")
+	if err := os.MkdirAll(filepath.Dir(dest), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	info, err := Backup(ctx, path, dest)
+	if err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	waitFor(len(before) + 100) // writes went on
+	close(stop)
+	wg.Wait()
+
+	if info.Events < int64(len(before)) || info.Bytes == 0 {
+		t.Errorf("backup info %+v; %d events acknowledged before", info, len(before))
+	}
+	b, err := Open(ctx, dest, Options{})
+	if err != nil {
+		t.Fatalf("open backup: %v", err)
+	}
+	defer b.Close()
+	for _, id := range before {
+		if ok, err := b.Has(ctx, id); !ok || err != nil {
+			t.Fatalf("backup misses acknowledged event %s (%v)", id, err)
+		}
+	}
+	if n, _, err := b.Count(ctx, []nostr.Filter{{}}); err != nil || n != info.Events {
+		t.Errorf("backup counts %d (%v), info says %d", n, err, info.Events)
+	}
+	// The copy keeps the search index and its configuration.
+	if k := b.SearchKinds(); len(k) != 1 || k[0] != 1 {
+		t.Errorf("backup search kinds %v", k)
+	}
+	if n, _, err := b.Count(ctx, []nostr.Filter{{Search: "note"}}); err != nil || n != info.Events {
+		t.Errorf("backup search count %d (%v), want %d", n, err, info.Events)
+	}
+	left, _ := filepath.Glob(filepath.Join(filepath.Dir(dest), ".*tmp"))
+	if len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+func TestBackupRefusesExistingFile(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestStore(t)
+	dest := filepath.Join(dir, "there.db")
+	if err := os.WriteFile(dest, []byte("precious"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Backup(context.Background(), s.file, dest); !errors.Is(err, ErrExists) {
+		t.Errorf("backup over a file: %v", err)
+	}
+	if b, _ := os.ReadFile(dest); string(b) != "precious" {
+		t.Error("backup overwrote a file")
+	}
+	if _, err := Backup(context.Background(), filepath.Join(dir, "missing.db"), filepath.Join(dir, "x.db")); err == nil {
+		t.Error("backup of a missing database succeeded")
+	}
+}
+
+// A backup of a closed database (no WAL, no shared memory file) works too.
+func TestBackupClosedDatabase(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "wisp.db")
+	s := openSearchStore(t, path, nil)
+	sk := nostr.GeneratePrivateKey()
+	if _, err := s.Save(context.Background(), []storage.Item{signed(t, sk, 1, 1, "x")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	info, err := Backup(context.Background(), path, filepath.Join(dir, "copy.db"))
+	if err != nil || info.Events != 1 {
+		t.Fatalf("backup: %+v %v", info, err)
+	}
+}

@@ -1,0 +1,155 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp/storage"
+)
+
+// oldDatabase makes a database as a wisp with only the first steps of the
+// migrations made it, and stores items in it with that schema's own SQL
+// (events and tags tables as step 1 created them).
+func oldDatabase(t *testing.T, path string, steps int, items []storage.Item) {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+escapePath(path)+"?_journal_mode=WAL&_foreign_keys=on")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	for i, step := range migrations()[:steps] {
+		if _, err := db.Exec(step); err != nil {
+			t.Fatalf("step %d: %v", i+1, err)
+		}
+	}
+	if _, err := db.Exec(fmt.Sprintf("PRAGMA user_version = %d", steps)); err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range items {
+		ev := it.Event
+		var id, pk [32]byte
+		decodeHex32(ev.ID, &id)
+		decodeHex32(ev.PubKey, &pk)
+		var d any
+		if nostr.IsReplaceableKind(ev.Kind) {
+			d = ""
+		} else if nostr.IsAddressableKind(ev.Kind) {
+			d = ev.Tags.GetD()
+		}
+		var seq int64
+		err := db.QueryRow(`INSERT INTO events (id, pubkey, created_at, kind, d_tag, expiration, raw)
+			VALUES (?, ?, ?, ?, ?, NULL, ?) RETURNING seq`, id[:], pk[:], ev.CreatedAt, ev.Kind, d, string(it.Raw)).Scan(&seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tag := range ev.Tags {
+			if len(tag) >= 2 && indexedTagName(tag[0]) {
+				if _, err := db.Exec(`INSERT OR IGNORE INTO tags (seq, name, value, kind, created_at) VALUES (?, ?, ?, ?, ?)`,
+					seq, tag[0], tag[1], ev.Kind, ev.CreatedAt); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+}
+
+// A database left by an older wisp, at every earlier schema version (the
+// released v1 first), opens, migrates in place and serves everything it
+// held: queries, counts and search over the old events, and new writes.
+func TestMigrateFromOlderVersions(t *testing.T) {
+	for steps := 1; steps < len(migrations()); steps++ {
+		t.Run(fmt.Sprintf("v%d", steps), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "wisp.db")
+			alice, bob := nostr.GeneratePrivateKey(), nostr.GeneratePrivateKey()
+			note := signed(t, alice, 1, 100, "an old note about gardening")
+			items := []storage.Item{
+				note,
+				signed(t, bob, 7, 101, "+", nostr.Tag{"e", note.Event.ID}),
+				signed(t, alice, 0, 102, "old profile"),
+				signed(t, bob, 30023, 103, "an old article on gardening", nostr.Tag{"d", "garden"}),
+				signed(t, bob, 1, 104, "unrelated"),
+			}
+			oldDatabase(t, path, steps, items)
+
+			s := openSearchStore(t, path, []int{1, 30023})
+			defer s.Close()
+			ctx := context.Background()
+			var version int
+			if err := s.r.QueryRow("PRAGMA user_version").Scan(&version); err != nil || version != len(migrations()) {
+				t.Fatalf("user_version %d (%v), want %d", version, err, len(migrations()))
+			}
+			f := searchFixture{t, s}
+			if got := f.events(nostr.Filter{}); len(got) != len(items) {
+				t.Errorf("served %d events, stored %d", len(got), len(items))
+			}
+			if got := f.events(nostr.Filter{Tags: nostr.TagMap{"e": {note.Event.ID}}}); len(got) != 1 || got[0].Kind != 7 {
+				t.Errorf("tag query: %v", got)
+			}
+			if n, _, err := s.Count(ctx, []nostr.Filter{{}}); n != int64(len(items)) || err != nil {
+				t.Errorf("count all: %d %v, want %d", n, err, len(items))
+			}
+			if n, _, err := s.Count(ctx, []nostr.Filter{{Kinds: []int{7}, Tags: nostr.TagMap{"e": {note.Event.ID}}}}); n != 1 || err != nil {
+				t.Errorf("count reactions: %d %v", n, err)
+			}
+			got := contents(f.events(nostr.Filter{Search: "gardening"}))
+			slices.Sort(got)
+			if !slices.Equal(got, []string{"an old article on gardening", "an old note about gardening"}) {
+				t.Errorf("search over old events: %q", got)
+			}
+
+			// Writes go on as usual: replacement, deletion, new events.
+			res, err := s.Save(ctx, []storage.Item{
+				signed(t, alice, 0, 200, "new profile"),
+				signed(t, alice, 5, 201, "", nostr.Tag{"e", note.Event.ID}),
+				signed(t, bob, 1, 202, "gardening again"),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range res {
+				if r.Outcome != storage.Stored {
+					t.Errorf("save %d after migration: %v", i, r.Outcome)
+				}
+			}
+			if n, _, err := s.Count(ctx, []nostr.Filter{{}}); n != int64(len(items))+1 || err != nil {
+				t.Errorf("count all after writes: %d %v, want %d", n, err, len(items)+1)
+			}
+			got = contents(f.events(nostr.Filter{Search: "gardening"}))
+			slices.Sort(got)
+			if !slices.Equal(got, []string{"an old article on gardening", "gardening again"}) {
+				t.Errorf("search after writes: %q", got)
+			}
+		})
+	}
+}
+
+// A database from a newer wisp is refused, and the error says so plainly.
+func TestMigrateRefusesNewer(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wisp.db")
+	oldDatabase(t, path, len(migrations()), nil)
+	db, err := sql.Open("sqlite3", "file:"+escapePath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(fmt.Sprintf("PRAGMA user_version = %d", len(migrations())+1)); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err := Open(context.Background(), path, Options{})
+	if err == nil {
+		s.Close()
+		t.Fatal("opened a database from a newer wisp")
+	}
+	if !errors.Is(err, storage.ErrTooNew) || !strings.Contains(err.Error(), "newer version of wisp") ||
+		!strings.Contains(err.Error(), fmt.Sprintf("schema version %d", len(migrations())+1)) {
+		t.Errorf("error %q does not explain", err)
+	}
+}

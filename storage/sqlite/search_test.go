@@ -1,0 +1,481 @@
+package sqlite
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"go/format"
+	"os"
+
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp/storage"
+)
+
+type searchFixture struct {
+	t *testing.T
+	s *Store
+}
+
+func openSearchStore(t *testing.T, path string, kinds []int) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), path, Options{ReadConns: 2, SearchKinds: kinds})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	return s
+}
+
+func signed(t testing.TB, sk string, kind int, createdAt int64, content string, tags ...nostr.Tag) storage.Item {
+	t.Helper()
+	ev := &nostr.Event{Kind: kind, CreatedAt: nostr.Timestamp(createdAt), Content: content, Tags: nostr.Tags(tags)}
+	if ev.Tags == nil {
+		ev.Tags = nostr.Tags{}
+	}
+	if err := ev.Sign(sk); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := ev.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return storage.Item{Event: ev, Raw: raw}
+}
+
+func (f searchFixture) save(its ...storage.Item) {
+	f.t.Helper()
+	if _, err := f.s.Save(context.Background(), its); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// events returns what the filters serve, in order.
+func (f searchFixture) events(filters ...nostr.Filter) []*nostr.Event {
+	f.t.Helper()
+	var out []*nostr.Event
+	_, err := f.s.Query(context.Background(), filters, func(raw []byte) error {
+		var ev nostr.Event
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			return err
+		}
+		out = append(out, &ev)
+		return nil
+	})
+	if err != nil {
+		f.t.Fatalf("query %v: %v", filters, err)
+	}
+	return out
+}
+
+func contents(evs []*nostr.Event) []string {
+	out := make([]string, len(evs))
+	for i, ev := range evs {
+		out[i] = ev.Content
+	}
+	return out
+}
+
+func TestSearch(t *testing.T) {
+	s := openSearchStore(t, filepath.Join(t.TempDir(), "wisp.db"), []int{1, 30023})
+	defer s.Close()
+	f := searchFixture{t, s}
+	alice, bob := nostr.GeneratePrivateKey(), nostr.GeneratePrivateKey()
+	bobPK, _ := nostr.GetPublicKey(bob)
+	f.save(
+		signed(t, alice, 1, 100, "Nostr relays are simple"),
+		signed(t, alice, 1, 101, "I like nostr, and I like relays: nostr nostr"),
+		signed(t, bob, 1, 102, "a relay in Go", nostr.Tag{"t", "go"}),
+		signed(t, bob, 1, 103, "nostrich is not nostr's word boundary test"),
+		signed(t, alice, 7, 104, "nostr"), // not a searchable kind
+		signed(t, bob, 30023, 105, "A long article about NOSTR and relays", nostr.Tag{"d", "article"}),
+		signed(t, alice, 1, 106, "Crème brûlée recipe"),
+		signed(t, bob, 1, 107, "ÉCOLE école ecole"),
+	)
+	search := func(q string, more ...func(*nostr.Filter)) []string {
+		fl := nostr.Filter{Search: q, Limit: 100}
+		for _, m := range more {
+			m(&fl)
+		}
+		return contents(f.events(fl))
+	}
+	cases := []struct {
+		q    string
+		more []func(*nostr.Filter)
+		want []string // in rank order
+	}{
+		// Relevance (BM25): more occurrences first, then shorter content.
+		{"nostr", nil, []string{
+			"I like nostr, and I like relays: nostr nostr", // 3 in 10 words
+			"Nostr relays are simple",                      // 1 in 4
+			"A long article about NOSTR and relays",        // 1 in 7
+			"nostrich is not nostr's word boundary test",   // 1 in 8
+		}},
+		// Both words in 4 beat one word thrice and the other once in 10.
+		{"NOSTR relays", nil, []string{
+			"Nostr relays are simple",
+			"I like nostr, and I like relays: nostr nostr",
+			"A long article about NOSTR and relays",
+		}},
+		{"relay", nil, []string{"a relay in Go"}}, // whole words: no stemming
+		{"nostrich", nil, []string{"nostrich is not nostr's word boundary test"}},
+		{"brûlée", nil, []string{"Crème brûlée recipe"}},
+		{"brulee", nil, nil}, // accents must match
+		{"école", nil, []string{"ÉCOLE école ecole"}},
+		{"nothing-here", nil, nil},
+		{"include:spam relay", nil, []string{"a relay in Go"}}, // an extension is ignored
+		{"language:en", nil, nil},                              // no words: nothing
+		{`"relay" OR nostr*`, nil, nil},                        // no query syntax: OR is a word
+		{"relay go", nil, []string{"a relay in Go"}},           // every word, anywhere
+		{"relay nostr", nil, nil},                              // every word is required
+		{"nostr", []func(*nostr.Filter){func(fl *nostr.Filter) { fl.Kinds = []int{30023} }}, []string{"A long article about NOSTR and relays"}},
+		{"nostr", []func(*nostr.Filter){func(fl *nostr.Filter) { fl.Kinds = []int{7} }}, nil},
+		{"nostr", []func(*nostr.Filter){func(fl *nostr.Filter) { fl.Authors = []string{bobPK} }}, []string{
+			"A long article about NOSTR and relays",
+			"nostrich is not nostr's word boundary test",
+		}},
+		{"relay", []func(*nostr.Filter){func(fl *nostr.Filter) { fl.Tags = nostr.TagMap{"t": {"go"}} }}, []string{"a relay in Go"}},
+		{"relay", []func(*nostr.Filter){func(fl *nostr.Filter) { fl.Tags = nostr.TagMap{"t": {"rust"}} }}, nil},
+		{"nostr", []func(*nostr.Filter){func(fl *nostr.Filter) { fl.Since = ts(102); fl.Until = ts(104) }}, []string{"nostrich is not nostr's word boundary test"}},
+		{"nostr", []func(*nostr.Filter){func(fl *nostr.Filter) { fl.Limit = 2 }}, []string{
+			"I like nostr, and I like relays: nostr nostr",
+			"Nostr relays are simple",
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.q, func(t *testing.T) {
+			got := search(c.q, c.more...)
+			if !slices.Equal(got, c.want) {
+				t.Errorf("search %q:\n got %q\nwant %q", c.q, got, c.want)
+			}
+		})
+	}
+
+	// Ties in relevance: newest first.
+	f.save(signed(t, alice, 1, 200, "tie tie"), signed(t, bob, 1, 201, "tie tie"), signed(t, alice, 1, 199, "tie tie"))
+	if got := f.events(nostr.Filter{Search: "tie", Limit: 10}); len(got) != 3 ||
+		got[0].CreatedAt != 201 || got[1].CreatedAt != 200 || got[2].CreatedAt != 199 {
+		t.Errorf("ties not newest first: %v", got)
+	}
+
+	// A search filter beside a plain one: search results first, no repeats.
+	got := f.events(nostr.Filter{Search: "go", Limit: 10}, nostr.Filter{Authors: []string{bobPK}, Kinds: []int{1}, Limit: 10})
+	if len(got) == 0 || got[0].Content != "a relay in Go" {
+		t.Errorf("mixed filters: %q", contents(got))
+	}
+	seen := map[string]bool{}
+	for _, ev := range got {
+		if seen[ev.ID] {
+			t.Errorf("event %s served twice", ev.ID)
+		}
+		seen[ev.ID] = true
+	}
+
+	// Count serves search too.
+	if n, approx, err := s.Count(context.Background(), []nostr.Filter{{Search: "nostr"}}); n != 4 || approx || err != nil {
+		t.Errorf("count search nostr: %d %v %v, want 4", n, approx, err)
+	}
+	if n, _, err := s.Count(context.Background(), []nostr.Filter{{Search: "nostr", Kinds: []int{1}}, {Search: "relay"}}); n != 4 || err != nil {
+		t.Errorf("count two searches: %d %v, want 4", n, err)
+	}
+}
+
+// Deleted, replaced and expired events leave the index with their row;
+// changing the configured kinds reindexes what is stored.
+func TestSearchFollowsChanges(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wisp.db")
+	s := openSearchStore(t, path, []int{1, 30023})
+	f := searchFixture{t, s}
+	sk := nostr.GeneratePrivateKey()
+	note := signed(t, sk, 1, 100, "ephemeral thoughts")
+	v1 := signed(t, sk, 30023, 100, "draft thoughts", nostr.Tag{"d", "a"})
+	profile := signed(t, sk, 0, 100, "thoughts about me")
+	f.save(note, v1, profile)
+	if got := contents(f.events(nostr.Filter{Search: "thoughts"})); len(got) != 2 {
+		t.Fatalf("before: %q", got)
+	}
+	f.save(signed(t, sk, 30023, 200, "final text", nostr.Tag{"d", "a"}))
+	f.save(signed(t, sk, 5, 300, "", nostr.Tag{"e", note.Event.ID}))
+	if got := contents(f.events(nostr.Filter{Search: "thoughts"})); len(got) != 0 {
+		t.Errorf("replaced and deleted events still found: %q", got)
+	}
+	if got := contents(f.events(nostr.Filter{Search: "final"})); !slices.Equal(got, []string{"final text"}) {
+		t.Errorf("new version: %q", got)
+	}
+	var rows int
+	if err := s.r.QueryRow("SELECT count(*) FROM events_search").Scan(&rows); err != nil || rows != 1 {
+		t.Errorf("index rows %d (%v), want 1", rows, err)
+	}
+	s.Close()
+
+	// nil keeps the setting; a new list reindexes.
+	s = openSearchStore(t, path, nil)
+	if k := s.SearchKinds(); !slices.Equal(k, []int{1, 30023}) {
+		t.Errorf("kinds after reopening with nil: %v", k)
+	}
+	s.Close()
+	s = openSearchStore(t, path, []int{0, 1})
+	f = searchFixture{t, s}
+	if got := contents(f.events(nostr.Filter{Search: "thoughts"})); !slices.Equal(got, []string{"thoughts about me"}) {
+		t.Errorf("after adding kind 0: %q", got)
+	}
+	if got := contents(f.events(nostr.Filter{Search: "final"})); len(got) != 0 {
+		t.Errorf("after removing kind 30023: %q", got)
+	}
+	s.Close()
+	s = openSearchStore(t, path, []int{})
+	f = searchFixture{t, s}
+	if got := f.events(nostr.Filter{Search: "thoughts"}); len(got) != 0 || len(s.SearchKinds()) != 0 {
+		t.Errorf("search off still finds %d", len(got))
+	}
+	if err := s.r.QueryRow("SELECT count(*) FROM events_search").Scan(&rows); err != nil || rows != 0 {
+		t.Errorf("index rows %d (%v), want 0", rows, err)
+	}
+	s.Close()
+	if _, err := Open(context.Background(), path, Options{SearchKinds: []int{70000}}); err == nil {
+		t.Error("kind 70000 accepted")
+	}
+}
+
+// Every event a search serves holds every word of the search, whatever the
+// words and the content: random texts over a small vocabulary with case,
+// accents and punctuation, against random searches.
+func TestSearchNeverServesNonMatches(t *testing.T) {
+	s := openSearchStore(t, filepath.Join(t.TempDir(), "wisp.db"), []int{1})
+	defer s.Close()
+	f := searchFixture{t, s}
+	rng := rand.New(rand.NewPCG(1, 2))
+	vocab := []string{"nostr", "Nostr", "NOSTR", "relay", "relays", "zap", "zaps", "café", "cafe", "CAFÉ", "go", "gopher", "über", "uber", "日本", "e\u0301cole"}
+	seps := []string{" ", ", ", ".", "\n", "-", "'", "!", "#", "😀"}
+	text := func(n int) string {
+		var b strings.Builder
+		for i := range n {
+			if i > 0 {
+				b.WriteString(seps[rng.IntN(len(seps))])
+			}
+			b.WriteString(vocab[rng.IntN(len(vocab))])
+		}
+		return b.String()
+	}
+	sk := nostr.GeneratePrivateKey()
+	var batch []storage.Item
+	byContent := map[string]int{}
+	for i := range 300 {
+		c := text(1 + rng.IntN(6))
+		byContent[c]++
+		batch = append(batch, signed(t, sk, 1, int64(i), c))
+	}
+	f.save(batch...)
+	for range 200 {
+		q := text(1 + rng.IntN(3))
+		terms := storage.SearchTerms(q)
+		got := f.events(nostr.Filter{Search: q, Limit: 1000})
+		for _, ev := range got {
+			if !storage.MatchesSearch(terms, ev.Content) {
+				t.Errorf("search %q served %q, which lacks a word", q, ev.Content)
+			}
+		}
+		// And it finds every one that has them.
+		want := 0
+		for _, it := range batch {
+			if storage.MatchesSearch(terms, it.Event.Content) {
+				want++
+			}
+		}
+		if len(got) != want {
+			t.Errorf("search %q served %d events, %d hold its words", q, len(got), want)
+		}
+	}
+}
+
+var updateSearchTable = flag.Bool("update-search-table", false, "rewrite storage/search_table.go from the SQLite tokenizer")
+
+// tokenizerWords asks the index's tokenizer (unicode61, as migration 3
+// creates events_search) how it splits and folds every code point: for
+// each one, whether it is part of a word, and its folded form.
+func tokenizerWords(t *testing.T, s *Store) (isWord map[rune]bool, folded map[rune]rune) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `CREATE VIRTUAL TABLE temp.tok USING fts3tokenize(unicode61, "remove_diacritics=0")`); err != nil {
+		t.Fatal(err)
+	}
+	isWord, folded = map[rune]bool{}, map[rune]rune{}
+	var runes []rune
+	for r := rune(0); r <= unicode.MaxRune; r++ {
+		if utf8.ValidRune(r) && r != 'a' {
+			runes = append(runes, r)
+		}
+	}
+	// Each rune as "a<r>a", many per call: one token "a<f>a" when r is
+	// part of a word (f its folded form), two tokens "a" when not.
+	for len(runes) > 0 {
+		chunk := runes[:min(len(runes), 4000)]
+		runes = runes[len(chunk):]
+		var in strings.Builder
+		for _, r := range chunk {
+			in.WriteString(" a")
+			in.WriteRune(r)
+			in.WriteString("a")
+		}
+		rows, err := conn.QueryContext(ctx, "SELECT token FROM temp.tok WHERE input = ? ORDER BY position", in.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var toks []string
+		for rows.Next() {
+			var tok string
+			if err := rows.Scan(&tok); err != nil {
+				t.Fatal(err)
+			}
+			toks = append(toks, tok)
+		}
+		rows.Close()
+		for _, r := range chunk {
+			if len(toks) == 0 {
+				t.Fatalf("tokenizer output ends before %U", r)
+			}
+			tok := toks[0]
+			if tok == "a" {
+				if len(toks) < 2 || toks[1] != "a" {
+					t.Fatalf("unexpected tokens at %U: %q", r, toks[:min(3, len(toks))])
+				}
+				toks = toks[2:]
+				continue
+			}
+			mid := strings.TrimSuffix(strings.TrimPrefix(tok, "a"), "a")
+			f, n := utf8.DecodeRuneInString(mid)
+			if n != len(mid) || n == 0 {
+				t.Fatalf("token %q for %U", tok, r)
+			}
+			isWord[r], folded[r] = true, f
+			toks = toks[1:]
+		}
+	}
+	return isWord, folded
+}
+
+// storage.SearchTerms splits and folds words exactly as the SQLite
+// tokenizer of the index does, for every code point, so that the relay's
+// live matching of search subscriptions agrees with stored search. With
+// -update-search-table it rewrites the table that makes it so.
+func TestSearchWordsMatchTokenizer(t *testing.T) {
+	if testing.Short() && !*updateSearchTable {
+		t.Skip("asks the tokenizer about every code point")
+	}
+	isWord, folded := tokenizerWords(t, openTestStore(t))
+	if *updateSearchTable {
+		writeSearchTable(t, isWord, folded)
+		return
+	}
+	mismatches := 0
+	for r := rune(0); r <= unicode.MaxRune; r++ {
+		if !utf8.ValidRune(r) || r == 'a' {
+			continue
+		}
+		want := []string{"a"}
+		if isWord[r] {
+			want = []string{"a" + string(folded[r]) + "a"}
+		}
+		if got := storage.SearchTerms("a" + string(r) + "a"); !slices.Equal(got, want) && r != ':' {
+			if mismatches++; mismatches <= 10 {
+				t.Errorf("%U: words %q, tokenizer %q", r, got, want)
+			}
+		}
+	}
+	if mismatches > 0 {
+		t.Errorf("%d code points differ; run go test ./storage/sqlite -run TestSearchWordsMatchTokenizer -update-search-table", mismatches)
+	}
+	for _, c := range []struct{ in, want string }{
+		{"Hello, World! héllo", "hello world héllo"},
+		{"ÉCOLE e\u0301cole", "école e\u0301cole"},
+		{"µ ς ſ İ", "μ σ s İ"},
+		{"x_y-z don't C++", "x y z don t c"},
+	} {
+		if got := strings.Join(storage.SearchTerms(c.in), " "); got != c.want {
+			t.Errorf("words of %q: %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+// writeSearchTable writes storage/search_table.go: the ranges of non-ASCII
+// code points that separate words, and the code points the tokenizer folds
+// otherwise than unicode.ToLower.
+func writeSearchTable(t *testing.T, isWord map[rune]bool, folded map[rune]rune) {
+	var b strings.Builder
+	b.WriteString(`// Code generated by go test ./storage/sqlite -run TestSearchWordsMatchTokenizer -update-search-table; DO NOT EDIT.
+
+package storage
+
+// separators are the ranges (first, last) of non-ASCII code points that
+// SQLite's unicode61 tokenizer treats as word separators.
+var separators = [...][2]rune{
+`)
+	start := rune(-1)
+	for r := rune(0x80); r <= unicode.MaxRune+1; r++ {
+		sep := r <= unicode.MaxRune && !isWord[r]
+		switch {
+		case sep && start < 0:
+			start = r
+		case !sep && start >= 0:
+			fmt.Fprintf(&b, "\t{0x%04X, 0x%04X},\n", start, r-1)
+			start = -1
+		}
+	}
+	b.WriteString(`}
+
+// foldExceptions are the code points (from, to) that the tokenizer folds
+// otherwise than unicode.ToLower, ascending.
+var foldExceptions = [...][2]rune{
+`)
+	for r := rune(0x80); r <= unicode.MaxRune; r++ {
+		if isWord[r] && folded[r] != unicode.ToLower(r) {
+			fmt.Fprintf(&b, "\t{0x%04X, 0x%04X},\n", r, folded[r])
+		}
+	}
+	b.WriteString("}\n")
+	src, err := format.Source([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join("..", "search_table.go"), src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ts(v int64) *nostr.Timestamp {
+	x := nostr.Timestamp(v)
+	return &x
+}
+
+// A search is driven by the full-text index, the events reached by rowid.
+func TestSearchPlan(t *testing.T) {
+	s := openTestStore(t)
+	hex := strings.Repeat("ab", 32)
+	for _, f := range []nostr.Filter{
+		{Search: "nostr", Limit: 10},
+		{Search: "nostr relay", Kinds: []int{1}, Authors: []string{hex}, Limit: 10},
+		{Search: "nostr", Tags: nostr.TagMap{"t": {"x"}}, Since: ts(100), Limit: 10},
+	} {
+		q, ok, err := buildSearchQuery(&f, 1000)
+		if err != nil || !ok {
+			t.Fatalf("build: %v %v", ok, err)
+		}
+		plan := strings.Join(explain(t, s, q), "\n")
+		if !strings.Contains(plan, "SCAN events_search VIRTUAL TABLE INDEX") || !strings.Contains(plan, "SEARCH e USING INTEGER PRIMARY KEY") ||
+			strings.Contains(plan, "TEMP B-TREE") {
+			t.Errorf("plan of %v:\n%s", f, plan)
+		}
+	}
+}
