@@ -646,8 +646,9 @@ func TestRunCountsMismatches(t *testing.T) {
 	if rep.Query.Mismatches != want {
 		t.Errorf("%d mismatches, want %d (every query with a match)", rep.Query.Mismatches, want)
 	}
-	if len(rep.Query.MismatchExamples) != maxExamples {
-		t.Errorf("mismatch examples %q", rep.Query.MismatchExamples)
+	// One example per type, and every type has queries with matches.
+	if len(rep.Query.MismatchExamples) != len(queryTypes()) {
+		t.Errorf("mismatch examples %q, want one per type", rep.Query.MismatchExamples)
 	}
 	var out bytes.Buffer
 	if err := WriteText(&out, rep); err != nil {
@@ -690,5 +691,51 @@ func TestConfigValidation(t *testing.T) {
 	}())
 	if err == nil || !strings.Contains(err.Error(), "dial") {
 		t.Errorf("run against nothing: %v", err)
+	}
+}
+
+func TestParseRelayMsg(t *testing.T) {
+	ev := mustCorpus(t, CorpusSpec{Seed: 1, Events: 5, Keys: 2, Until: testUntil}).Events[4]
+	raw, _ := ev.MarshalJSON()
+	tricky := *ev
+	tricky.Content = `brackets ] and "quotes" and \ slashes`
+	tricky.ID = tricky.GetID()
+	trickyRaw, _ := tricky.MarshalJSON()
+
+	for _, tt := range []struct {
+		in   string
+		want relayMsg // event compared by id
+	}{
+		{`["EVENT","q1",` + string(raw) + `]`, relayMsg{label: "EVENT", sub: "q1", event: ev}},
+		{" [ \"EVENT\" ,\t\"q1\" , " + string(raw) + " ] \n", relayMsg{label: "EVENT", sub: "q1", event: ev}},
+		{`["EVENT","a\"b\\c",` + string(trickyRaw) + `]`, relayMsg{label: "EVENT", sub: `a"b\c`, event: &tricky}},
+		{`["OK","` + ev.ID + `",true,""]`, relayMsg{label: "OK", id: ev.ID, ok: true}},
+		{`["OK","` + ev.ID + `",false,"error: database is locked"]`, relayMsg{label: "OK", id: ev.ID, reason: "error: database is locked"}},
+		{`["OK","` + ev.ID + `",true]`, relayMsg{label: "OK", id: ev.ID, ok: true}}, // reason left out
+		{`["EOSE","q1"]`, relayMsg{label: "EOSE", sub: "q1"}},
+		{`["CLOSED","q1","error: query took too long"]`, relayMsg{label: "CLOSED", sub: "q1", reason: "error: query took too long"}},
+		{`["NOTICE","invalid: what"]`, relayMsg{label: "NOTICE", reason: "invalid: what"}},
+		{`["AUTH","challenge"]`, relayMsg{label: "AUTH"}},
+	} {
+		got, err := parseRelayMsg([]byte(tt.in))
+		if err != nil {
+			t.Errorf("%.60q: %v", tt.in, err)
+			continue
+		}
+		if (got.event == nil) != (tt.want.event == nil) || got.event != nil && !same(got.event, tt.want.event) {
+			t.Errorf("%.60q: event %+v, want %+v", tt.in, got.event, tt.want.event)
+		}
+		got.event, tt.want.event = nil, nil
+		if got != tt.want {
+			t.Errorf("%.60q: %+v, want %+v", tt.in, got, tt.want)
+		}
+	}
+	for _, bad := range []string{
+		``, `{}`, `[]`, `[1]`, `["EVENT"]`, `["EVENT","q1"]`, `["EVENT","q1",{"id":]`,
+		`["EVENT","q1",` + string(raw), `["EVENT",7,` + string(raw) + `]`, `["OK","x"]`, `["OK","x","yes",""]`, `["EOSE","q1"`,
+	} {
+		if m, err := parseRelayMsg([]byte(bad)); err == nil {
+			t.Errorf("%q parsed as %+v", bad, m)
+		}
 	}
 }

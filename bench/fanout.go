@@ -186,29 +186,24 @@ func (r *runner) fanout(ctx context.Context) error {
 	defer stopPub()
 	var pubReader sync.WaitGroup
 	pubReader.Go(func() {
-		parser := nostr.NewMessageParser()
 		for {
 			_, data, err := pub.Read(pctx)
 			if err != nil {
 				return
 			}
-			env, err := parseMessage(parser, data)
-			if err != nil {
+			m, err := parseRelayMsg(data)
+			if err != nil || m.label != "OK" {
 				continue
 			}
-			ok, isOK := env.(*nostr.OKEnvelope)
-			if !isOK {
-				continue
-			}
-			i, known := index[ok.EventID]
+			i, known := index[m.id]
 			okMu.Lock()
 			if known && !answered[i] {
 				answered[i] = true
 				nAnswers.Add(1)
-				if ok.OK {
+				if m.ok {
 					accepted.Add(1)
 				} else {
-					okFalse[reasonPrefix(ok.Reason)]++
+					okFalse[reasonPrefix(m.reason)]++
 				}
 			}
 			okMu.Unlock()
@@ -307,7 +302,6 @@ func (r *runner) fanoutRead(ctx context.Context, ws *websocket.Conn, s *fanoutSu
 		eoseOnce()
 	})
 	defer timer.Stop()
-	parser := nostr.NewMessageParser()
 	for {
 		_, data, err := ws.Read(ctx)
 		if err != nil {
@@ -319,13 +313,13 @@ func (r *runner) fanoutRead(ctx context.Context, ws *websocket.Conn, s *fanoutSu
 			return
 		}
 		now := time.Now()
-		env, err := parseMessage(parser, data)
+		m, err := parseRelayMsg(data)
 		if err != nil {
 			continue
 		}
-		switch env := env.(type) {
-		case *nostr.EOSEEnvelope:
-			if string(*env) == "f" {
+		switch m.label {
+		case "EOSE":
+			if m.sub == "f" {
 				s.mu.Lock()
 				if s.failure == "" {
 					s.subscribed = true
@@ -333,18 +327,18 @@ func (r *runner) fanoutRead(ctx context.Context, ws *websocket.Conn, s *fanoutSu
 				s.mu.Unlock()
 				eoseOnce()
 			}
-		case *nostr.ClosedEnvelope:
+		case "CLOSED":
 			s.mu.Lock()
 			if !s.subscribed && s.failure == "" {
-				s.failure = "CLOSED " + reasonPrefix(env.Reason)
+				s.failure = "CLOSED " + reasonPrefix(m.reason)
 			}
 			s.mu.Unlock()
 			eoseOnce()
-		case *nostr.EventEnvelope:
-			if env.SubscriptionID == nil || *env.SubscriptionID != "f" {
+		case "EVENT":
+			if m.sub != "f" {
 				continue
 			}
-			i, ok := index[env.ID]
+			i, ok := index[m.event.ID]
 			s.mu.Lock()
 			switch {
 			case !ok:

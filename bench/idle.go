@@ -140,7 +140,6 @@ func (r *runner) idleSubscribe(ctx context.Context, j int) (*websocket.Conn, str
 		ws.CloseNow() //nolint:errcheck // failed anyway
 		return nil, "subscribe"
 	}
-	parser := nostr.NewMessageParser()
 	for {
 		_, data, err := ws.Read(wctx)
 		if err != nil {
@@ -150,18 +149,16 @@ func (r *runner) idleSubscribe(ctx context.Context, j int) (*websocket.Conn, str
 			}
 			return nil, "connection"
 		}
-		env, err := parseMessage(parser, data)
+		m, err := parseRelayMsg(data)
 		if err != nil {
 			continue
 		}
-		switch env := env.(type) {
-		case *nostr.EOSEEnvelope:
-			if string(*env) == "idle" {
-				return ws, ""
-			}
-		case *nostr.ClosedEnvelope:
+		switch {
+		case m.label == "EOSE" && m.sub == "idle":
+			return ws, ""
+		case m.label == "CLOSED" && m.sub == "idle":
 			ws.CloseNow() //nolint:errcheck // failed anyway
-			return nil, "CLOSED " + reasonPrefix(env.Reason)
+			return nil, "CLOSED " + reasonPrefix(m.reason)
 		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/nbd-wtf/go-nostr"
 )
 
 // SendReport is the outcome of publishing events and waiting for their OKs.
@@ -185,7 +184,6 @@ func (r *runner) sendConn(ctx context.Context, s *sendState, inFlight int) {
 	defer helpers.Wait() // after cancel, which the deferred calls run first
 	defer cancel()
 	helpers.Go(func() {
-		parser := nostr.NewMessageParser()
 		for {
 			_, data, err := ws.Read(cctx)
 			if err != nil {
@@ -196,23 +194,22 @@ func (r *runner) sendConn(ctx context.Context, s *sendState, inFlight int) {
 				return
 			}
 			now := time.Now()
-			env, err := parseMessage(parser, data)
+			m, err := parseRelayMsg(data)
 			if err != nil {
 				s.connError(err)
 				continue
 			}
-			ok, isOK := env.(*nostr.OKEnvelope)
-			if !isOK {
+			if m.label != "OK" {
 				continue // NOTICEs and the like do not answer an EVENT
 			}
 			o := okNew
 			switch {
-			case !ok.OK:
+			case !m.ok:
 				o = okFalse
-			case reasonPrefix(ok.Reason) == "duplicate":
+			case reasonPrefix(m.reason) == "duplicate":
 				o = okDuplicate
 			}
-			resolve(ok.EventID, o, now, ok.Reason)
+			resolve(m.id, o, now, m.reason)
 		}
 	})
 	helpers.Go(func() {

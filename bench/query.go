@@ -122,9 +122,11 @@ type QueryReport struct {
 	Queries   int `json:"queries"`
 	Completed int `json:"completed"` // answered with EOSE
 	// Failed counts REQs answered with CLOSED (by prefix) or not at all
-	// ("timeout"), and connections lost ("connection").
-	Failed           map[string]int    `json:"failed,omitempty"`
-	Mismatches       int               `json:"mismatches"`
+	// ("timeout"), connections lost ("connection") and relay messages that
+	// do not parse ("bad message").
+	Failed     map[string]int `json:"failed,omitempty"`
+	Mismatches int            `json:"mismatches"`
+	// MismatchExamples is the first mismatch of each query type.
 	MismatchExamples []string          `json:"mismatch_examples,omitempty"`
 	Events           int               `json:"events"`
 	Seconds          float64           `json:"seconds"`
@@ -146,13 +148,11 @@ type QueryTypeReport struct {
 	EOSE       Latency `json:"eose_latency"`
 }
 
-// maxExamples bounds the mismatches quoted in a report.
-const maxExamples = 5
-
 // queryState is the query phase's shared bookkeeping.
 type queryState struct {
 	mix   []query
 	truth *truth
+	want  [][]int // by query: its expected answer, worked out before timing
 	next  atomic.Int64
 	done  atomic.Int64
 
@@ -160,7 +160,7 @@ type queryState struct {
 	lat        map[string][]time.Duration // by type
 	events     map[string]int
 	mismatches map[string]int
-	examples   []string
+	examples   map[string]string // first mismatch by type
 	failed     map[string]int
 }
 
@@ -174,7 +174,12 @@ func (r *runner) query(ctx context.Context) error {
 		lat:        map[string][]time.Duration{},
 		events:     map[string]int{},
 		mismatches: map[string]int{},
+		examples:   map[string]string{},
 		failed:     map[string]int{},
+	}
+	s.want = make([][]int, len(s.mix))
+	for i := range s.mix {
+		s.want[i] = s.truth.expected(&s.mix[i].filter, nil)
 	}
 	r.prog.set("query", func() string {
 		return fmt.Sprintf("%d/%d queries answered", s.done.Load(), len(s.mix))
@@ -190,11 +195,10 @@ func (r *runner) query(ctx context.Context) error {
 	elapsed := time.Since(start)
 
 	rep := &QueryReport{
-		Clients:          r.cfg.Conns,
-		Queries:          len(s.mix),
-		Failed:           nonEmpty(s.failed),
-		MismatchExamples: s.examples,
-		Seconds:          elapsed.Round(time.Millisecond).Seconds(),
+		Clients: r.cfg.Conns,
+		Queries: len(s.mix),
+		Failed:  nonEmpty(s.failed),
+		Seconds: elapsed.Round(time.Millisecond).Seconds(),
 	}
 	rep.Cost = m.done("query")
 	var all []time.Duration
@@ -211,6 +215,9 @@ func (r *runner) query(ctx context.Context) error {
 			rep.Completed += len(lat)
 			rep.Events += s.events[q.typ]
 			rep.Mismatches += s.mismatches[q.typ]
+			if ex, ok := s.examples[q.typ]; ok {
+				rep.MismatchExamples = append(rep.MismatchExamples, ex)
+			}
 		}
 	}
 	rep.EOSE = summarize(all)
@@ -245,7 +252,6 @@ func (r *runner) queryClient(ctx context.Context, s *queryState) {
 			ws.CloseNow() //nolint:errcheck // the phase is over for it
 		}
 	}()
-	parser := nostr.NewMessageParser()
 	for ctx.Err() == nil {
 		i := int(s.next.Add(1) - 1)
 		if i >= len(s.mix) {
@@ -258,7 +264,7 @@ func (r *runner) queryClient(ctx context.Context, s *queryState) {
 				continue
 			}
 		}
-		if !r.runQuery(ctx, ws, parser, s, i) {
+		if !r.runQuery(ctx, ws, s, i) {
 			ws.CloseNow() //nolint:errcheck // replaced by a new connection
 			ws = nil
 		}
@@ -275,7 +281,7 @@ func (s *queryState) fail(why string) {
 // runQuery sends query i, reads its stored events up to EOSE, closes the
 // subscription and checks the answer. It reports whether the connection is
 // still usable.
-func (r *runner) runQuery(ctx context.Context, ws *websocket.Conn, parser nostr.MessageParser, s *queryState, i int) bool {
+func (r *runner) runQuery(ctx context.Context, ws *websocket.Conn, s *queryState, i int) bool {
 	q := s.mix[i]
 	sub := "q" + strconv.Itoa(i)
 	req, err := reqMessage(sub, q.filter)
@@ -303,31 +309,25 @@ func (r *runner) runQuery(ctx context.Context, ws *websocket.Conn, parser nostr.
 			}
 			return false
 		}
-		env, err := parseMessage(parser, data)
+		m, err := parseRelayMsg(data)
 		if err != nil {
 			s.fail("bad message")
 			continue
 		}
-		switch env := env.(type) {
-		case *nostr.EventEnvelope:
-			if env.SubscriptionID != nil && *env.SubscriptionID == sub {
-				got = append(got, &env.Event)
-			}
-			continue
-		case *nostr.EOSEEnvelope:
-			if string(*env) != sub {
-				continue
-			}
-		case *nostr.ClosedEnvelope:
-			if env.SubscriptionID != sub {
-				continue
-			}
-			s.fail("CLOSED " + reasonPrefix(env.Reason))
-			return true
-		default:
+		if m.sub != sub {
+			continue // NOTICEs, and late events of an earlier query
+		}
+		if m.label == "EVENT" {
+			got = append(got, m.event)
 			continue
 		}
-		break // EOSE of this query
+		if m.label == "CLOSED" {
+			s.fail("CLOSED " + reasonPrefix(m.reason))
+			return true
+		}
+		if m.label == "EOSE" {
+			break
+		}
 	}
 	took := time.Since(start)
 	if err := ws.Write(qctx, websocket.MessageText, closeMessage(sub)); err != nil {
@@ -335,16 +335,16 @@ func (r *runner) runQuery(ctx context.Context, ws *websocket.Conn, parser nostr.
 		return false
 	}
 
-	why := s.truth.check(&q.filter, got)
+	why := s.truth.checkWith(&q.filter, got, s.want[i])
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lat[q.typ] = append(s.lat[q.typ], took)
 	s.events[q.typ] += len(got)
 	if why != "" {
 		s.mismatches[q.typ]++
-		if len(s.examples) < maxExamples {
+		if _, ok := s.examples[q.typ]; !ok {
 			fj, _ := json.Marshal(q.filter)
-			s.examples = append(s.examples, fmt.Sprintf("%s %s: %s", q.typ, fj, why))
+			s.examples[q.typ] = fmt.Sprintf("%s %s: %s", q.typ, fj, why)
 		}
 	}
 	return true

@@ -57,14 +57,117 @@ func closeMessage(sub string) []byte {
 	return b
 }
 
-// parseMessage decodes a relay message. Parse failures are reported, not
-// fatal: a relay that sends garbage gets counted, not trusted.
-func parseMessage(p nostr.MessageParser, data []byte) (nostr.Envelope, error) {
-	env, err := p.ParseMessage(string(data))
-	if err != nil {
-		return nil, fmt.Errorf("parse relay message %.80q: %w", data, err)
+// relayMsg is a message from the relay, decoded as far as the tool needs.
+type relayMsg struct {
+	label  string       // EVENT, OK, EOSE, CLOSED, NOTICE, ...
+	sub    string       // EVENT, EOSE, CLOSED
+	event  *nostr.Event // EVENT
+	id     string       // OK
+	ok     bool         // OK
+	reason string       // OK, CLOSED, NOTICE
+}
+
+// parseRelayMsg decodes a relay message. EVENTs, by far the most common
+// and the largest, are split by hand and only their event object goes
+// through a JSON decoder (go-nostr's easyjson); a general parser scans
+// each of them twice, which costs the relay CPU on a shared machine. Parse
+// failures are returned: a relay that sends garbage is counted, not
+// trusted.
+func parseRelayMsg(data []byte) (relayMsg, error) {
+	var m relayMsg
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '[' {
+		return m, fmt.Errorf("relay message %.80q is not a JSON array", data)
 	}
-	return env, nil
+	label, i, err := jsonString(data, skipSpace(data, i+1))
+	if err != nil {
+		return m, fmt.Errorf("relay message %.80q: label: %w", data, err)
+	}
+	m.label = label
+	if label == "EVENT" {
+		i = skipSpace(data, i)
+		if i >= len(data) || data[i] != ',' {
+			return m, fmt.Errorf("relay EVENT %.80q has no subscription id", data)
+		}
+		if m.sub, i, err = jsonString(data, skipSpace(data, i+1)); err != nil {
+			return m, fmt.Errorf("relay EVENT %.80q: subscription id: %w", data, err)
+		}
+		i = skipSpace(data, i)
+		end := len(data) - 1
+		for end > i && isSpace(data[end]) {
+			end--
+		}
+		if i >= end || data[i] != ',' || data[end] != ']' {
+			return m, fmt.Errorf("relay EVENT %.80q is malformed", data)
+		}
+		m.event = &nostr.Event{}
+		if err := m.event.UnmarshalJSON(data[i+1 : end]); err != nil {
+			return m, fmt.Errorf("relay EVENT %.80q: event: %w", data, err)
+		}
+		return m, nil
+	}
+
+	// The rest are small and rare enough for encoding/json.
+	var parts []json.RawMessage
+	if err := json.Unmarshal(data, &parts); err != nil {
+		return m, fmt.Errorf("relay message %.80q: %w", data, err)
+	}
+	str := func(k int) string {
+		var v string
+		if k < len(parts) {
+			json.Unmarshal(parts[k], &v) //nolint:errcheck // a wrong type reads as ""
+		}
+		return v
+	}
+	switch label {
+	case "OK":
+		if len(parts) < 3 || json.Unmarshal(parts[2], &m.ok) != nil {
+			return m, fmt.Errorf("relay OK %.80q is malformed", data)
+		}
+		m.id, m.reason = str(1), str(3)
+	case "EOSE":
+		m.sub = str(1)
+	case "CLOSED":
+		m.sub, m.reason = str(1), str(2)
+	case "NOTICE":
+		m.reason = str(1)
+	}
+	return m, nil
+}
+
+func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && isSpace(data[i]) {
+		i++
+	}
+	return i
+}
+
+// jsonString reads the JSON string starting at data[i] and returns it and
+// the index just past it.
+func jsonString(data []byte, i int) (string, int, error) {
+	if i >= len(data) || data[i] != '"' {
+		return "", i, fmt.Errorf("want a string at offset %d", i)
+	}
+	escaped := false
+	for j := i + 1; j < len(data); j++ {
+		switch data[j] {
+		case '\\':
+			escaped = true
+			j++ // skip the escaped byte
+		case '"':
+			if !escaped {
+				return string(data[i+1 : j]), j + 1, nil
+			}
+			var s string
+			if err := json.Unmarshal(data[i:j+1], &s); err != nil {
+				return "", i, fmt.Errorf("decode string: %w", err)
+			}
+			return s, j + 1, nil
+		}
+	}
+	return "", i, fmt.Errorf("unterminated string at offset %d", i)
 }
 
 // RelayInfo is what the relay says about itself in its NIP-11 document.

@@ -27,6 +27,7 @@ import (
 type node struct {
 	t     *testing.T
 	cfg   relay.Config
+	path  string // the database file
 	store *sqlite.Store
 	relay *relay.Relay
 	srv   *httptest.Server
@@ -36,11 +37,12 @@ type node struct {
 
 func startNode(t *testing.T, negentropy bool) *node {
 	t.Helper()
-	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "wisp.db"), sqlite.Options{})
+	path := filepath.Join(t.TempDir(), "wisp.db")
+	store, err := sqlite.Open(context.Background(), path, sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &node{t: t, store: store, cfg: relay.Config{
+	n := &node{t: t, path: path, store: store, cfg: relay.Config{
 		Limits:     relay.DefaultLimits(),
 		Negentropy: relay.NegentropyConfig{Enabled: negentropy},
 	}}

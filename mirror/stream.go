@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,21 +18,30 @@ import (
 )
 
 // Live streams. A down worker keeps a subscription open on the remote
-// relay and ingests every event it sends (source stream); after a
+// relay and ingests every event it sends (source stream). After a
 // disconnect it reconnects with backoff and subscribes again from the
 // newest created_at it saw (inclusive: the second is sent again and
-// deduplicated, so nothing in it is lost). An up worker is told about each
-// event stored here (Local.OnStored), skips those that came from its own
-// remote, and sends the rest; events whose OK never came, or that did not
-// fit its queue, are sent again from the store after it reconnects.
+// deduplicated); when the remote answers that REQ with stored events, it
+// pages back by until (with a limit) to the resume point, so that more
+// events than the remote's limit published during the outage are not
+// missed. An up worker follows the local store by sequence number (woken
+// by Local.OnStored, and polling, so that it also sees what another
+// process stored in the same database), skips the events that came from
+// its own remote, and sends the rest; what was not answered before a
+// disconnect is sent again. Both keep their position in the state file
+// (Manager.StatePath) and resume from it after a restart.
 
 const (
-	minBackoff   = 250 * time.Millisecond
-	maxBackoff   = 30 * time.Second
-	pingEvery    = 30 * time.Second
-	upQueue      = 8192
-	upInFlight   = 256
-	catchUpLimit = 5000
+	minBackoff = 250 * time.Millisecond
+	maxBackoff = 30 * time.Second
+	pingEvery  = 30 * time.Second
+	upInFlight = 256
+	// upBatch is how many stored events an up worker reads at once.
+	upBatch = 500
+	// pageLimit is the limit of the REQs a down worker pages back with.
+	pageLimit = 500
+	// pageTimeout bounds the wait for each page's EOSE.
+	pageTimeout = 30 * time.Second
 )
 
 // Manager runs the streams of a config file and reloads it when it changes.
@@ -41,12 +50,22 @@ type Manager struct {
 	Local Local
 	Store Store
 	Log   *slog.Logger
-	// ReloadEvery is how often the file is checked for changes (0: 2s).
+	// ReloadEvery is how often the file is checked for changes and the
+	// state saved (0: 2s).
 	ReloadEvery time.Duration
+	// StatePath is the file keeping the streams' positions across
+	// restarts ("": not kept; down streams then start from now and up
+	// streams from the last stored event).
+	StatePath string
+	// PollEvery is how often up streams look for events stored by another
+	// process (0: 500ms); events stored by Local wake them at once.
+	PollEvery time.Duration
 
 	mu      sync.Mutex
 	running map[string]*running // by worker key
 	stats   Stats
+	pos     *positions
+	origins origins
 }
 
 // Stats are the running figures of all streams.
@@ -77,6 +96,10 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if m.pos, err = loadPositions(m.StatePath); err != nil {
+		return err
+	}
+	defer m.saveState()
 	m.running = map[string]*running{}
 	stamp := fileStamp(m.Path)
 	m.apply(ctx, cfg)
@@ -89,6 +112,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
+		m.saveState()
 		s := fileStamp(m.Path)
 		if s == stamp {
 			continue
@@ -101,6 +125,12 @@ func (m *Manager) Run(ctx context.Context) error {
 		}
 		m.Log.Info("mirror config reloaded", "path", m.Path, "streams", len(cfg.Streams))
 		m.apply(ctx, cfg)
+	}
+}
+
+func (m *Manager) saveState() {
+	if err := m.pos.save(); err != nil {
+		m.Log.Warn("mirror positions not saved", "err", err)
 	}
 }
 
@@ -181,13 +211,35 @@ func (m *Manager) runWorker(ctx context.Context, w worker) {
 		plugin = p
 		defer p.Close()
 	}
+	key := w.stateKey()
 	if w.dir == Down {
-		d := &downWorker{m: m, w: w, plugin: plugin, since: nostr.Now()}
+		since, ok := m.pos.get(key)
+		if !ok {
+			since = int64(nostr.Now())
+			m.pos.set(key, since)
+		}
+		d := &downWorker{m: m, w: w, key: key, plugin: plugin, since: nostr.Timestamp(since)}
 		retry(ctx, m.Log, w, d.session)
 		return
 	}
-	u := &upWorker{m: m, w: w, plugin: plugin, queue: make(chan relay.StoredEvent, upQueue), inflight: map[string]nostr.Timestamp{}}
-	remove := m.Local.OnStored(u.offer)
+	u := &upWorker{m: m, w: w, key: key, plugin: plugin, wake: make(chan struct{}, 1)}
+	if seq, ok := m.pos.get(key); ok {
+		u.pos = seq
+	} else {
+		seq, err := m.Store.LastSeq(ctx)
+		if err != nil {
+			m.Log.Error("mirror stream: read the store", "stream", w.stream.Name, "err", err)
+			return
+		}
+		u.pos = seq
+		m.pos.set(key, seq)
+	}
+	remove := m.Local.OnStored(func(relay.StoredEvent) {
+		select {
+		case u.wake <- struct{}{}:
+		default:
+		}
+	})
 	defer remove()
 	retry(ctx, m.Log, w, u.session)
 }
@@ -242,8 +294,18 @@ func keepAlive(ctx context.Context, c *client) {
 type downWorker struct {
 	m      *Manager
 	w      worker
+	key    string
 	plugin *policy.Plugin
-	since  nostr.Timestamp // newest created_at seen
+	// since is the resume point: every matching event the remote had
+	// before it has been received.
+	since nostr.Timestamp
+}
+
+func (d *downWorker) commit(t nostr.Timestamp) {
+	if t > d.since {
+		d.since = t
+		d.m.pos.set(d.key, int64(t))
+	}
 }
 
 func (d *downWorker) session(ctx context.Context) error {
@@ -256,49 +318,153 @@ func (d *downWorker) session(ctx context.Context) error {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go keepAlive(sctx, c)
-	id := randomID("mirror-")
-	sub := c.subscribe(id, 1024)
-	f := d.w.stream.filter
-	since := d.since
-	f.Since = &since
-	if err := c.sendJSON(ctx, "REQ", id, f); err != nil {
-		return err
-	}
+
+	resume := d.since
+	newest := resume
 	want := d.w.stream.filter
 	opt := relay.IngestOptions{Source: policy.SourceStream, Remote: d.w.url}
+	// Until the backlog since resume is complete, the resume point stays
+	// where it was; seen holds the ids received meanwhile.
+	caughtUp := false
+	seen := map[string]struct{}{}
+	handle := func(m msg) (ev *nostr.Event, fresh bool) {
+		if len(m.args) < 2 {
+			return nil, false
+		}
+		ev = &nostr.Event{}
+		if json.Unmarshal(m.args[1], ev) != nil || !want.Matches(ev) {
+			return nil, false
+		}
+		if !caughtUp {
+			if _, dup := seen[ev.ID]; dup {
+				return ev, false
+			}
+			seen[ev.ID] = struct{}{}
+		}
+		d.m.stats.Received.Add(1)
+		newest = max(newest, ev.CreatedAt)
+		if caughtUp {
+			d.commit(ev.CreatedAt)
+		}
+		if d.plugin != nil {
+			dec := d.plugin.Check(ctx, &policy.Input{Event: ev, Source: policy.SourceStream, Remote: d.w.url, Received: time.Now()})
+			if dec.Action != policy.Accept {
+				return ev, true
+			}
+		}
+		d.m.origins.note(ev.ID, d.w.url)
+		d.m.Local.Ingest(ctx, ev, opt, func(r relay.IngestResult) {
+			if r.Outcome == relay.IngestStored {
+				d.m.stats.Stored.Add(1)
+			}
+		})
+		return ev, true
+	}
+	finish := func() {
+		caughtUp = true
+		seen = nil
+		d.commit(newest)
+	}
+
+	liveID := randomID("mirror-")
+	live := c.subscribe(liveID, 1024)
+	f := want
+	f.Since = &resume
+	f.Limit = pageLimit
+	if err := c.sendJSON(ctx, "REQ", liveID, f); err != nil {
+		return err
+	}
+	stored, oldest := 0, nostr.Timestamp(math.MaxInt64) // stored events before the live EOSE
+	liveEOSE := false
+
+	// Paging back from the oldest stored event the live REQ returned.
+	var (
+		pageID                string
+		page                  chan msg // nil: no page open
+		pageTimer             <-chan time.Time
+		pageUntil, pageOldest nostr.Timestamp
+		pageGot, pageFresh    int
+	)
+	startPage := func(until nostr.Timestamp) error {
+		pageID = randomID("mirror-page-")
+		page = c.subscribe(pageID, 1024)
+		pageUntil, pageOldest, pageGot, pageFresh = until, until, 0, 0
+		pf := want
+		pf.Since, pf.Until, pf.Limit = &resume, &until, pageLimit
+		pageTimer = time.After(pageTimeout)
+		return c.sendJSON(ctx, "REQ", pageID, pf)
+	}
+	endPage := func() {
+		_ = c.sendJSON(ctx, "CLOSE", pageID)
+		c.unsubscribe(pageID)
+		page, pageTimer = nil, nil
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-c.done:
 			return c.closedErr()
-		case m := <-sub:
+		case <-pageTimer:
+			return fmt.Errorf("no EOSE within %s while catching up", pageTimeout)
+		case m := <-live:
+			switch m.verb {
+			case "CLOSED":
+				return fmt.Errorf("subscription closed: %s", m.str(1))
+			case "EOSE":
+				if liveEOSE {
+					continue
+				}
+				liveEOSE = true
+				if stored == 0 {
+					finish()
+					continue
+				}
+				if err := startPage(oldest); err != nil {
+					return err
+				}
+			case "EVENT":
+				ev, _ := handle(m)
+				if ev != nil && !liveEOSE {
+					stored++
+					oldest = min(oldest, ev.CreatedAt)
+				}
+			}
+		case m := <-page:
 			switch m.verb {
 			case "CLOSED":
 				return fmt.Errorf("subscription closed: %s", m.str(1))
 			case "EVENT":
-				if len(m.args) < 2 {
+				ev, fresh := handle(m)
+				if ev == nil {
 					continue
 				}
-				var ev nostr.Event
-				if json.Unmarshal(m.args[1], &ev) != nil || !want.Matches(&ev) {
+				pageGot++
+				pageOldest = min(pageOldest, ev.CreatedAt)
+				if fresh {
+					pageFresh++
+				}
+			case "EOSE":
+				endPage()
+				if pageGot == 0 {
+					finish()
 					continue
 				}
-				d.m.stats.Received.Add(1)
-				if ev.CreatedAt > d.since {
-					d.since = ev.CreatedAt
+				// Go on from the oldest second seen, inclusive, so that
+				// events sharing it are not lost; when the page brought
+				// nothing new or fell in one second, move past it.
+				next := pageOldest
+				if pageFresh == 0 || pageOldest == pageUntil {
+					next = pageOldest - 1
 				}
-				if d.plugin != nil {
-					dec := d.plugin.Check(ctx, &policy.Input{Event: &ev, Source: policy.SourceStream, Remote: d.w.url, Received: time.Now()})
-					if dec.Action != policy.Accept {
-						continue
-					}
+				if next < resume {
+					finish()
+					continue
 				}
-				d.m.Local.Ingest(ctx, &ev, opt, func(r relay.IngestResult) {
-					if r.Outcome == relay.IngestStored {
-						d.m.stats.Stored.Add(1)
-					}
-				})
+				d.m.Log.Debug("mirror stream catching up", "stream", d.w.stream.Name, "url", d.w.url, "until", next)
+				if err := startPage(next); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -307,33 +473,44 @@ func (d *downWorker) session(ctx context.Context) error {
 type upWorker struct {
 	m      *Manager
 	w      worker
+	key    string
 	plugin *policy.Plugin
-	queue  chan relay.StoredEvent
-
-	mu       sync.Mutex
-	inflight map[string]nostr.Timestamp // sent, not answered
-	resume   nostr.Timestamp            // send again from the store from here (0: nothing)
+	wake   chan struct{}
+	// pos is the sequence number up to which every stored event was sent
+	// and answered, or skipped.
+	pos int64
 }
 
-// offer is the stored-event hook: it never blocks the writer.
-func (u *upWorker) offer(e relay.StoredEvent) {
-	if e.Origin == u.w.url || !u.w.stream.filter.Matches(e.Event) {
-		return // never echo an event to the relay it came from
-	}
-	select {
-	case u.queue <- e:
-	default:
-		u.lost(e.Event.CreatedAt)
+// seqTracker moves an up worker's position over the events answered, in
+// the order they were read, so that one still unanswered holds it back.
+type seqTracker struct {
+	mu    sync.Mutex
+	pos   int64
+	order []int64
+	done  map[int64]bool
+}
+
+func (t *seqTracker) add(seq int64) {
+	t.mu.Lock()
+	t.order = append(t.order, seq)
+	t.mu.Unlock()
+}
+
+func (t *seqTracker) finish(seq int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.done[seq] = true
+	for len(t.order) > 0 && t.done[t.order[0]] {
+		t.pos = t.order[0]
+		delete(t.done, t.pos)
+		t.order = t.order[1:]
 	}
 }
 
-// lost marks an event to be sent again from the store.
-func (u *upWorker) lost(t nostr.Timestamp) {
-	u.mu.Lock()
-	if u.resume == 0 || t < u.resume {
-		u.resume = t
-	}
-	u.mu.Unlock()
+func (t *seqTracker) position() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.pos
 }
 
 func (u *upWorker) session(ctx context.Context) error {
@@ -346,107 +523,97 @@ func (u *upWorker) session(ctx context.Context) error {
 	go keepAlive(sctx, c)
 	var answers sync.WaitGroup
 	sem := make(chan struct{}, upInFlight)
+	tr := &seqTracker{pos: u.pos, done: map[int64]bool{}}
 	defer func() {
 		cancel()
 		c.close()
 		answers.Wait()
-		// What was sent and not answered goes again after reconnecting.
-		u.mu.Lock()
-		for _, t := range u.inflight {
-			if u.resume == 0 || t < u.resume {
-				u.resume = t
-			}
-		}
-		clear(u.inflight)
-		u.mu.Unlock()
+		// What was not answered is read and sent again after reconnecting.
+		u.pos = tr.position()
+		u.m.pos.set(u.key, u.pos)
 	}()
+	every := u.m.PollEvery
+	if every <= 0 {
+		every = 500 * time.Millisecond
+	}
+	poll := time.NewTicker(every)
+	defer poll.Stop()
 
-	send := func(id string, t nostr.Timestamp, ev *nostr.Event, raw []byte) error {
-		if u.plugin != nil {
-			dec := u.plugin.Check(ctx, &policy.Input{Event: ev, Raw: raw, Source: policy.SourceStream, Remote: u.w.url, Received: time.Now()})
-			if dec.Action != policy.Accept {
+	type stored struct {
+		seq int64
+		raw []byte
+	}
+	cursor := u.pos
+	for {
+		var batch []stored
+		err := u.m.Store.EventsAfter(ctx, cursor, upBatch, func(seq int64, raw []byte) error {
+			batch = append(batch, stored{seq, append([]byte(nil), raw...)})
+			return nil
+		})
+		if err != nil {
+			if ctx.Err() != nil {
 				return nil
 			}
+			return fmt.Errorf("read stored events: %w", err)
 		}
-		select {
-		case sem <- struct{}{}:
-		case <-c.done:
-			u.lost(t)
-			return c.closedErr()
-		case <-ctx.Done():
-			u.lost(t)
-			return nil
-		}
-		u.mu.Lock()
-		u.inflight[id] = t
-		u.mu.Unlock()
-		okc, err := c.publish(ctx, id, raw)
-		if err != nil {
-			<-sem
-			return err // inflight keeps it: sent again later
-		}
-		u.m.stats.Sent.Add(1)
-		answers.Go(func() {
-			defer func() { <-sem }()
-			select {
-			case r := <-okc:
-				u.mu.Lock()
-				delete(u.inflight, id)
-				u.mu.Unlock()
-				if r.ok {
-					u.m.stats.Accepted.Add(1)
-				} else {
-					u.m.stats.Refused.Add(1)
-					u.m.Log.Debug("remote relay refused a mirrored event", "url", u.w.url, "id", id, "reason", r.reason)
-				}
-			case <-time.After(30 * time.Second):
-				c.forget(id)
-				c.ws.CloseNow() // a relay that does not answer is reconnected
-			case <-c.done:
-			}
-		})
-		return nil
-	}
-
-	// Catch up with what was lost or unanswered before.
-	u.mu.Lock()
-	resume := u.resume
-	u.resume = 0
-	u.mu.Unlock()
-	if resume != 0 {
-		f := u.w.stream.filter
-		f.Since = &resume
-		f.Limit = catchUpLimit
-		var raws [][]byte
-		if _, err := u.m.Store.Query(ctx, []nostr.Filter{f}, func(raw []byte) error {
-			raws = append(raws, append([]byte(nil), raw...))
-			return nil
-		}); err != nil {
-			u.lost(resume)
-			return fmt.Errorf("read events to send again: %w", err)
-		}
-		for _, raw := range slices.Backward(raws) {
+		for _, it := range batch {
+			cursor = it.seq
+			tr.add(it.seq)
 			var ev nostr.Event
-			if json.Unmarshal(raw, &ev) != nil {
+			if json.Unmarshal(it.raw, &ev) != nil || !u.w.stream.filter.Matches(&ev) || u.m.origins.from(ev.ID, u.w.url) {
+				tr.finish(it.seq) // never echo an event to the relay it came from
 				continue
 			}
-			if err := send(ev.ID, ev.CreatedAt, &ev, raw); err != nil {
-				u.lost(resume)
+			if u.plugin != nil {
+				dec := u.plugin.Check(ctx, &policy.Input{Event: &ev, Raw: it.raw, Source: policy.SourceStream, Remote: u.w.url, Received: time.Now()})
+				if dec.Action != policy.Accept {
+					tr.finish(it.seq)
+					continue
+				}
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-c.done:
+				return c.closedErr()
+			case <-ctx.Done():
+				return nil
+			}
+			okc, err := c.publish(ctx, ev.ID, it.raw)
+			if err != nil {
+				<-sem
 				return err
 			}
+			u.m.stats.Sent.Add(1)
+			seq, id := it.seq, ev.ID
+			answers.Go(func() {
+				defer func() { <-sem }()
+				select {
+				case r := <-okc:
+					tr.finish(seq)
+					if r.ok {
+						u.m.stats.Accepted.Add(1)
+					} else {
+						u.m.stats.Refused.Add(1)
+						u.m.Log.Debug("remote relay refused a mirrored event", "url", u.w.url, "id", id, "reason", r.reason)
+					}
+				case <-time.After(30 * time.Second):
+					c.forget(id)
+					c.ws.CloseNow() // a relay that does not answer is reconnected
+				case <-c.done:
+				}
+			})
 		}
-	}
-	for {
+		u.m.pos.set(u.key, tr.position())
+		if len(batch) == upBatch {
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-c.done:
 			return c.closedErr()
-		case e := <-u.queue:
-			if err := send(e.Event.ID, e.Event.CreatedAt, e.Event, e.Raw); err != nil {
-				u.lost(e.Event.CreatedAt)
-				return err
-			}
+		case <-u.wake:
+		case <-poll.C:
 		}
 	}
 }

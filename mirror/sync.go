@@ -30,10 +30,11 @@ type Local interface {
 	OnStored(fn func(relay.StoredEvent)) (remove func())
 }
 
-// Store is the local event store, as sync reads it.
+// Store is the local event store, as sync and the streams read it.
 type Store interface {
 	storage.Store
 	storage.IDLister
+	storage.SeqLister
 }
 
 var _ Local = (*relay.Relay)(nil)
@@ -243,19 +244,7 @@ func (s *syncer) reconcile(ctx context.Context) (have, need []string, err error)
 
 	stop := make(chan struct{})
 	var collectors sync.WaitGroup
-	gather := func(ch chan string, into *[]string) {
-		for {
-			select {
-			case id, ok := <-ch:
-				if !ok {
-					return
-				}
-				*into = append(*into, id)
-			case <-stop:
-				return
-			}
-		}
-	}
+	gather := func(ch chan string, into *[]string) { *into = gatherUnique(ch, stop) }
 	collectors.Go(func() { gather(neg.Haves, &have) })
 	collectors.Go(func() { gather(neg.HaveNots, &need) })
 	finished := false
@@ -545,4 +534,28 @@ func (s *syncer) fallback(ctx context.Context) error {
 	}
 	s.stats.Have = len(have)
 	return s.upload(ctx, have)
+}
+
+// gatherUnique collects ids from ch until it closes or stop does, keeping
+// each once: go-nostr's negentropy may report an id more than once over
+// several rounds (seen against strfry with tens of thousands of
+// differences), and a repeated id would be downloaded or uploaded again.
+func gatherUnique(ch <-chan string, stop <-chan struct{}) []string {
+	var out []string
+	seen := map[string]struct{}{}
+	for {
+		select {
+		case id, ok := <-ch:
+			if !ok {
+				return out
+			}
+			if _, dup := seen[id]; dup {
+				continue
+			}
+			seen[id] = struct{}{}
+			out = append(out, id)
+		case <-stop:
+			return out
+		}
+	}
 }

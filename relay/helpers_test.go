@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -26,31 +25,7 @@ type testRelay struct {
 
 func startRelay(t *testing.T, tune ...func(*relay.Config)) *testRelay {
 	t.Helper()
-	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "wisp.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	cfg := relay.Config{Limits: relay.DefaultLimits(), Version: "test", Info: relay.Info{Name: "test relay"}}
-	for _, f := range tune {
-		f(&cfg)
-	}
-	r := relay.New(cfg, store)
-	r.Start()
-	srv := httptest.NewServer(r)
-	tr := &testRelay{relay: r, store: store, srv: srv, url: "ws" + strings.TrimPrefix(srv.URL, "http")}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := r.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		srv.Close()
-		if err := store.Close(); err != nil {
-			t.Errorf("close store: %v", err)
-		}
-	})
-	return tr
+	return startRelayOpts(t, sqlite.Options{}, tune...)
 }
 
 // client is a raw websocket client that speaks JSON frames.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,10 +21,11 @@ const mirrorUsage = `Usage: wisp mirror <config>
 Runs the live mirroring streams of a config file (the format of
 WISP_MIRROR_CONFIG, see README) without serving clients, until
 interrupted: down streams store the events remote relays publish, up
-streams send the events this process stores to remote relays. wisp serve
-runs the same streams itself when WISP_MIRROR_CONFIG is set; use wisp
-mirror for a database that no wisp serve writes to, or to try a config.
-The file is reloaded when it changes.
+streams send the events stored in the database (by this process or by a
+wisp serve running on it) to remote relays. wisp serve runs the same
+streams itself when WISP_MIRROR_CONFIG is set. The streams' positions
+are kept in the data directory (mirror-state-<config name>.json), so
+they resume where they stopped. The file is reloaded when it changes.
 
   wisp mirror /etc/wisp/mirror.json
 `
@@ -39,10 +42,22 @@ func checkMirrorConfig(cfg Config) error {
 	return nil
 }
 
-// startMirrors runs the streams of the config file at path over a relay,
-// until ctx ends; wait returns once they stopped.
-func startMirrors(ctx context.Context, path string, rl *relay.Relay, store *sqlite.Store, log *slog.Logger) (wait func()) {
-	m := &mirror.Manager{Path: path, Local: rl, Store: store, Log: log}
+// mirrorStateFile is where wisp serve keeps its streams' positions, in the
+// data directory; wisp mirror keeps them beside it, in a file named after
+// its config (see mirrorStatePath), so that the two never share one.
+const mirrorStateFile = "mirror-state.json"
+
+// mirrorStatePath is the state file of "wisp mirror <config>".
+func mirrorStatePath(dataDir, config string) string {
+	name := strings.TrimSuffix(filepath.Base(config), filepath.Ext(config))
+	return filepath.Join(dataDir, "mirror-state-"+name+".json")
+}
+
+// startMirrors runs the streams of WISP_MIRROR_CONFIG over a relay, until
+// ctx ends; wait returns once they stopped.
+func startMirrors(ctx context.Context, cfg Config, rl *relay.Relay, store *sqlite.Store, log *slog.Logger) (wait func()) {
+	m := &mirror.Manager{Path: cfg.MirrorConfig, Local: rl, Store: store, Log: log,
+		StatePath: filepath.Join(cfg.DataDir, mirrorStateFile)}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := m.Run(ctx); err != nil {
@@ -74,7 +89,8 @@ func runMirror(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 			err = errors.Join(err, cerr)
 		}
 	}()
-	m := &mirror.Manager{Path: args[0], Local: local.relay, Store: local.store, Log: local.log}
+	m := &mirror.Manager{Path: args[0], Local: local.relay, Store: local.store, Log: local.log,
+		StatePath: mirrorStatePath(cfg.DataDir, args[0])}
 	start := time.Now()
 	prog := newProgress(stderr)
 	done := make(chan error, 1)

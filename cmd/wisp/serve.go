@@ -104,7 +104,7 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 	}
 	if cfg.MirrorConfig != "" { // live mirroring, see mirror.go; the file was checked
 		mirrorCtx, stopMirrors := context.WithCancel(ctx)
-		waitMirrors := startMirrors(mirrorCtx, cfg.MirrorConfig, rl, store, log)
+		waitMirrors := startMirrors(mirrorCtx, cfg, rl, store, log)
 		defer func() { stopMirrors(); waitMirrors() }()
 	}
 
