@@ -59,6 +59,10 @@ func readProc(pid int) (procSample, error) {
 	if err != nil {
 		return s, fmt.Errorf("read relay memory: %w", err)
 	}
+	if bytes.Contains(status, []byte("\nState:\tZ")) {
+		// A zombie has no memory lines: say what happened instead.
+		return s, fmt.Errorf("relay process %d has exited", pid)
+	}
 	if s.rssKiB, err = procField(status, "VmRSS:"); err != nil {
 		return s, fmt.Errorf("relay %s/status: %w", dir, err)
 	}

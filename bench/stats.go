@@ -4,7 +4,6 @@ import (
 	"math"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -52,63 +51,6 @@ func perSecond(n int, d time.Duration) float64 {
 		return 0
 	}
 	return math.Round(float64(n)/d.Seconds()*10) / 10
-}
-
-// samples collects durations from several goroutines.
-type samples struct {
-	mu sync.Mutex
-	d  []time.Duration
-}
-
-func (s *samples) add(d time.Duration) {
-	s.mu.Lock()
-	s.d = append(s.d, d)
-	s.mu.Unlock()
-}
-
-func (s *samples) take() []time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.d
-}
-
-// counter counts strings (reasons, errors) from several goroutines.
-type counter struct {
-	mu sync.Mutex
-	m  map[string]int
-}
-
-func (c *counter) add(key string) {
-	c.mu.Lock()
-	if c.m == nil {
-		c.m = map[string]int{}
-	}
-	c.m[key]++
-	c.mu.Unlock()
-}
-
-func (c *counter) total() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, v := range c.m {
-		n += v
-	}
-	return n
-}
-
-// snapshot returns the counts, nil when there are none (so JSON omits them).
-func (c *counter) snapshot() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) == 0 {
-		return nil
-	}
-	m := make(map[string]int, len(c.m))
-	for k, v := range c.m {
-		m[k] = v
-	}
-	return m
 }
 
 // reasonPrefix is the machine-readable prefix of an OK or CLOSED message

@@ -212,14 +212,3 @@ func fetchInfo(ctx context.Context, wsURL string) (RelayInfo, error) {
 	}
 	return info, nil
 }
-
-// closeAll closes connections without a handshake: at the end of a phase
-// the tool only needs them gone, and a closing handshake with thousands of
-// connections would be a phase of its own.
-func closeAll(conns []*websocket.Conn) {
-	for _, ws := range conns {
-		if ws != nil {
-			ws.CloseNow() //nolint:errcheck // closing is all we want
-		}
-	}
-}

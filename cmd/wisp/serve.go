@@ -99,6 +99,7 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 	if cfg.CheckpointInterval > 0 {
 		wg.Go(func() { upkeep(upkeepCtx, store, cfg.CheckpointInterval, log) })
 	}
+	wg.Go(func() { walKeeper(upkeepCtx, store, log) })
 	if rules, _ := parseRetention(cfg.Retention); len(rules) > 0 {
 		wg.Go(func() { retain(upkeepCtx, store, rules, cfg.ExpirySweep, log) })
 	}
@@ -165,6 +166,23 @@ func upkeep(ctx context.Context, store *sqlite.Store, every time.Duration, log *
 			log.Warn("optimize failed", "err", err)
 		}
 		log.Debug("database upkeep done", "took", time.Since(start))
+	}
+}
+
+// walKeeper checkpoints the WAL every second from a connection of its own,
+// so that commits on the single writer do not pay for it.
+func walKeeper(ctx context.Context, store *sqlite.Store, log *slog.Logger) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := store.CheckpointPassive(ctx); err != nil && ctx.Err() == nil {
+			log.Debug("passive checkpoint failed", "err", err)
+		}
 	}
 }
 

@@ -59,6 +59,7 @@ type Store struct {
 	file string
 	w    *sql.DB // the one writer connection, BEGIN IMMEDIATE
 	r    *sql.DB // read-only pool
+	ck   *sql.DB // one connection for passive checkpoints, off the writer
 	st   writeStmts
 
 	vanish vanishState // NIP-62 requests, see vanish.go
@@ -108,6 +109,13 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := checkPragmas(ctx, s.w); err != nil {
 		return nil, err
 	}
+	// SQLite runs the automatic checkpoint inside whichever commit crosses
+	// the threshold, that is on the writer. CheckpointPassive, run often
+	// from another connection, does that work off the writer's path; the
+	// raised threshold stays as the bound when nobody runs it.
+	if _, err := s.w.ExecContext(ctx, fmt.Sprintf("PRAGMA wal_autocheckpoint=%d", autoCheckpointPages)); err != nil {
+		return nil, fmt.Errorf("set wal_autocheckpoint: %w", err)
+	}
 	if err := migrate(ctx, s.w); err != nil {
 		return nil, err
 	}
@@ -139,6 +147,13 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if !strings.EqualFold(mode, "wal") {
 		return nil, fmt.Errorf("reader journal mode %q: %w", mode, ErrNotWAL)
 	}
+
+	s.ck, err = sql.Open("sqlite3", uri+fmt.Sprintf("?_busy_timeout=%d&_mutex=no&_cache_size=-2048", busyTimeoutMS))
+	if err != nil {
+		return nil, fmt.Errorf("open checkpointer: %w", err)
+	}
+	s.ck.SetMaxOpenConns(1)
+	s.ck.SetMaxIdleConns(1)
 
 	if err := s.st.prepare(ctx, s.w); err != nil {
 		return nil, err
@@ -196,6 +211,11 @@ func (s *Store) closeDBs() error {
 			errs = append(errs, fmt.Errorf("close readers: %w", err))
 		}
 	}
+	if s.ck != nil {
+		if err := s.ck.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close checkpointer: %w", err))
+		}
+	}
 	if s.w != nil {
 		if err := s.w.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close writer: %w", err))
@@ -219,6 +239,27 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 	}
 	if busy != 0 {
 		return fmt.Errorf("checkpoint (%d of %d frames): %w", done, logFrames, ErrCheckpointBusy)
+	}
+	return nil
+}
+
+// autoCheckpointPages is the WAL size (pages) at which a commit checkpoints
+// by itself; see CheckpointPassive.
+const autoCheckpointPages = 8000
+
+// CheckpointPassive copies what it can of the WAL into the database without
+// waiting for readers or blocking the writer. Run every second or so, it
+// keeps the WAL small and the checkpoint work off the writer's commits.
+func (s *Store) CheckpointPassive(ctx context.Context) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return storage.ErrClosed
+	}
+	var busy, logFrames, done int
+	err := s.ck.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logFrames, &done)
+	if err != nil {
+		return fmt.Errorf("passive checkpoint: %w", err)
 	}
 	return nil
 }

@@ -379,3 +379,45 @@ func TestSaveCancelledMidway(t *testing.T) {
 		t.Errorf("outcome %v, want stored", res[0].Outcome)
 	}
 }
+
+// A passive checkpoint lets the next write start the WAL over, so the WAL
+// stays the size of one burst of writes instead of growing.
+func TestCheckpointPassiveKeepsWALSmall(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	c := newCorpus(10)
+	burst := func() {
+		batch := make([]storage.Item, 200)
+		for i := range batch {
+			batch[i] = c.item()
+		}
+		if _, err := s.Save(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	walSize := func() int64 {
+		info, err := os.Stat(s.file + "-wal")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.Size()
+	}
+	burst()
+	one := walSize()
+	burst()
+	if two := walSize(); two < one*3/2 {
+		t.Fatalf("without a checkpoint the WAL should grow: %d then %d bytes", one, two)
+	}
+	if err := s.CheckpointPassive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := walSize()
+	burst()
+	if after := walSize(); after > before {
+		t.Fatalf("WAL grew from %d to %d bytes after a passive checkpoint", before, after)
+	}
+	s.Close()
+	if err := s.CheckpointPassive(ctx); !errors.Is(err, storage.ErrClosed) {
+		t.Errorf("passive checkpoint after close: %v", err)
+	}
+}
