@@ -139,6 +139,10 @@ type Config struct {
 	// MetricsToken, if set, is the bearer token /metrics requires (text;
 	// empty: /metrics is open). Default empty.
 	MetricsToken string `env:"METRICS_TOKEN" envDefault:""`
+	// PprofListen, if set, serves Go's profiler (net/http/pprof) on this
+	// separate address, never on the relay's (host:port; empty: off).
+	// Default empty.
+	PprofListen string `env:"PPROF_LISTEN" envDefault:""`
 	// Retention deletes old events of some kinds (KINDS:AGE rules,
 	// comma-separated, such as 7:30d,1:8760h; empty: keep everything).
 	// Default empty.
@@ -235,6 +239,11 @@ func (c Config) validate() []error {
 		errs = append(errs, fmt.Errorf("%s%s=%q: %s", envPrefix, name, fmt.Sprint(value), reason))
 	}
 
+	if c.PprofListen != "" {
+		if err := checkListen(c.PprofListen); err != nil {
+			bad("PPROF_LISTEN", c.PprofListen, "want host:port: "+err.Error())
+		}
+	}
 	if err := checkListen(c.Listen); err != nil {
 		bad("LISTEN", c.Listen, "want host:port: "+err.Error())
 	}

@@ -64,6 +64,14 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	if cfg.PprofListen != "" {
+		stopPprof, err := servePprof(cfg.PprofListen, log)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("pprof: %w", err)
+		}
+		defer stopPprof()
+	}
 
 	rcfg := relay.Config{
 		Limits:        cfg.limits(),
