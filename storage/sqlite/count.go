@@ -316,19 +316,8 @@ func tagCountSelect(b *queryBuilder, f *nostr.Filter) bool {
 		b.cond(inList("t.kind", len(kinds)), kinds...)
 	}
 	b.timeBounds("t.created_at", f)
-	if f.IDs != nil {
-		ids := hexArgs(f.IDs)
-		if len(ids) == 0 {
-			return false
-		}
-		b.cond(inList("e.id", len(ids)), ids...)
-	}
-	if f.Authors != nil {
-		authors := hexArgs(f.Authors)
-		if len(authors) == 0 {
-			return false
-		}
-		b.cond(inList("e.pubkey", len(authors)), authors...)
+	if !idAuthorConds(b, f) {
+		return false
 	}
 	for _, x := range tags[1:] {
 		var sub queryBuilder

@@ -8,15 +8,9 @@ import (
 	"github.com/wisp-relay/wisp/storage"
 )
 
-// filterConds adds to b every condition of f on the events row "e", except
-// search and limit, with the same meaning as buildQuery: a nil list is no
-// constraint, an empty one or one without a usable value matches nothing, as
-// does a tag key that is not one ASCII letter. Tag conditions are EXISTS
-// probes of the tags primary key. ok is false when f can match nothing.
-//
-// It serves the queries that are not driven by buildQuery's index choice:
-// search, and the expired-event correction of Count.
-func filterConds(b *queryBuilder, f *nostr.Filter) (ok bool) {
+// idAuthorConds adds f's ids and authors conditions on the events row "e".
+// ok is false when a list is given but holds no usable value.
+func idAuthorConds(b *queryBuilder, f *nostr.Filter) (ok bool) {
 	if f.IDs != nil {
 		ids := hexArgs(f.IDs)
 		if len(ids) == 0 {
@@ -30,6 +24,21 @@ func filterConds(b *queryBuilder, f *nostr.Filter) (ok bool) {
 			return false
 		}
 		b.cond(inList("e.pubkey", len(authors)), authors...)
+	}
+	return true
+}
+
+// filterConds adds to b every condition of f on the events row "e", except
+// search and limit, with the same meaning as buildQuery: a nil list is no
+// constraint, an empty one or one without a usable value matches nothing, as
+// does a tag key that is not one ASCII letter. Tag conditions are EXISTS
+// probes of the tags primary key. ok is false when f can match nothing.
+//
+// It serves the queries that are not driven by buildQuery's index choice:
+// search, and the expired-event correction of Count.
+func filterConds(b *queryBuilder, f *nostr.Filter) (ok bool) {
+	if !idAuthorConds(b, f) {
+		return false
 	}
 	if f.Kinds != nil {
 		kinds := kindArgs(f.Kinds)
