@@ -2,15 +2,11 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"io"
-	"net"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/wisp-relay/wisp/bench"
 )
@@ -19,25 +15,7 @@ import (
 // phase runs, nothing is refused, every answer is right and every live
 // event reaches every subscriber. No timing is asserted.
 func TestBenchAgainstWisp(t *testing.T) {
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	logs := &lockedBuffer{}
-	addrc := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, nil, []string{
-			"WISP_LISTEN=127.0.0.1:0",
-			"WISP_DATA_DIR=" + t.TempDir(),
-		}, io.Discard, logs, func(a net.Addr) { addrc <- a })
-	}()
-	var addr net.Addr
-	select {
-	case addr = <-addrc:
-	case err := <-done:
-		t.Fatalf("run returned before listening: %v\n%s", err, logs)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("relay did not start\n%s", logs)
-	}
+	addr, _, logs := startWisp(t)
 
 	var out, errb bytes.Buffer
 	err := run(t.Context(), []string{
@@ -47,7 +25,7 @@ func TestBenchAgainstWisp(t *testing.T) {
 		"--fanout-subs", "20", "--fanout-events", "50", "--fanout-rate", "1000",
 		"--idle-conns", "50",
 		"--corpus-dir", t.TempDir(),
-		"ws://" + addr.String(),
+		"ws://" + addr,
 		"--pid", strconv.Itoa(os.Getpid()), // flags may follow the URL
 	}, nil, &out, &errb, nil)
 	if err != nil {
@@ -88,16 +66,7 @@ func TestBenchAgainstWisp(t *testing.T) {
 	if t.Failed() {
 		t.Logf("report:\n%s\nrelay log:\n%s", out.String(), logs)
 	}
-
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("relay: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Error("relay did not stop")
-	}
+	// startWisp's cleanup stops the relay and checks that it stopped cleanly.
 }
 
 func TestBenchUsage(t *testing.T) {
