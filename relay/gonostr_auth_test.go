@@ -24,12 +24,7 @@ func TestGoNostrAuthFlow(t *testing.T) {
 	tr := startPolicyRelay(t, policy.Config{Auth: policy.AuthWrite}, policy.NewLists([]string{member.pk}, nil, nil, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	connCtx, disconnect := context.WithCancel(context.Background())
-	defer disconnect()
-	rl, err := nostr.RelayConnect(connCtx, tr.url)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rl := goNostrConnect(t, tr.url)
 
 	note := member.sign(t, 1, now(), "hello after auth")
 	if err := rl.Publish(ctx, *note); err == nil || !strings.Contains(err.Error(), "auth-required") {
@@ -61,12 +56,7 @@ func TestGoNostrGiftWrapHidden(t *testing.T) {
 	bob := newKey(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	connCtx, disconnect := context.WithCancel(context.Background())
-	defer disconnect()
-	rl, err := nostr.RelayConnect(connCtx, tr.url)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rl := goNostrConnect(t, tr.url)
 	wrap := newKey(t).sign(t, nostr.KindGiftWrap, now()-60, "sealed", nostr.Tag{"p", bob.pk})
 	if err := rl.Publish(ctx, *wrap); err != nil {
 		t.Fatal(err)

@@ -19,14 +19,7 @@ func TestGoNostrClient(t *testing.T) {
 	tr := startRelay(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	// Ended by cancelling its context: go-nostr's Relay.Close races with
-	// its own connection goroutine under -race.
-	connCtx, disconnect := context.WithCancel(context.Background())
-	defer disconnect()
-	rl, err := nostr.RelayConnect(connCtx, tr.url)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rl := goNostrConnect(t, tr.url)
 	k := newKey(t)
 	ev := k.sign(t, 1, now(), "via go-nostr", nostr.Tag{"p", k.pk})
 	if err := rl.Publish(ctx, *ev); err != nil {
@@ -73,4 +66,18 @@ eose:
 	if err := rl.Publish(ctx, *bad); err == nil || !strings.Contains(err.Error(), "invalid") {
 		t.Fatalf("bad signature publish: %v", err)
 	}
+}
+
+// goNostrConnect connects go-nostr's client to url for the rest of the test.
+// The connection ends by cancelling its context, not with Relay.Close, which
+// races with go-nostr's own connection goroutine.
+func goNostrConnect(t *testing.T, url string) *nostr.Relay {
+	t.Helper()
+	connCtx, disconnect := context.WithCancel(context.Background())
+	t.Cleanup(disconnect)
+	rl, err := nostr.RelayConnect(connCtx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rl
 }
