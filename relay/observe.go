@@ -107,6 +107,9 @@ func reasonPrefix(msg string) string {
 
 // frameVerb is the verb of an outbound frame: EVENT frames share a head,
 // the others start with ["VERB".
+// outVerbs are the verbs a relay sends, the label values of sent messages.
+var outVerbs = [...]string{"EVENT", "OK", "EOSE", "CLOSED", "NOTICE", "COUNT", "AUTH", "NEG-MSG", "NEG-ERR"}
+
 func frameVerb(f frame) string {
 	b := f.head
 	if len(b) == 0 {
@@ -117,9 +120,12 @@ func frameVerb(f frame) string {
 	}
 	b = b[2:]
 	if i := bytes.IndexByte(b, '"'); i > 0 && i <= 8 {
-		switch v := string(b[:i]); v {
-		case "EVENT", "OK", "EOSE", "CLOSED", "NOTICE", "COUNT", "AUTH", "NEG-MSG", "NEG-ERR":
-			return v
+		// Return the constant, not string(b[:i]): this runs once per frame
+		// sent, and the conversion would allocate each time.
+		for _, v := range outVerbs {
+			if string(b[:i]) == v {
+				return v
+			}
 		}
 	}
 	return "other"
