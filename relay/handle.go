@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
+	"strings"
 
 	"github.com/coder/websocket"
 	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp/policy"
 )
 
 // readLoop reads and handles the client's messages in order, so a CLOSE
@@ -88,60 +89,14 @@ func (c *conn) handle(data []byte) {
 // handleEvent runs the cheap checks, then hands the event to the verify
 // pool. The OK is sent by whoever finishes with the event.
 func (c *conn) handleEvent(ev *nostr.Event) {
-	r := c.r
-	raw := canonicalEvent(ev)
-	if why := checkEvent(ev, raw, &r.cfg.Limits, time.Now()); why != "" {
-		r.stats.rejected.Add(1)
-		c.ok(ev.ID, false, why)
+	queued, ok, msg := c.r.admit(ev, arrival{ctx: c.ctx, c: c, source: policy.SourceClient, remote: c.remote})
+	if queued {
 		return
 	}
-	if ev.Kind == nostr.KindClientAuthentication {
-		r.stats.rejected.Add(1)
-		c.ok(ev.ID, false, reason(prefixInvalid, "auth events are sent with AUTH, not EVENT"))
-		return
+	if !ok && strings.HasPrefix(msg, prefixAuthRequired+":") {
+		c.sendChallenge()
 	}
-	if !checkID(ev) {
-		r.stats.rejected.Add(1)
-		c.ok(ev.ID, false, reason(prefixInvalid, "event id does not match its content"))
-		return
-	}
-	in, admitted := c.admitEvent(ev, raw) // NIP-70, NIP-62, early policy
-	if !admitted {
-		return
-	}
-	if !isEphemeral(ev.Kind) {
-		// A stored event needs no second signature check: its id commits
-		// to its content, and what is stored was verified.
-		have, err := r.store.Has(c.ctx, ev.ID)
-		if err != nil {
-			if c.ctx.Err() == nil {
-				r.log.Error("look up event", "id", ev.ID, "err", err)
-				c.ok(ev.ID, false, internalError)
-			}
-			return
-		}
-		if have {
-			r.stats.duplicate.Add(1)
-			c.ok(ev.ID, true, reason(prefixDuplicate, "already have this event"))
-			return
-		}
-	}
-
-	r.drainMu.RLock()
-	if r.draining {
-		r.drainMu.RUnlock()
-		c.ok(ev.ID, false, reason(prefixError, "relay is shutting down"))
-		return
-	}
-	r.inflight.Add(1)
-	r.drainMu.RUnlock()
-
-	p := &pending{ev: ev, raw: raw, c: c, in: in}
-	select {
-	case r.verifyCh <- p:
-	case <-c.ctx.Done():
-		r.inflight.Done()
-	}
+	c.ok(ev.ID, ok, msg)
 }
 
 func (c *conn) handleClose(subID string) {

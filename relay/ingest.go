@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 	"unicode/utf8"
 
 	"github.com/nbd-wtf/go-nostr"
@@ -72,85 +71,10 @@ func (r *Relay) Ingest(ctx context.Context, ev *nostr.Event, opt IngestOptions, 
 	finish := func(ok bool, msg string) {
 		done(ingestResult(ok, msg))
 	}
-	refuse := func(why string) {
-		r.stats.rejected.Add(1)
-		r.countOK(false, why)
-		finish(false, why)
-	}
-	raw := canonicalEvent(ev)
-	if why := checkEvent(ev, raw, &r.cfg.Limits, time.Now()); why != "" {
-		refuse(why)
-		return
-	}
-	if ev.Kind == nostr.KindClientAuthentication {
-		refuse(reason(prefixInvalid, "auth events are not stored"))
-		return
-	}
-	if !checkID(ev) {
-		refuse(reason(prefixInvalid, "event id does not match its content"))
-		return
-	}
-	if isProtected(ev) && opt.Source != policy.SourceImport {
-		// NIP-70: only the author, authenticated, may publish it here.
-		refuse(reason(prefixRestricted, "this event may only be published by its author (NIP-70)"))
-		return
-	}
-	vanish := false
-	if ev.Kind == kindVanish {
-		if !r.namesThisRelay(ev) {
-			refuse(reason(prefixBlocked, "this request to vanish names other relays"))
-			return
-		}
-		vanish = true
-	}
-	var in *policy.Input
-	if r.cfg.Policy != nil {
-		in = &policy.Input{Event: ev, Raw: raw, Source: opt.Source, Remote: opt.Remote, Received: time.Now(), Vanish: vanish}
-		if d := r.cfg.Policy.Early(ctx, in); d.Action != policy.Accept {
-			if d.Action == policy.ShadowReject {
-				r.stats.rejected.Add(1)
-				finish(true, "")
-				return
-			}
-			refuse(d.Reason)
-			return
-		}
-	}
-	if !isEphemeral(ev.Kind) {
-		have, err := r.store.Has(ctx, ev.ID)
-		if err != nil {
-			if ctx.Err() == nil {
-				r.log.Error("look up event", "id", ev.ID, "err", err)
-			}
-			finish(false, internalError)
-			return
-		}
-		if have {
-			r.stats.duplicate.Add(1)
-			r.countOK(true, reason(prefixDuplicate, "already have this event"))
-			finish(true, reason(prefixDuplicate, "already have this event"))
-			return
-		}
-	}
-
-	r.drainMu.RLock()
-	if r.draining {
-		r.drainMu.RUnlock()
-		finish(false, reason(prefixError, "relay is shutting down"))
-		return
-	}
-	r.inflight.Add(1)
-	r.drainMu.RUnlock()
-
-	p := &pending{ev: ev, raw: raw, in: in, noVerify: opt.NoVerify, origin: opt.Remote, source: opt.Source, done: finish}
-	select {
-	case r.verifyCh <- p:
-	case <-ctx.Done():
-		r.inflight.Done()
-		finish(false, reason(prefixError, "cancelled"))
-	case <-r.ctx.Done():
-		r.inflight.Done()
-		finish(false, reason(prefixError, "relay is shutting down"))
+	queued, ok, msg := r.admit(ev, arrival{ctx: ctx, source: opt.Source, remote: opt.Remote, noVerify: opt.NoVerify, done: finish})
+	if !queued {
+		r.countOK(ok, msg)
+		finish(ok, msg)
 	}
 }
 
@@ -163,19 +87,6 @@ func ingestResult(ok bool, msg string) IngestResult {
 	default:
 		return IngestResult{Outcome: IngestRejected, Reason: msg}
 	}
-}
-
-// namesThisRelay reports whether a request to vanish names ALL_RELAYS or
-// this relay's public URL (an ingested event has no connection whose host
-// it could name).
-func (r *Relay) namesThisRelay(ev *nostr.Event) bool {
-	mine := urlHost(r.cfg.Info.PublicURL)
-	for _, tag := range ev.Tags {
-		if len(tag) >= 2 && tag[0] == "relay" && (tag[1] == allRelays || (mine != "" && urlHost(tag[1]) == mine)) {
-			return true
-		}
-	}
-	return false
 }
 
 // StoredEvent is an event the writer just committed, as hooks see it.

@@ -133,58 +133,6 @@ func (r *Relay) admitConn(w http.ResponseWriter, remote string) (release func(),
 	return nil, false
 }
 
-// admitEvent runs the relay's own write rules (NIP-70, NIP-62) and the
-// policy's early stage on the reader. It answers a refused event and
-// returns false; in is what the late stage will see (nil without a policy).
-func (c *conn) admitEvent(ev *nostr.Event, raw []byte) (in *policy.Input, ok bool) {
-	r := c.r
-	refuse := func(why string) (*policy.Input, bool) {
-		r.stats.rejected.Add(1)
-		if strings.HasPrefix(why, prefixAuthRequired+":") {
-			c.sendChallenge()
-		}
-		c.ok(ev.ID, false, why)
-		return nil, false
-	}
-	authed := c.auth.pubkey()
-	if isProtected(ev) {
-		switch {
-		case authed == "":
-			return refuse(reason(prefixAuthRequired, "this event may only be published by its author (NIP-70); authenticate first"))
-		case authed != ev.PubKey:
-			return refuse(reason(prefixRestricted, "this event may only be published by its author (NIP-70)"))
-		}
-	}
-	vanish := false
-	if ev.Kind == kindVanish {
-		if !c.auth.namesThisRelay(ev) {
-			return refuse(reason(prefixBlocked, "this request to vanish names other relays"))
-		}
-		vanish = true
-	}
-	if r.cfg.Policy == nil {
-		return nil, true
-	}
-	in = &policy.Input{
-		Event:    ev,
-		Raw:      raw,
-		Source:   policy.SourceClient,
-		Remote:   c.remote,
-		Authed:   authed,
-		Received: time.Now(),
-		Vanish:   vanish,
-	}
-	if d := r.cfg.Policy.Early(c.ctx, in); d.Action != policy.Accept {
-		if d.Action == policy.ShadowReject {
-			r.stats.rejected.Add(1)
-			c.ok(ev.ID, true, "")
-			return nil, false
-		}
-		return refuse(d.Reason)
-	}
-	return in, true
-}
-
 // judgeLate runs the policy's late stage on a verify worker. It answers a
 // refused event and reports false.
 func (r *Relay) judgeLate(p *pending) bool {

@@ -1,0 +1,129 @@
+package relay
+
+import (
+	"context"
+	"time"
+
+	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp/policy"
+)
+
+// arrival is where an event comes from, as the checks before the verify pool
+// see it: a client connection (c set) or Ingest (c nil).
+type arrival struct {
+	ctx      context.Context // bounds the policy and the wait for the verify pool
+	c        *conn           // the client connection; nil for Ingest
+	source   policy.Source
+	remote   string // the client's IP, or the relay an event came from
+	noVerify bool   // Ingest only: skip the signature check
+	done     func(ok bool, msg string)
+}
+
+// admit runs, for events of every source and in this order, the checks
+// before the verify pool: the cheap checks, the id hash, the relay's own
+// rules (NIP-70, NIP-62), the policy's early stage and the stored-id lookup.
+// It either queues the event for the verify pool (queued) or returns the
+// answer for the caller to give; the refusal counters are kept here.
+func (r *Relay) admit(ev *nostr.Event, a arrival) (queued, ok bool, msg string) {
+	refuse := func(why string) (bool, bool, string) {
+		r.stats.rejected.Add(1)
+		return false, false, why
+	}
+	raw := canonicalEvent(ev)
+	if why := checkEvent(ev, raw, &r.cfg.Limits, time.Now()); why != "" {
+		return refuse(why)
+	}
+	if ev.Kind == nostr.KindClientAuthentication {
+		if a.c != nil {
+			return refuse(reason(prefixInvalid, "auth events are sent with AUTH, not EVENT"))
+		}
+		return refuse(reason(prefixInvalid, "auth events are not stored"))
+	}
+	if !checkID(ev) {
+		return refuse(reason(prefixInvalid, "event id does not match its content"))
+	}
+	authed := ""
+	if a.c != nil {
+		authed = a.c.auth.pubkey()
+	}
+	if isProtected(ev) {
+		// NIP-70: only its author, authenticated, may publish it; an
+		// operator's import is trusted.
+		switch {
+		case a.c == nil && a.source == policy.SourceImport:
+		case a.c == nil || (authed != "" && authed != ev.PubKey):
+			return refuse(reason(prefixRestricted, "this event may only be published by its author (NIP-70)"))
+		case authed == "":
+			return refuse(reason(prefixAuthRequired, "this event may only be published by its author (NIP-70); authenticate first"))
+		}
+	}
+	vanish := ev.Kind == kindVanish
+	if vanish && !r.forThisRelay(ev, a.c) {
+		return refuse(reason(prefixBlocked, "this request to vanish names other relays"))
+	}
+	var in *policy.Input
+	if r.cfg.Policy != nil {
+		in = &policy.Input{Event: ev, Raw: raw, Source: a.source, Remote: a.remote, Authed: authed, Received: time.Now(), Vanish: vanish}
+		if d := r.cfg.Policy.Early(a.ctx, in); d.Action != policy.Accept {
+			if d.Action == policy.ShadowReject {
+				r.stats.rejected.Add(1)
+				return false, true, ""
+			}
+			return refuse(d.Reason)
+		}
+	}
+	if !isEphemeral(ev.Kind) {
+		// A stored event needs no second signature check: its id commits
+		// to its content, and what is stored was verified.
+		have, err := r.store.Has(a.ctx, ev.ID)
+		if err != nil {
+			if a.ctx.Err() == nil {
+				r.log.Error("look up event", "id", ev.ID, "err", err)
+			}
+			return false, false, internalError
+		}
+		if have {
+			r.stats.duplicate.Add(1)
+			return false, true, reason(prefixDuplicate, "already have this event")
+		}
+	}
+
+	r.drainMu.RLock()
+	if r.draining {
+		r.drainMu.RUnlock()
+		return false, false, reason(prefixError, "relay is shutting down")
+	}
+	r.inflight.Add(1)
+	r.drainMu.RUnlock()
+
+	p := &pending{ev: ev, raw: raw, c: a.c, in: in, noVerify: a.noVerify, source: a.source, done: a.done}
+	if a.c == nil {
+		p.origin = a.remote
+	}
+	select {
+	case r.verifyCh <- p:
+		return true, false, ""
+	case <-a.ctx.Done():
+		r.inflight.Done()
+		return false, false, reason(prefixError, "cancelled")
+	case <-r.ctx.Done():
+		r.inflight.Done()
+		return false, false, reason(prefixError, "relay is shutting down")
+	}
+}
+
+// forThisRelay reports whether a request to vanish (NIP-62) names
+// ALL_RELAYS or this relay: as the client's connection knows it, or by the
+// public URL for events that come through Ingest.
+func (r *Relay) forThisRelay(ev *nostr.Event, c *conn) bool {
+	if c != nil {
+		return c.auth.namesThisRelay(ev)
+	}
+	mine := urlHost(r.cfg.Info.PublicURL)
+	for _, tag := range ev.Tags {
+		if len(tag) >= 2 && tag[0] == "relay" && (tag[1] == allRelays || (mine != "" && urlHost(tag[1]) == mine)) {
+			return true
+		}
+	}
+	return false
+}
