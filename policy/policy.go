@@ -26,8 +26,10 @@ import (
 	"github.com/nbd-wtf/go-nostr"
 )
 
-// Machine-readable prefixes of NIP-01 and NIP-42 used by the rules.
+// Machine-readable prefixes of NIP-01 and NIP-42. The relay builds its own
+// answers from these too, so each prefix is spelt in one place.
 const (
+	PrefixDuplicate    = "duplicate"
 	PrefixBlocked      = "blocked"
 	PrefixRateLimited  = "rate-limited"
 	PrefixRestricted   = "restricted"
@@ -42,7 +44,7 @@ func Reason(prefix, msg string) string { return prefix + ": " + msg }
 
 // InternalError is what a client sees when a rule failed on our side; the
 // details go to the log.
-var InternalError = Reason(PrefixError, "internal error")
+const InternalError = PrefixError + ": internal error"
 
 // Source says where an event comes from.
 type Source uint8

@@ -1,21 +1,24 @@
 package relay
 
-// Machine-readable prefixes of NIP-01, used at the wire. Every reason sent to
-// a client is built with reason() so the prefix is never misspelt.
+import "github.com/wisp-relay/wisp/policy"
+
+// The NIP-01 prefixes used at the wire, spelt once in package policy (which
+// the relay's answers and the policies' reasons share). Every reason sent
+// to a client is built with reason().
 const (
-	prefixInvalid      = "invalid"
-	prefixDuplicate    = "duplicate"
-	prefixBlocked      = "blocked"
-	prefixRateLimited  = "rate-limited"
-	prefixRestricted   = "restricted"
-	prefixAuthRequired = "auth-required"
-	prefixPoW          = "pow"
-	prefixError        = "error"
+	prefixInvalid      = policy.PrefixInvalid
+	prefixDuplicate    = policy.PrefixDuplicate
+	prefixBlocked      = policy.PrefixBlocked
+	prefixRateLimited  = policy.PrefixRateLimited
+	prefixRestricted   = policy.PrefixRestricted
+	prefixAuthRequired = policy.PrefixAuthRequired
+	prefixPoW          = policy.PrefixPoW
+	prefixError        = policy.PrefixError
 )
 
 // reason joins a prefix and a human-readable message as NIP-01 asks.
-func reason(prefix, msg string) string { return prefix + ": " + msg }
+func reason(prefix, msg string) string { return policy.Reason(prefix, msg) }
 
 // internalError is what a client sees when something failed on our side; the
 // details go to the log, not the wire.
-const internalError = prefixError + ": internal error"
+const internalError = policy.InternalError
