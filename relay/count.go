@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -52,16 +51,10 @@ func (c *conn) handleCount(subID string, filters []nostr.Filter) {
 	res, err := r.count(ctx, filters)
 	cancel()
 	c.observeQuery(QueryCount, subID, filters, time.Since(start), err, int(res.Count))
-	switch {
-	case err == nil:
-	case c.ctx.Err() != nil:
-		return
-	case errors.Is(err, context.DeadlineExceeded):
-		c.closed(subID, reason(prefixError, "count took too long; narrow the filter"))
-		return
-	default:
-		r.log.Error("count", "sub", subID, "err", err)
-		c.closed(subID, internalError)
+	if err != nil {
+		if why := c.queryFailure(err, subID, "count"); why != "" {
+			c.closed(subID, why)
+		}
 		return
 	}
 	body, _ := json.Marshal(res) // numbers, a bool and hex: cannot fail

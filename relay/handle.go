@@ -161,13 +161,8 @@ func (c *conn) handleReq(subID string, filters []nostr.Filter) {
 		delete(c.subs, subID)
 		r.index.remove(s)
 		s.close()
-		switch {
-		case errors.Is(err, errConnClosing) || c.ctx.Err() != nil:
-		case errors.Is(err, context.DeadlineExceeded):
-			c.closed(subID, reason(prefixError, "query took too long; narrow the filter"))
-		default:
-			r.log.Error("query", "sub", subID, "err", err)
-			c.closed(subID, internalError)
+		if why := c.queryFailure(err, subID, "query"); why != "" {
+			c.closed(subID, why)
 		}
 		return
 	}
@@ -179,3 +174,18 @@ func (c *conn) handleReq(subID string, filters []nostr.Filter) {
 }
 
 var errConnClosing = errors.New("connection closing")
+
+// queryFailure turns the error of a stored query (REQ, COUNT, NIP-77 listing)
+// into the reason to answer with, or "" when the connection is going away
+// and nothing should be sent. what names the work in the answer and the log.
+func (c *conn) queryFailure(err error, subID, what string) string {
+	switch {
+	case errors.Is(err, errConnClosing) || c.ctx.Err() != nil:
+		return ""
+	case errors.Is(err, context.DeadlineExceeded):
+		return reason(prefixError, what+" took too long; narrow the filter")
+	default:
+		c.r.log.Error(what, "sub", subID, "err", err)
+		return internalError
+	}
+}

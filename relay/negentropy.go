@@ -197,14 +197,10 @@ func (c *conn) negOpen(subID string, rawFilter json.RawMessage, msg string) {
 	case errors.Is(err, storage.ErrTooMany):
 		c.negErr(subID, reason(prefixBlocked, fmt.Sprintf("this query is too big: more than %d events; narrow the filter", maxEvents)))
 		return
-	case c.ctx.Err() != nil:
-		return
-	case errors.Is(err, context.DeadlineExceeded):
-		c.negErr(subID, reason(prefixError, "listing the events took too long; narrow the filter"))
-		return
 	default:
-		r.log.Error("negentropy: list ids", "sub", subID, "err", err)
-		c.negErr(subID, internalError)
+		if why := c.queryFailure(err, subID, "listing the events"); why != "" {
+			c.negErr(subID, why)
+		}
 		return
 	}
 	vec.Seal()
