@@ -140,17 +140,10 @@ func parseAge(s string) (time.Duration, error) {
 }
 
 // retain enforces the retention rules every interval until ctx is done.
-func retain(ctx context.Context, store *sqlite.Store, rules []retentionRule, every time.Duration, log *slog.Logger) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		enforceRetention(ctx, store, rules, time.Now(), log)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+func retain(ctx context.Context, store *sqlite.Store, rules []retentionRule, interval time.Duration, log *slog.Logger) {
+	enforce := func() { enforceRetention(ctx, store, rules, time.Now(), log) }
+	enforce() // at start, then every interval
+	every(ctx, interval, enforce)
 }
 
 // enforceRetention runs every rule once.

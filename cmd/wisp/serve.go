@@ -155,17 +155,24 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 	return errors.Join(errs...)
 }
 
-// upkeep keeps the database in shape: checkpointing bounds the WAL file and
-// PRAGMA optimize refreshes the planner's statistics as the data grows.
-func upkeep(ctx context.Context, store *sqlite.Store, every time.Duration, log *slog.Logger) {
-	t := time.NewTicker(every)
+// every calls fn each interval until ctx is done.
+func every(ctx context.Context, interval time.Duration, fn func()) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			fn()
 		}
+	}
+}
+
+// upkeep keeps the database in shape: checkpointing bounds the WAL file and
+// PRAGMA optimize refreshes the planner's statistics as the data grows.
+func upkeep(ctx context.Context, store *sqlite.Store, interval time.Duration, log *slog.Logger) {
+	every(ctx, interval, func() {
 		start := time.Now()
 		if err := store.Checkpoint(ctx); err != nil && ctx.Err() == nil {
 			log.Warn("checkpoint failed", "err", err)
@@ -174,24 +181,17 @@ func upkeep(ctx context.Context, store *sqlite.Store, every time.Duration, log *
 			log.Warn("optimize failed", "err", err)
 		}
 		log.Debug("database upkeep done", "took", time.Since(start))
-	}
+	})
 }
 
 // walKeeper checkpoints the WAL every second from a connection of its own,
 // so that commits on the single writer do not pay for it.
 func walKeeper(ctx context.Context, store *sqlite.Store, log *slog.Logger) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, time.Second, func() {
 		if err := store.CheckpointPassive(ctx); err != nil && ctx.Err() == nil {
 			log.Debug("passive checkpoint failed", "err", err)
 		}
-	}
+	})
 }
 
 // newLogger builds the process logger; cfg has been validated.
