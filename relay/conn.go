@@ -4,36 +4,51 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/wisp-relay/wisp/relay/wsconn"
 )
 
-// frame is one outbound text message, written as head+body+tail. Splitting
-// it lets many subscriptions share one encoded event body.
+// frame is one outbound message, written as head+body+tail. Splitting it
+// lets many subscriptions share one encoded event body. op is 0 for a text
+// message, else a control frame (ping, pong, close).
 type frame struct {
 	head, body, tail []byte
+	op               wsconn.Opcode
 }
 
 func (f frame) size() int { return len(f.head) + len(f.body) + len(f.tail) }
 
 var tailBracket = []byte("]")
 
-// writeTimeout bounds one websocket write; a client that cannot take a frame
-// in this time is gone.
+// writeTimeout bounds one socket write; a client that cannot take a
+// batch of frames in this time is gone.
 const writeTimeout = 10 * time.Second
 
-// maxPingTimeout bounds the wait for a pong. Pings (Config.PingInterval)
-// find peers that vanished without closing (a dropped NAT mapping, a
-// sleeping phone) before their sockets pile up.
-const maxPingTimeout = 20 * time.Second
+// closeWait bounds the wait for the client's close frame after the relay
+// sent its own.
+const closeWait = 3 * time.Second
 
-// conn is one client connection. Its reader runs in the HTTP handler's
-// goroutine, its writer in a goroutine of its own; nobody else touches the
-// socket. Everyone else enqueues frames, bounded by maxPending bytes.
+// corkBytes: while a REQ's stored events are queued (corked), the writer
+// is started only once this many bytes wait, so a whole answer usually
+// goes out in one write.
+const corkBytes = 64 << 10
+
+// writeChunk bounds the bytes framed into one write.
+const writeChunk = 256 << 10
+
+// writeBufs are the writers' framing buffers, shared so an idle
+// connection holds none.
+var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// conn is one client connection. Its reader runs in a goroutine of its
+// own; a writer goroutine runs only while frames are queued, so an idle
+// connection costs one parked goroutine and no buffers. Everyone else
+// enqueues frames, bounded by maxPending bytes.
 type conn struct {
 	r      *Relay
-	ws     *websocket.Conn
+	ws     *wsconn.Conn
 	remote string
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -41,12 +56,19 @@ type conn struct {
 	mu           sync.Mutex
 	queue        []frame
 	pendingBytes int
+	writing      bool // a writer goroutine is running
+	corked       bool // hold frames back until uncork or corkBytes
 	closing      bool
-	closeCode    websocket.StatusCode
+	closeCode    wsconn.StatusCode
 	closeReason  string
-	wake         chan struct{} // writer: something to do
 	space        chan struct{} // waiting senders: the queue shrank
-	writerDone   chan struct{}
+	writers      sync.WaitGroup
+
+	// reads counts frames received, for the keepalive sweep; pinged and
+	// readsAtPing belong to the sweep (keepalive).
+	reads       atomic.Uint64
+	pinged      bool
+	readsAtPing uint64
 
 	subs map[string]*sub        // reader goroutine only
 	negs map[string]*negSession // NIP-77 sessions, reader goroutine only (negentropy.go)
@@ -56,19 +78,19 @@ type conn struct {
 	obs connObs // counts and close cause for operators, see observe.go
 }
 
-func newConn(r *Relay, ws *websocket.Conn, remote string) *conn {
+func newConn(r *Relay, ws *wsconn.Conn, remote string) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &conn{
-		r:          r,
-		ws:         ws,
-		remote:     remote,
-		ctx:        ctx,
-		cancel:     cancel,
-		wake:       make(chan struct{}, 1),
-		space:      make(chan struct{}, 1),
-		writerDone: make(chan struct{}),
-		subs:       map[string]*sub{},
+	c := &conn{
+		r:      r,
+		ws:     ws,
+		remote: remote,
+		ctx:    ctx,
+		cancel: cancel,
+		space:  make(chan struct{}, 1),
+		subs:   map[string]*sub{},
 	}
+	ws.OnControl = c.onControl
+	return c
 }
 
 func signal(ch chan struct{}) {
@@ -76,6 +98,52 @@ func signal(ch chan struct{}) {
 	case ch <- struct{}{}:
 	default:
 	}
+}
+
+// onControl answers pings; any frame shows the client is alive.
+func (c *conn) onControl(op wsconn.Opcode, payload []byte) {
+	c.reads.Add(1)
+	if op == wsconn.OpPing {
+		c.mu.Lock()
+		if !c.closing {
+			c.pushLocked(frame{op: wsconn.OpPong, body: append([]byte(nil), payload...)})
+		}
+		c.mu.Unlock()
+	}
+}
+
+// pushLocked queues f and starts the writer unless it runs already or the
+// queue is corked. c.mu is held.
+func (c *conn) pushLocked(f frame) {
+	c.queue = append(c.queue, f)
+	c.pendingBytes += f.size()
+	if !c.corked || c.pendingBytes >= corkBytes {
+		c.startWriterLocked()
+	}
+}
+
+func (c *conn) startWriterLocked() {
+	if c.writing || len(c.queue) == 0 {
+		return
+	}
+	c.writing = true
+	c.writers.Add(1)
+	go c.writeLoop()
+}
+
+// cork holds queued frames back, so the frames of one answer go out
+// together; uncork sends them.
+func (c *conn) cork() {
+	c.mu.Lock()
+	c.corked = true
+	c.mu.Unlock()
+}
+
+func (c *conn) uncork() {
+	c.mu.Lock()
+	c.corked = false
+	c.startWriterLocked()
+	c.mu.Unlock()
 }
 
 // sendNoWait queues f, or evicts the connection when its queue is over
@@ -91,10 +159,8 @@ func (c *conn) sendNoWait(f frame) {
 		c.evict("slow consumer: outbound queue over its byte budget")
 		return
 	}
-	c.queue = append(c.queue, f)
-	c.pendingBytes += f.size()
+	c.pushLocked(f)
 	c.mu.Unlock()
-	signal(c.wake)
 }
 
 // sendWait queues f, waiting while the queue is over budget. For the reader
@@ -108,12 +174,11 @@ func (c *conn) sendWait(f frame) bool {
 			return false
 		}
 		if c.pendingBytes == 0 || c.pendingBytes+f.size() <= c.r.cfg.Limits.MaxPendingBytes {
-			c.queue = append(c.queue, f)
-			c.pendingBytes += f.size()
+			c.pushLocked(f)
 			c.mu.Unlock()
-			signal(c.wake)
 			return true
 		}
+		c.startWriterLocked() // a corked queue must drain for us to go on
 		c.mu.Unlock()
 		select {
 		case <-c.space:
@@ -125,110 +190,144 @@ func (c *conn) sendWait(f frame) bool {
 
 // evict closes a client that cannot keep up, with a reason, and counts it.
 func (c *conn) evict(why string) {
-	if c.closeWith(websocket.StatusPolicyViolation, why) {
+	if c.closeWith(wsconn.StatusPolicyViolation, why) {
 		c.r.stats.slowEvictions.Add(1)
 		c.r.log.Info("evicted slow client", "remote", c.remote, "reason", why)
 	}
 }
 
-// closeWith asks the writer to flush what is queued and close the socket
-// with code and reason. It reports whether this call started the close.
-func (c *conn) closeWith(code websocket.StatusCode, why string) bool {
+// closeWith queues a close frame with code and reason behind what is
+// queued, and refuses further frames. It reports whether this call started
+// the close.
+func (c *conn) closeWith(code wsconn.StatusCode, why string) bool {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closing {
-		c.mu.Unlock()
 		return false
 	}
 	c.closing = true
 	c.closeCode, c.closeReason = code, why
-	if code == websocket.StatusPolicyViolation {
+	if code == wsconn.StatusPolicyViolation {
 		// A slow consumer gets no more of its backlog.
 		c.queue, c.pendingBytes = nil, 0
 	}
-	c.mu.Unlock()
-	signal(c.wake)
+	c.corked = false
+	c.pushLocked(frame{op: wsconn.OpClose, body: wsconn.ClosePayload(code, why)})
 	return true
 }
 
-// writeLoop owns conn writes. It exits after closing the socket.
+// abort drops the connection without a close handshake: the reader and
+// any writer return at once.
+func (c *conn) abort(why string) {
+	c.mu.Lock()
+	if !c.closing {
+		c.closing = true
+		c.closeCode, c.closeReason = 0, why
+	}
+	c.queue, c.pendingBytes = nil, 0
+	c.mu.Unlock()
+	c.cancel()
+	c.ws.Close()
+}
+
+// writeLoop writes queued frames until the queue is empty, framing as
+// many as fit writeChunk into one write. It runs only while there is
+// something to write.
 func (c *conn) writeLoop() {
-	defer close(c.writerDone)
-	ping := time.NewTicker(c.r.cfg.PingInterval)
-	defer ping.Stop()
-	var buf []byte
+	defer c.writers.Done()
+	bp := writeBufs.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= 1<<20 { // don't keep a buffer grown by a huge answer
+			writeBufs.Put(bp)
+		}
+	}()
 	for {
-		select {
-		case <-c.wake:
-		case <-ping.C:
-			go c.keepalive()
-			continue
-		case <-c.ctx.Done():
-			c.ws.CloseNow()
+		c.mu.Lock()
+		batch := c.queue
+		c.queue = nil
+		if len(batch) == 0 {
+			c.writing = false
+			c.mu.Unlock()
 			return
 		}
-		for {
-			c.mu.Lock()
-			batch := c.queue
-			c.queue = nil
-			closing := c.closing
-			code, why := c.closeCode, c.closeReason
-			c.mu.Unlock()
-			if len(batch) == 0 {
-				if closing {
-					c.finish(code, why)
-					return
-				}
-				break
+		c.mu.Unlock()
+		if err := c.writeBatch(bp, batch); err != nil {
+			if !errors.Is(err, errCloseSent) {
+				c.abort("write failed")
 			}
-			for _, f := range batch {
-				buf = append(buf[:0], f.head...)
-				buf = append(buf, f.body...)
-				buf = append(buf, f.tail...)
-				ctx, cancel := context.WithTimeout(c.ctx, writeTimeout)
-				err := c.ws.Write(ctx, websocket.MessageText, buf)
-				cancel()
-				if err != nil {
-					c.mu.Lock()
-					c.closing = true
-					c.queue, c.pendingBytes = nil, 0
-					c.mu.Unlock()
-					c.cancel()
-					c.ws.CloseNow()
-					return
-				}
-				c.mu.Lock()
-				c.pendingBytes -= f.size()
-				c.mu.Unlock()
-				signal(c.space)
+			c.mu.Lock()
+			c.writing = false
+			c.queue, c.pendingBytes = nil, 0
+			c.mu.Unlock()
+			return
+		}
+	}
+}
+
+// errCloseSent ends the writer after the close frame: nothing follows it.
+var errCloseSent = errors.New("close frame sent")
+
+func (c *conn) writeBatch(bp *[]byte, batch []frame) error {
+	buf := (*bp)[:0]
+	defer func() { *bp = buf[:0] }()
+	start, size := 0, 0
+	flush := func(end int) error {
+		if len(buf) == 0 {
+			return nil
+		}
+		err := c.ws.Write(buf, writeTimeout)
+		buf = buf[:0]
+		c.mu.Lock()
+		c.pendingBytes = max(0, c.pendingBytes-size)
+		c.mu.Unlock()
+		signal(c.space)
+		for _, f := range batch[start:end] {
+			if err == nil && f.op == 0 {
 				c.obs.out++
 				c.r.metrics().MessageOut(frameVerb(f))
 			}
-			if cap(buf) > 64<<10 {
-				buf = nil // don't pin a large buffer on an idle connection
+		}
+		start, size = end, 0
+		return err
+	}
+	for i, f := range batch {
+		op := f.op
+		if op == 0 {
+			op = wsconn.OpText
+		}
+		buf = wsconn.AppendFrame(buf, op, f.head, f.body, f.tail)
+		size += f.size()
+		if op == wsconn.OpClose {
+			if err := flush(i + 1); err != nil {
+				return err
+			}
+			// The client answers with its close frame; don't wait forever.
+			c.ws.SetReadDeadline(time.Now().Add(closeWait))
+			return errCloseSent
+		}
+		if len(buf) >= writeChunk {
+			if err := flush(i + 1); err != nil {
+				return err
 			}
 		}
 	}
+	return flush(len(batch))
 }
 
-// finish closes the socket with a status; the reader sees the close and ends.
-func (c *conn) finish(code websocket.StatusCode, why string) {
-	if len(why) > 120 {
-		why = why[:120] // a close reason must fit a control frame
-	}
-	err := c.ws.Close(code, why)
-	if err != nil && !errors.Is(err, context.Canceled) {
-		c.ws.CloseNow()
-	}
-	c.cancel()
-}
-
-// keepalive pings the client and drops the connection if no pong comes. It
-// runs in a short-lived goroutine so the writer never waits for a pong.
+// keepalive pings the client, or drops it when nothing at all came from it
+// since the last ping: a peer that vanished without closing (a dropped NAT
+// mapping, a sleeping phone). Only the relay's ping sweep calls it.
 func (c *conn) keepalive() {
-	ctx, cancel := context.WithTimeout(c.ctx, min(c.r.cfg.PingInterval, maxPingTimeout))
-	defer cancel()
-	if err := c.ws.Ping(ctx); err != nil && c.ctx.Err() == nil {
-		c.r.log.Debug("client did not answer a ping", "remote", c.remote, "err", err)
-		c.cancel()
+	n := c.reads.Load()
+	if c.pinged && n == c.readsAtPing {
+		c.r.log.Debug("client did not answer a ping", "remote", c.remote)
+		c.abort("no answer to ping")
+		return
 	}
+	c.pinged, c.readsAtPing = true, n
+	c.mu.Lock()
+	if !c.closing {
+		c.pushLocked(frame{op: wsconn.OpPing})
+	}
+	c.mu.Unlock()
 }

@@ -7,24 +7,25 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/coder/websocket"
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/wisp-relay/wisp/policy"
+	"github.com/wisp-relay/wisp/relay/wsconn"
 )
 
 // readLoop reads and handles the client's messages in order, so a CLOSE
 // always follows its REQ. It returns when the connection ends.
 func (c *conn) readLoop() {
 	for {
-		typ, data, err := c.ws.Read(c.ctx)
+		typ, data, err := c.ws.ReadMessage()
 		if err != nil {
 			c.obs.readErr = err
-			if websocket.CloseStatus(err) == websocket.StatusMessageTooBig {
+			if errors.Is(err, wsconn.ErrMessageTooBig) {
 				c.r.log.Debug("client sent an oversized message", "remote", c.remote)
 			}
 			return
 		}
-		if typ != websocket.MessageText {
+		c.reads.Add(1)
+		if typ != wsconn.OpText {
 			c.notice(reason(prefixInvalid, "binary messages are not supported"))
 			continue
 		}
@@ -146,6 +147,10 @@ func (c *conn) handleReq(subID string, filters []nostr.Filter) {
 	c.subs[subID] = s
 	r.index.add(s) // before the query: live events park in s.pending
 
+	// The stored events and EOSE go out together, in as few writes as
+	// their size allows.
+	c.cork()
+	defer c.uncork()
 	ctx, cancel := context.WithTimeout(c.ctx, lim.QueryTimeout)
 	watermark, err := c.query(ctx, subID, filters, func(raw []byte) error {
 		if private && !c.maySeeRaw(raw) {

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp/relay/wsconn"
 )
 
 // Metrics receives the relay's measurements as they happen. The relay
@@ -163,15 +163,21 @@ func (c *conn) endReason() string {
 	closing, code, why := c.closing, c.closeCode, c.closeReason
 	c.mu.Unlock()
 	if closing && why != "" {
+		if code == 0 { // dropped without a close frame, see abort
+			return why
+		}
 		return fmt.Sprintf("%s (closed by relay, status %d)", why, int(code))
 	}
 	err := c.obs.readErr
-	var ce websocket.CloseError
+	var ce *wsconn.CloseError
+	var pe *wsconn.ProtocolError
 	switch {
 	case err == nil:
 		return "closed by relay"
-	case errors.Is(err, websocket.ErrMessageTooBig) || websocket.CloseStatus(err) == websocket.StatusMessageTooBig:
+	case errors.Is(err, wsconn.ErrMessageTooBig):
 		return fmt.Sprintf("message larger than %d bytes (status 1009)", c.r.cfg.Limits.MaxMessageBytes)
+	case errors.As(err, &pe):
+		return fmt.Sprintf("protocol error: %s (status %d)", pe.Reason, int(pe.Code))
 	case errors.As(err, &ce):
 		if ce.Reason != "" {
 			return fmt.Sprintf("closed by client (status %d: %s)", int(ce.Code), ce.Reason)

@@ -2,8 +2,6 @@ package relay
 
 import (
 	"encoding/json"
-	"net/http"
-	"strings"
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
@@ -162,17 +160,4 @@ func (r *Relay) broadcast(ev *nostr.Event, e liveEvent) {
 		}
 		s.deliver(e, r.cfg.Limits.MaxPendingBytes)
 	})
-}
-
-// headerHasToken reports whether a comma-separated header has token,
-// ignoring case.
-func headerHasToken(h http.Header, key, token string) bool {
-	for _, v := range h.Values(key) {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -15,7 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/wisp-relay/wisp/relay/wsconn"
 	"github.com/wisp-relay/wisp/storage"
 )
 
@@ -31,8 +31,8 @@ type Config struct {
 	WriteBatchMax int           // most events in one write transaction (0: 500)
 	WriteQueue    int           // events waiting for the writer before EVENTs wait (0: 4096)
 	ExpirySweep   time.Duration // how often expired events are purged (0: 1m)
-	// PingInterval is how often an idle client is pinged; one that does not
-	// answer within the interval (at most 20s) is dropped. 0: 45s.
+	// PingInterval is how often every client is pinged; one from which
+	// nothing at all came within an interval after a ping is dropped. 0: 45s.
 	PingInterval time.Duration
 	Logger       *slog.Logger // nil: discard
 
@@ -144,6 +144,7 @@ func (r *Relay) Start() {
 	}
 	r.workers.Go(r.writeLoop)
 	r.workers.Go(r.sweepLoop)
+	r.workers.Go(r.pingLoop)
 }
 
 // ServeHTTP upgrades websockets, and serves NIP-11 and the front page.
@@ -181,7 +182,7 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 }
 
 func websocketRequested(req *http.Request) bool {
-	return headerHasToken(req.Header, "Connection", "upgrade") && headerHasToken(req.Header, "Upgrade", "websocket")
+	return wsconn.HeaderHasToken(req.Header, "Connection", "upgrade") && wsconn.HeaderHasToken(req.Header, "Upgrade", "websocket")
 }
 
 func (r *Relay) infoDocument(req *http.Request) []byte {
@@ -207,24 +208,19 @@ func (r *Relay) serveWebsocket(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "relay is shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	defer r.connWG.Done()
-
 	remote := r.clientIP(req)
 	release, admitted := r.admitConn(w, remote)
 	if !admitted {
+		r.connWG.Done()
 		return
 	}
-	defer release()
 
-	ws, err := websocket.Accept(w, req, &websocket.AcceptOptions{
-		// Nostr clients are web apps on any origin; there are no cookies
-		// to protect.
-		InsecureSkipVerify: true,
-	})
+	ws, err := wsconn.Upgrade(w, req, r.cfg.Limits.MaxMessageBytes)
 	if err != nil {
-		return // Accept already answered the request
+		release()
+		r.connWG.Done()
+		return // Upgrade already answered the request
 	}
-	ws.SetReadLimit(int64(r.cfg.Limits.MaxMessageBytes))
 
 	c := newConn(r, ws, remote)
 	c.auth.init(c, req)
@@ -234,7 +230,20 @@ func (r *Relay) serveWebsocket(w http.ResponseWriter, req *http.Request) {
 	r.stats.connections.Add(1)
 	c.logOpened(r.stats.connections.Load())
 
-	go c.writeLoop()
+	// The connection runs in a goroutine of its own, so that this handler
+	// returns and the HTTP server's goroutine, with its deep stack and
+	// buffers, goes away: an idle connection costs only what it needs.
+	go func() {
+		defer r.connWG.Done()
+		defer release()
+		c.serve()
+	}()
+}
+
+// serve reads and handles the client's messages until the connection ends,
+// then closes it.
+func (c *conn) serve() {
+	r := c.r
 	c.readLoop()
 	why := c.endReason()
 
@@ -242,8 +251,21 @@ func (r *Relay) serveWebsocket(w http.ResponseWriter, req *http.Request) {
 		r.index.remove(s)
 		s.close()
 	}
-	c.closeWith(websocket.StatusNormalClosure, "")
-	<-c.writerDone
+	var ce *wsconn.CloseError
+	var pe *wsconn.ProtocolError
+	switch err := c.obs.readErr; {
+	case errors.As(err, &ce):
+		c.closeWith(wsconn.StatusNormalClosure, "") // answer the client's close
+	case errors.As(err, &pe):
+		c.closeWith(pe.Code, pe.Reason)
+	default:
+		// Relay-initiated closes end here after the close frame went out;
+		// otherwise the socket broke and there is no one to talk to.
+		c.abort("")
+	}
+	c.writers.Wait()
+	c.ws.Close()
+	c.cancel()
 	r.connsMu.Lock()
 	delete(r.conns, c)
 	r.connsMu.Unlock()
@@ -276,14 +298,14 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 
 	r.connsMu.Lock()
 	for c := range r.conns {
-		c.closeWith(websocket.StatusGoingAway, "relay is shutting down")
+		c.closeWith(wsconn.StatusGoingAway, "relay is shutting down")
 	}
 	r.connsMu.Unlock()
 	if err := waitCtx(ctx, &r.connWG); err != nil {
 		errs = append(errs, fmt.Errorf("close connections: %w", err))
 		r.connsMu.Lock()
 		for c := range r.conns {
-			c.cancel()
+			c.abort("relay is shutting down")
 		}
 		r.connsMu.Unlock()
 	}
@@ -304,6 +326,32 @@ func waitCtx(ctx context.Context, wg *sync.WaitGroup) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// pingLoop pings every client each PingInterval and drops those that did
+// not answer the previous ping: one goroutine and one timer for all
+// connections, none per connection.
+func (r *Relay) pingLoop() {
+	t := time.NewTicker(r.cfg.PingInterval)
+	defer t.Stop()
+	var conns []*conn
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+		}
+		r.connsMu.Lock()
+		conns = conns[:0]
+		for c := range r.conns {
+			conns = append(conns, c)
+		}
+		r.connsMu.Unlock()
+		for _, c := range conns {
+			c.keepalive()
+		}
+		clear(conns) // don't keep closed connections alive until the next tick
 	}
 }
 

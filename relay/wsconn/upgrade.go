@@ -1,0 +1,93 @@
+package wsconn
+
+import (
+	"crypto/sha1"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// handshakeTimeout bounds writing the 101 answer.
+const handshakeTimeout = 10 * time.Second
+
+// Upgrade answers a client's websocket handshake and takes over its
+// connection, with limit as the largest message it will read. When it
+// fails it has already answered the request with an HTTP error.
+func Upgrade(w http.ResponseWriter, r *http.Request, limit int) (*Conn, error) {
+	key, status, err := checkHandshake(r)
+	if err != nil {
+		if status == http.StatusUpgradeRequired || status == http.StatusBadRequest {
+			w.Header().Set("Sec-WebSocket-Version", "13")
+		}
+		http.Error(w, err.Error(), status)
+		return nil, err
+	}
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		err := fmt.Errorf("websocket upgrade: %T cannot be taken over (HTTP/2?)", w)
+		http.Error(w, "websockets need HTTP/1.1", http.StatusHTTPVersionNotSupported)
+		return nil, err
+	}
+	nc, brw, err := hj.Hijack()
+	if err != nil {
+		http.Error(w, "websocket upgrade failed", http.StatusInternalServerError)
+		return nil, fmt.Errorf("websocket upgrade: hijack: %w", err)
+	}
+	// A client may send its first frames right behind the handshake; the
+	// HTTP server may have read them already. Keep those bytes and let the
+	// bufio buffers go: an idle connection should hold no buffer.
+	var pre []byte
+	if n := brw.Reader.Buffered(); n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		pre = append([]byte(nil), b...)
+	}
+	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
+		acceptKey(key) + "\r\n\r\n"
+	nc.SetWriteDeadline(time.Now().Add(handshakeTimeout))
+	if _, err := nc.Write([]byte(resp)); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("websocket upgrade: write answer: %w", err)
+	}
+	// The HTTP server may have left deadlines on the connection.
+	nc.SetDeadline(time.Time{})
+	return newConn(nc, pre, limit), nil
+}
+
+// checkHandshake returns the client's key, or the HTTP status and reason
+// for refusing the request (RFC 6455 section 4.2.1).
+func checkHandshake(r *http.Request) (key string, status int, err error) {
+	switch {
+	case r.Method != http.MethodGet:
+		return "", http.StatusMethodNotAllowed, fmt.Errorf("websocket handshake: method %s, want GET", r.Method)
+	case !HeaderHasToken(r.Header, "Connection", "upgrade") || !HeaderHasToken(r.Header, "Upgrade", "websocket"):
+		return "", http.StatusUpgradeRequired, fmt.Errorf("websocket handshake: not an upgrade to websocket")
+	case r.Header.Get("Sec-WebSocket-Version") != "13":
+		return "", http.StatusBadRequest, fmt.Errorf("websocket handshake: version %q, want 13", r.Header.Get("Sec-WebSocket-Version"))
+	}
+	key = strings.TrimSpace(r.Header.Get("Sec-WebSocket-Key"))
+	if b, err := base64.StdEncoding.DecodeString(key); err != nil || len(b) != 16 {
+		return "", http.StatusBadRequest, fmt.Errorf("websocket handshake: invalid Sec-WebSocket-Key %q", key)
+	}
+	return key, 0, nil
+}
+
+// acceptKey is the Sec-WebSocket-Accept answer to key.
+func acceptKey(key string) string {
+	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	return base64.StdEncoding.EncodeToString(h[:])
+}
+
+// HeaderHasToken reports whether a comma-separated header holds token,
+// ignoring case.
+func HeaderHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,451 @@
+// Package wsconn is the server side of RFC 6455 websockets, shaped for a
+// relay that holds thousands of mostly idle connections and sends bursts of
+// small messages:
+//
+//   - a connection waiting for its next message holds no read buffer: the
+//     wait happens in the network poller, and a pooled buffer is taken only
+//     once bytes have arrived;
+//   - the caller frames many messages into one buffer (AppendFrame) and
+//     sends them with one Write, one system call for a whole REQ answer;
+//   - nothing runs in the background: no goroutine, no timer per connection.
+//
+// It speaks no extension (no compression) and no subprotocol. Clients of
+// the relay (bench, mirror, tests) keep using github.com/coder/websocket.
+package wsconn
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+	"unicode/utf8"
+)
+
+// Opcode is a frame's type (RFC 6455 section 5.2).
+type Opcode byte
+
+const (
+	OpContinuation Opcode = 0x0
+	OpText         Opcode = 0x1
+	OpBinary       Opcode = 0x2
+	OpClose        Opcode = 0x8
+	OpPing         Opcode = 0x9
+	OpPong         Opcode = 0xA
+)
+
+// StatusCode is a close frame's status (RFC 6455 section 7.4).
+type StatusCode uint16
+
+const (
+	StatusNormalClosure   StatusCode = 1000
+	StatusGoingAway       StatusCode = 1001
+	StatusProtocolError   StatusCode = 1002
+	StatusNoStatusRcvd    StatusCode = 1005
+	StatusInvalidPayload  StatusCode = 1007
+	StatusPolicyViolation StatusCode = 1008
+	StatusMessageTooBig   StatusCode = 1009
+)
+
+// CloseError is what ReadMessage returns when the peer sent a close frame.
+// The caller should answer with a close frame of its own (see AppendClose).
+type CloseError struct {
+	Code   StatusCode
+	Reason string
+}
+
+func (e *CloseError) Error() string {
+	return fmt.Sprintf("websocket closed by peer: status %d %q", e.Code, e.Reason)
+}
+
+// ProtocolError is a violation of RFC 6455 by the peer, or a message over
+// the read limit. ReadMessage returns it after queuing nothing: the caller
+// closes with Code and Reason.
+type ProtocolError struct {
+	Code   StatusCode
+	Reason string
+}
+
+func (e *ProtocolError) Error() string {
+	return fmt.Sprintf("websocket protocol error: status %d %s", e.Code, e.Reason)
+}
+
+// Unwrap makes errors.Is(err, ErrMessageTooBig) work.
+func (e *ProtocolError) Unwrap() error {
+	if e.Code == StatusMessageTooBig {
+		return ErrMessageTooBig
+	}
+	return nil
+}
+
+// ErrMessageTooBig is wrapped by the ProtocolError for a message over the
+// read limit, so callers can tell it apart.
+var ErrMessageTooBig = errors.New("message too big")
+
+// bufSize is the size of pooled read buffers. Most Nostr messages fit; a
+// larger one is read into a buffer of its own size.
+const bufSize = 16 << 10
+
+var readBufs = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+// Conn is one server-side websocket. One goroutine may read (ReadMessage)
+// while another writes (Write); Close may be called from anywhere.
+type Conn struct {
+	nc    net.Conn
+	rc    syscall.RawConn // nil when nc cannot be polled without a buffer
+	limit int
+
+	// Read side, owned by the reading goroutine.
+	pre  []byte  // bytes read by the HTTP server before the upgrade
+	rbuf *[]byte // pooled; nil while no unread bytes are buffered
+	r, w int     // unread bytes are (*rbuf)[r:w]
+	msg  []byte  // the fragments of the message being assembled
+
+	// OnControl, when set, is told about every ping and pong received, with
+	// its payload (valid only during the call). The caller answers pings
+	// with a pong (AppendFrame(dst, OpPong, payload)).
+	OnControl func(op Opcode, payload []byte)
+}
+
+func newConn(nc net.Conn, pre []byte, limit int) *Conn {
+	c := &Conn{nc: nc, pre: pre, limit: limit}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			c.rc = rc
+		}
+	}
+	return c
+}
+
+// NetConn returns the underlying connection.
+func (c *Conn) NetConn() net.Conn { return c.nc }
+
+// SetReadLimit bounds the size of one message (all its fragments).
+func (c *Conn) SetReadLimit(n int) { c.limit = n }
+
+// Close closes the network connection at once; a blocked ReadMessage or
+// Write returns.
+func (c *Conn) Close() error { return c.nc.Close() }
+
+// Write writes bytes already framed with AppendFrame, within timeout.
+// Only one goroutine may write at a time.
+func (c *Conn) Write(b []byte, timeout time.Duration) error {
+	if err := c.nc.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+		return err
+	}
+	_, err := c.nc.Write(b)
+	return err
+}
+
+// SetReadDeadline bounds the wait for the peer, e.g. for its close frame
+// after ours.
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.nc.SetReadDeadline(t) }
+
+// ReadMessage returns the next text or binary message. The payload belongs
+// to the caller. Pings and pongs go to OnControl; a close frame ends the
+// read with a *CloseError; a broken rule of the protocol with a
+// *ProtocolError.
+func (c *Conn) ReadMessage() (Opcode, []byte, error) {
+	var msgOp Opcode
+	c.msg = c.msg[:0]
+	for {
+		h, err := c.readHeader()
+		if err != nil {
+			return 0, nil, err
+		}
+		if h.length > int64(c.limit) || int64(len(c.msg))+h.length > int64(c.limit) {
+			return 0, nil, &ProtocolError{StatusMessageTooBig,
+				fmt.Sprintf("message over %d bytes", c.limit)}
+		}
+		n := int(h.length)
+		if h.op >= OpClose {
+			// Control frames are at most 125 bytes and never fragmented
+			// (checked in readHeader), so they fit the buffer.
+			p, err := c.next(n)
+			if err != nil {
+				return 0, nil, err
+			}
+			unmask(p, h.mask, 0)
+			if h.op == OpClose {
+				return 0, nil, closeErrorOf(p)
+			}
+			if c.OnControl != nil {
+				c.OnControl(h.op, p)
+			}
+			c.release()
+			continue
+		}
+		switch {
+		case h.op == OpContinuation && msgOp == 0:
+			return 0, nil, &ProtocolError{StatusProtocolError, "continuation frame without a message"}
+		case h.op != OpContinuation && msgOp != 0:
+			return 0, nil, &ProtocolError{StatusProtocolError, "new message inside a fragmented one"}
+		case h.op != OpContinuation:
+			msgOp = h.op
+		}
+		if h.fin && len(c.msg) == 0 {
+			// The common case: one frame, copied once into a slice of its
+			// own size.
+			p := make([]byte, n)
+			if err := c.readInto(p); err != nil {
+				return 0, nil, err
+			}
+			unmask(p, h.mask, 0)
+			c.release()
+			return msgOp, p, nil
+		}
+		start := len(c.msg)
+		c.msg = append(c.msg, make([]byte, n)...)
+		if err := c.readInto(c.msg[start:]); err != nil {
+			return 0, nil, err
+		}
+		unmask(c.msg[start:], h.mask, 0)
+		if h.fin {
+			p := c.msg
+			c.msg = nil // the caller owns p now
+			c.release()
+			return msgOp, p, nil
+		}
+	}
+}
+
+type header struct {
+	fin    bool
+	op     Opcode
+	length int64
+	mask   [4]byte
+}
+
+func (c *Conn) readHeader() (header, error) {
+	var h header
+	b, err := c.next(2)
+	if err != nil {
+		return h, err
+	}
+	h.fin = b[0]&0x80 != 0
+	rsv := b[0] & 0x70
+	h.op = Opcode(b[0] & 0x0f)
+	masked := b[1]&0x80 != 0
+	l := int64(b[1] & 0x7f)
+	switch {
+	case rsv != 0:
+		return h, &ProtocolError{StatusProtocolError, "reserved bits set without an extension"}
+	case !masked:
+		return h, &ProtocolError{StatusProtocolError, "client frame not masked"}
+	case h.op > OpBinary && h.op < OpClose || h.op > OpPong:
+		return h, &ProtocolError{StatusProtocolError, fmt.Sprintf("unknown opcode %d", h.op)}
+	case h.op >= OpClose && (!h.fin || l > 125):
+		return h, &ProtocolError{StatusProtocolError, "control frame fragmented or over 125 bytes"}
+	}
+	switch l {
+	case 126:
+		b, err := c.next(2)
+		if err != nil {
+			return h, err
+		}
+		l = int64(b[0])<<8 | int64(b[1])
+	case 127:
+		b, err := c.next(8)
+		if err != nil {
+			return h, err
+		}
+		var u uint64
+		for _, x := range b {
+			u = u<<8 | uint64(x)
+		}
+		if u > 1<<62 {
+			return h, &ProtocolError{StatusMessageTooBig, "frame length out of range"}
+		}
+		l = int64(u)
+	}
+	h.length = l
+	m, err := c.next(4)
+	if err != nil {
+		return h, err
+	}
+	copy(h.mask[:], m)
+	return h, nil
+}
+
+// next returns the next n (at most bufSize) bytes, reading as needed. They
+// are valid until the next read.
+func (c *Conn) next(n int) ([]byte, error) {
+	for c.w-c.r < n {
+		if err := c.fill(); err != nil {
+			return nil, err
+		}
+	}
+	p := (*c.rbuf)[c.r : c.r+n]
+	c.r += n
+	return p, nil
+}
+
+// readInto fills p from the buffered bytes, then straight from the network.
+func (c *Conn) readInto(p []byte) error {
+	if c.rbuf != nil {
+		k := copy(p, (*c.rbuf)[c.r:c.w])
+		c.r += k
+		p = p[k:]
+	}
+	if len(p) == 0 {
+		return nil
+	}
+	if len(c.pre) > 0 {
+		k := copy(p, c.pre)
+		c.pre = c.pre[k:]
+		p = p[k:]
+	}
+	_, err := io.ReadFull(c.nc, p)
+	return noEOF(err)
+}
+
+// fill reads more bytes into the buffer. With the buffer empty it waits in
+// the poller without holding one.
+func (c *Conn) fill() error {
+	if c.rbuf != nil && c.r > 0 {
+		// Keep the unread bytes at the front.
+		k := copy(*c.rbuf, (*c.rbuf)[c.r:c.w])
+		c.r, c.w = 0, k
+	}
+	if len(c.pre) > 0 {
+		if c.rbuf == nil {
+			c.rbuf = readBufs.Get().(*[]byte)
+			c.r, c.w = 0, 0
+		}
+		k := copy((*c.rbuf)[c.w:], c.pre)
+		c.pre = c.pre[k:]
+		c.w += k
+		return nil
+	}
+	if c.rbuf == nil && c.rc != nil {
+		return c.waitAndRead()
+	}
+	if c.rbuf == nil {
+		c.rbuf = readBufs.Get().(*[]byte)
+		c.r, c.w = 0, 0
+	}
+	n, err := c.nc.Read((*c.rbuf)[c.w:])
+	c.w += n
+	if n > 0 {
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return noEOF(err)
+}
+
+// waitAndRead parks in the network poller until the socket is readable,
+// and only then takes a buffer and reads.
+func (c *Conn) waitAndRead() error {
+	var buf *[]byte
+	var n int
+	var rerr error
+	err := c.rc.Read(func(fd uintptr) bool {
+		buf = readBufs.Get().(*[]byte)
+		for {
+			n, rerr = syscall.Read(int(fd), *buf)
+			if rerr != syscall.EINTR {
+				break
+			}
+		}
+		if rerr == syscall.EAGAIN {
+			readBufs.Put(buf)
+			buf = nil
+			return false // wait for readiness, then call again
+		}
+		return true
+	})
+	if err == nil {
+		err = rerr
+	}
+	if err != nil || n <= 0 {
+		if buf != nil {
+			readBufs.Put(buf)
+		}
+		if err == nil {
+			err = io.EOF
+		}
+		return noEOF(err)
+	}
+	c.rbuf, c.r, c.w = buf, 0, n
+	return nil
+}
+
+// release gives the read buffer back to the pool once every byte in it has
+// been consumed, so an idle connection holds none.
+func (c *Conn) release() {
+	if c.rbuf != nil && c.r == c.w {
+		readBufs.Put(c.rbuf)
+		c.rbuf, c.r, c.w = nil, 0, 0
+	}
+}
+
+// noEOF turns an EOF in the middle of the stream into what it is: a
+// connection closed without a close frame.
+func noEOF(err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return io.EOF
+	}
+	return err
+}
+
+func unmask(p []byte, key [4]byte, pos int) {
+	for i := range p {
+		p[i] ^= key[(pos+i)&3]
+	}
+}
+
+func closeErrorOf(p []byte) error {
+	if len(p) == 0 {
+		return &CloseError{Code: StatusNoStatusRcvd}
+	}
+	if len(p) == 1 {
+		return &ProtocolError{StatusProtocolError, "close frame with a 1-byte payload"}
+	}
+	return &CloseError{Code: StatusCode(uint16(p[0])<<8 | uint16(p[1])), Reason: string(p[2:])}
+}
+
+// AppendFrame appends one unfragmented, unmasked frame to dst whose payload
+// is the concatenation of parts, so a shared body needs no copy first.
+func AppendFrame(dst []byte, op Opcode, parts ...[]byte) []byte {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	dst = append(dst, 0x80|byte(op))
+	switch {
+	case n < 126:
+		dst = append(dst, byte(n))
+	case n <= 0xffff:
+		dst = append(dst, 126, byte(n>>8), byte(n))
+	default:
+		dst = append(dst, 127, byte(uint64(n)>>56), byte(uint64(n)>>48), byte(uint64(n)>>40),
+			byte(uint64(n)>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	for _, p := range parts {
+		dst = append(dst, p...)
+	}
+	return dst
+}
+
+// ClosePayload is the payload of a close frame with code and reason, the
+// reason cut to fit a control frame.
+func ClosePayload(code StatusCode, reason string) []byte {
+	if len(reason) > 123 {
+		// Cut at a character boundary: the reason must stay UTF-8.
+		i := 123
+		for i > 0 && !utf8.RuneStart(reason[i]) {
+			i--
+		}
+		reason = reason[:i]
+	}
+	return append([]byte{byte(code >> 8), byte(code)}, reason...)
+}
+
+// AppendClose appends a close frame with code and reason.
+func AppendClose(dst []byte, code StatusCode, reason string) []byte {
+	return AppendFrame(dst, OpClose, ClosePayload(code, reason))
+}

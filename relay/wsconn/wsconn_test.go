@@ -1,0 +1,340 @@
+package wsconn
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// echoServer upgrades every request and echoes each message back as text,
+// answering pings; it reports how each connection's read ended.
+func echoServer(t *testing.T, limit int) (url string, ended chan error) {
+	t.Helper()
+	ended = make(chan error, 16)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := Upgrade(w, r, limit)
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			var wmu sync.Mutex
+			send := func(b []byte) {
+				wmu.Lock()
+				defer wmu.Unlock()
+				c.Write(b, 5*time.Second)
+			}
+			c.OnControl = func(op Opcode, p []byte) {
+				if op == OpPing {
+					send(AppendFrame(nil, OpPong, p))
+				}
+			}
+			for {
+				_, p, err := c.ReadMessage()
+				if err != nil {
+					var ce *CloseError
+					var pe *ProtocolError
+					switch {
+					case errors.As(err, &ce):
+						send(AppendClose(nil, ce.Code, ""))
+					case errors.As(err, &pe):
+						send(AppendClose(nil, pe.Code, pe.Reason))
+					}
+					ended <- err
+					return
+				}
+				send(AppendFrame(nil, OpText, p))
+			}
+		}()
+	}))
+	t.Cleanup(srv.Close)
+	return "ws" + strings.TrimPrefix(srv.URL, "http"), ended
+}
+
+func dial(t *testing.T, url string) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadLimit(1 << 22)
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
+func TestEchoSizesAndPing(t *testing.T) {
+	url, _ := echoServer(t, 1<<21)
+	c := dial(t, url)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Sizes on both sides of each length encoding and of the read buffer.
+	for _, n := range []int{0, 1, 125, 126, 127, 65535, 65536, bufSize - 1, bufSize, bufSize + 7, 1 << 20} {
+		msg := bytes.Repeat([]byte{byte('a' + n%26)}, n)
+		if err := c.Write(ctx, websocket.MessageText, msg); err != nil {
+			t.Fatal(err)
+		}
+		typ, got, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("size %d: %v", n, err)
+		}
+		if typ != websocket.MessageText || !bytes.Equal(got, msg) {
+			t.Fatalf("size %d: echo differs (%d bytes back)", n, len(got))
+		}
+	}
+	// coder/websocket's Ping waits for our pong, which needs a reader.
+	go func() {
+		for {
+			if _, _, err := c.Read(ctx); err != nil {
+				return
+			}
+		}
+	}()
+	if err := c.Ping(ctx); err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+}
+
+func TestFragmentedMessage(t *testing.T) {
+	url, _ := echoServer(t, 1<<20)
+	c := dial(t, url)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	w, err := c.Writer(ctx, websocket.MessageText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []byte
+	for i := range 5 {
+		part := bytes.Repeat([]byte{byte('0' + i)}, 3000*i)
+		want = append(want, part...)
+		if _, err := w.Write(part); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, got, err := c.Read(ctx)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("fragmented echo: %d bytes, err %v; want %d bytes", len(got), err, len(want))
+	}
+}
+
+func TestOversizedMessageClosesWith1009(t *testing.T) {
+	url, ended := echoServer(t, 1000)
+	c := dial(t, url)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Write(ctx, websocket.MessageText, make([]byte, 1001)); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := c.Read(ctx)
+	if websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
+		t.Fatalf("read after oversized message: %v, want close 1009", err)
+	}
+	var pe *ProtocolError
+	if err := <-ended; !errors.As(err, &pe) || pe.Code != StatusMessageTooBig {
+		t.Fatalf("server read ended with %v", err)
+	}
+}
+
+func TestClientCloseIsReported(t *testing.T) {
+	url, ended := echoServer(t, 1000)
+	c := dial(t, url)
+	if err := c.Close(websocket.StatusNormalClosure, "bye"); err != nil {
+		t.Fatalf("close handshake: %v", err)
+	}
+	var ce *CloseError
+	if err := <-ended; !errors.As(err, &ce) || ce.Code != StatusNormalClosure || ce.Reason != "bye" {
+		t.Fatalf("server read ended with %v", err)
+	}
+}
+
+// rawDial performs the handshake by hand and sends extra right behind it
+// in the same write, as eager clients do.
+func rawDial(t *testing.T, url string, extra []byte) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	nc, err := net.Dial("tcp", strings.TrimPrefix(url, "ws://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	req := "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := nc.Write(append([]byte(req), extra...)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	// The example key and answer of RFC 6455 section 1.3.
+	if got := resp.Header.Get("Sec-WebSocket-Accept"); got != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+		t.Fatalf("Sec-WebSocket-Accept %q", got)
+	}
+	nc.SetDeadline(time.Now().Add(5 * time.Second))
+	return nc, br
+}
+
+// clientFrame builds a masked client frame.
+func clientFrame(fin bool, op Opcode, payload []byte) []byte {
+	b0 := byte(op)
+	if fin {
+		b0 |= 0x80
+	}
+	out := []byte{b0}
+	switch n := len(payload); {
+	case n < 126:
+		out = append(out, 0x80|byte(n))
+	case n <= 0xffff:
+		out = append(out, 0x80|126, byte(n>>8), byte(n))
+	default:
+		out = append(out, 0x80|127)
+		out = binary.BigEndian.AppendUint64(out, uint64(n))
+	}
+	key := [4]byte{1, 2, 3, 4}
+	out = append(out, key[:]...)
+	p := append([]byte(nil), payload...)
+	unmask(p, key, 0)
+	return append(out, p...)
+}
+
+// readServerFrame reads one unmasked frame from the server.
+func readServerFrame(t *testing.T, br *bufio.Reader) (Opcode, []byte) {
+	t.Helper()
+	var h [2]byte
+	if _, err := io.ReadFull(br, h[:]); err != nil {
+		t.Fatalf("read frame: %v", err)
+	}
+	if h[1]&0x80 != 0 {
+		t.Fatal("server frame is masked")
+	}
+	n := int(h[1] & 0x7f)
+	switch n {
+	case 126:
+		var b [2]byte
+		io.ReadFull(br, b[:])
+		n = int(binary.BigEndian.Uint16(b[:]))
+	case 127:
+		var b [8]byte
+		io.ReadFull(br, b[:])
+		n = int(binary.BigEndian.Uint64(b[:]))
+	}
+	p := make([]byte, n)
+	if _, err := io.ReadFull(br, p); err != nil {
+		t.Fatalf("read payload: %v", err)
+	}
+	return Opcode(h[0] & 0x0f), p
+}
+
+func TestBytesSentWithTheHandshakeAreRead(t *testing.T) {
+	url, _ := echoServer(t, 1<<20)
+	// Two messages and a ping interleaved in a fragmented one, all in the
+	// handshake's write.
+	var extra []byte
+	extra = append(extra, clientFrame(true, OpText, []byte(`["REQ","a",{}]`))...)
+	extra = append(extra, clientFrame(false, OpText, []byte(`["CLOSE",`))...)
+	extra = append(extra, clientFrame(true, OpPing, []byte("hi"))...)
+	extra = append(extra, clientFrame(true, OpContinuation, []byte(`"a"]`))...)
+	_, br := rawDial(t, url, extra)
+	want := []struct {
+		op Opcode
+		p  string
+	}{{OpText, `["REQ","a",{}]`}, {OpPong, "hi"}, {OpText, `["CLOSE","a"]`}}
+	for _, w := range want {
+		op, p := readServerFrame(t, br)
+		if op != w.op || string(p) != w.p {
+			t.Fatalf("got op %d %q, want op %d %q", op, p, w.op, w.p)
+		}
+	}
+}
+
+func TestProtocolViolationsCloseWith1002(t *testing.T) {
+	unmasked := []byte{0x81, 0x02, 'h', 'i'}
+	cases := map[string][]byte{
+		"unmasked frame":          unmasked,
+		"reserved bit":            func() []byte { f := clientFrame(true, OpText, []byte("x")); f[0] |= 0x40; return f }(),
+		"unknown opcode":          clientFrame(true, 0x3, []byte("x")),
+		"fragmented ping":         clientFrame(false, OpPing, []byte("x")),
+		"long ping":               clientFrame(true, OpPing, make([]byte, 126)),
+		"stray continuation":      clientFrame(true, OpContinuation, []byte("x")),
+		"message inside fragment": append(clientFrame(false, OpText, []byte("a")), clientFrame(true, OpText, []byte("b"))...),
+	}
+	for name, frames := range cases {
+		t.Run(name, func(t *testing.T) {
+			url, ended := echoServer(t, 1<<20)
+			_, br := rawDial(t, url, frames)
+			op, p := readServerFrame(t, br)
+			if op != OpClose || len(p) < 2 || StatusCode(binary.BigEndian.Uint16(p)) != StatusProtocolError {
+				t.Fatalf("got op %d %q, want close 1002", op, p)
+			}
+			var pe *ProtocolError
+			if err := <-ended; !errors.As(err, &pe) {
+				t.Fatalf("server read ended with %v", err)
+			}
+		})
+	}
+}
+
+func TestHandshakeRefusals(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, err := Upgrade(w, r, 100); err == nil {
+			c.Close()
+		}
+	}))
+	defer srv.Close()
+	for name, tc := range map[string]struct {
+		method string
+		hdr    map[string]string
+		status int
+	}{
+		"not an upgrade": {"GET", map[string]string{}, http.StatusUpgradeRequired},
+		"post":           {"POST", map[string]string{"Upgrade": "websocket", "Connection": "Upgrade"}, http.StatusMethodNotAllowed},
+		"old version": {"GET", map[string]string{"Upgrade": "websocket", "Connection": "keep-alive, Upgrade",
+			"Sec-WebSocket-Version": "8", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}, http.StatusBadRequest},
+		"bad key": {"GET", map[string]string{"Upgrade": "websocket", "Connection": "Upgrade",
+			"Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "short"}, http.StatusBadRequest},
+	} {
+		req, _ := http.NewRequest(tc.method, srv.URL, nil)
+		for k, v := range tc.hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s: status %d, want %d", name, resp.StatusCode, tc.status)
+		}
+	}
+}
+
+func TestAppendCloseKeepsReasonUTF8(t *testing.T) {
+	reason := strings.Repeat("é", 100) // 200 bytes
+	f := AppendClose(nil, StatusPolicyViolation, reason)
+	if len(f)-2 > 125 {
+		t.Fatalf("close payload %d bytes", len(f)-2)
+	}
+	if r := string(f[4:]); !strings.HasPrefix(reason, r) || len(r)%2 != 0 {
+		t.Fatalf("reason cut inside a character: %q", r)
+	}
+}
