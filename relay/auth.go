@@ -39,7 +39,7 @@ type connAuth struct {
 	hosts    []string
 	sent     atomic.Bool
 	authed   atomic.Pointer[string]
-	attempts int // reader goroutine only
+	attempts int // handler goroutine only
 }
 
 func (a *connAuth) init(c *conn, req *http.Request) {

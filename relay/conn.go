@@ -43,8 +43,9 @@ const writeChunk = 256 << 10
 var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
 // conn is one client connection. Its reader runs in a goroutine of its
-// own; a writer goroutine runs only while frames are queued, so an idle
-// connection costs one parked goroutine and no buffers. Everyone else
+// own; a handler goroutine runs only while messages wait, and a writer
+// goroutine only while frames are queued, so an idle connection costs one
+// parked goroutine with a shallow stack and no buffers. Everyone else
 // enqueues frames, bounded by maxPending bytes.
 type conn struct {
 	r      *Relay
@@ -70,8 +71,16 @@ type conn struct {
 	pinged      bool
 	readsAtPing uint64
 
-	subs map[string]*sub        // reader goroutine only
-	negs map[string]*negSession // NIP-77 sessions, reader goroutine only (negentropy.go)
+	// Messages read and not yet handled; see dispatch.
+	inMu     sync.Mutex
+	inbox    []inMsg
+	handling bool // a handler goroutine is running
+	inSpace  chan struct{}
+	handlers sync.WaitGroup
+
+	// The handler's state: one handler goroutine runs at a time.
+	subs map[string]*sub        // open subscriptions
+	negs map[string]*negSession // NIP-77 sessions (negentropy.go)
 
 	auth connAuth // NIP-42 state, see auth.go
 
@@ -81,13 +90,14 @@ type conn struct {
 func newConn(r *Relay, ws *wsconn.Conn, remote string) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{
-		r:      r,
-		ws:     ws,
-		remote: remote,
-		ctx:    ctx,
-		cancel: cancel,
-		space:  make(chan struct{}, 1),
-		subs:   map[string]*sub{},
+		r:       r,
+		ws:      ws,
+		remote:  remote,
+		ctx:     ctx,
+		cancel:  cancel,
+		space:   make(chan struct{}, 1),
+		inSpace: make(chan struct{}, 1),
+		subs:    map[string]*sub{},
 	}
 	ws.OnControl = c.onControl
 	return c
@@ -163,7 +173,7 @@ func (c *conn) sendNoWait(f frame) {
 	c.mu.Unlock()
 }
 
-// sendWait queues f, waiting while the queue is over budget. For the reader
+// sendWait queues f, waiting while the queue is over budget. For the handler
 // goroutine, where waiting only slows down this client. It reports false if
 // the connection is closing.
 func (c *conn) sendWait(f frame) bool {

@@ -12,8 +12,24 @@ import (
 	"github.com/wisp-relay/wisp/relay/wsconn"
 )
 
-// readLoop reads and handles the client's messages in order, so a CLOSE
-// always follows its REQ. It returns when the connection ends.
+// maxInbox is how many messages of one client may wait for its handler
+// before the reader stops reading (and TCP pushes back on the client).
+const maxInbox = 16
+
+// inMsg is a message read and not yet handled.
+type inMsg struct {
+	data   []byte
+	binary bool
+}
+
+// readLoop reads the client's messages and hands them, in order, to the
+// connection's handler. It returns when the connection ends.
+//
+// Messages are handled in a goroutine of their own, started when one
+// arrives and ended when none waits: handling (queries, JSON, signature
+// checks) grows a goroutine's stack to several KiB, and the stack of a
+// goroutine parked in a read never shrinks back, so an idle connection
+// would keep it. The reader's stack stays shallow.
 func (c *conn) readLoop() {
 	for {
 		typ, data, err := c.ws.ReadMessage()
@@ -25,11 +41,57 @@ func (c *conn) readLoop() {
 			return
 		}
 		c.reads.Add(1)
-		if typ != wsconn.OpText {
+		if !c.dispatch(inMsg{data: data, binary: typ != wsconn.OpText}) {
+			return
+		}
+	}
+}
+
+// dispatch queues m for the handler, starting it when it is not running,
+// and waits while maxInbox messages wait. It reports false when the
+// connection is ending.
+func (c *conn) dispatch(m inMsg) bool {
+	c.inMu.Lock()
+	for len(c.inbox) >= maxInbox {
+		c.inMu.Unlock()
+		select {
+		case <-c.inSpace:
+		case <-c.ctx.Done():
+			return false
+		}
+		c.inMu.Lock()
+	}
+	c.inbox = append(c.inbox, m)
+	if !c.handling {
+		c.handling = true
+		c.handlers.Add(1)
+		go c.handleLoop()
+	}
+	c.inMu.Unlock()
+	return true
+}
+
+// handleLoop handles queued messages in order until none waits.
+func (c *conn) handleLoop() {
+	defer c.handlers.Done()
+	for {
+		c.inMu.Lock()
+		if len(c.inbox) == 0 {
+			c.inbox = nil // an idle connection holds no slice
+			c.handling = false
+			c.inMu.Unlock()
+			return
+		}
+		m := c.inbox[0]
+		c.inbox[0] = inMsg{}
+		c.inbox = c.inbox[1:]
+		c.inMu.Unlock()
+		signal(c.inSpace)
+		if m.binary {
 			c.notice(reason(prefixInvalid, "binary messages are not supported"))
 			continue
 		}
-		c.handle(data)
+		c.handle(m.data)
 	}
 }
 

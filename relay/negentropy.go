@@ -24,7 +24,7 @@ import (
 // (created_at, id) of the matching events once, into a sorted vector, and
 // answers each message with NEG-MSG until the client closes the session
 // with NEG-CLOSE. go-nostr's negentropy implementation does the protocol.
-// Sessions live on the connection's reader goroutine, like subscriptions.
+// Sessions belong to the connection's handler, like subscriptions.
 
 // NegentropyConfig configures NIP-77.
 type NegentropyConfig struct {

@@ -233,35 +233,43 @@ func (r *Relay) serveWebsocket(w http.ResponseWriter, req *http.Request) {
 	// The connection runs in a goroutine of its own, so that this handler
 	// returns and the HTTP server's goroutine, with its deep stack and
 	// buffers, goes away: an idle connection costs only what it needs.
-	go func() {
-		defer r.connWG.Done()
-		defer release()
-		c.serve()
-	}()
+	go c.run(release)
 }
 
-// serve reads and handles the client's messages until the connection ends,
-// then closes it.
-func (c *conn) serve() {
-	r := c.r
+// run is the connection's reader goroutine. It reads first and ends the
+// connection only after, in a call of its own: the frames on the stack
+// while it waits for the client are kept few, so the goroutine fits the
+// smallest stack.
+func (c *conn) run(release func()) {
 	c.readLoop()
+	c.end()
+	release()
+	c.r.connWG.Done()
+}
+
+// end closes the connection after its reader stopped.
+func (c *conn) end() {
+	r := c.r
 	why := c.endReason()
 
-	for _, s := range c.subs {
-		r.index.remove(s)
-		s.close()
-	}
 	var ce *wsconn.CloseError
 	var pe *wsconn.ProtocolError
 	switch err := c.obs.readErr; {
 	case errors.As(err, &ce):
-		c.closeWith(wsconn.StatusNormalClosure, "") // answer the client's close
+		c.handlers.Wait()                           // what the client sent before closing is answered
+		c.closeWith(wsconn.StatusNormalClosure, "") // then its close
 	case errors.As(err, &pe):
+		c.handlers.Wait()
 		c.closeWith(pe.Code, pe.Reason)
 	default:
 		// Relay-initiated closes end here after the close frame went out;
 		// otherwise the socket broke and there is no one to talk to.
 		c.abort("")
+		c.handlers.Wait()
+	}
+	for _, s := range c.subs {
+		r.index.remove(s)
+		s.close()
 	}
 	c.writers.Wait()
 	c.ws.Close()

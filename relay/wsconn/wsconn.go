@@ -103,6 +103,12 @@ type Conn struct {
 	r, w int     // unread bytes are (*rbuf)[r:w]
 	msg  []byte  // the fragments of the message being assembled
 
+	// waitAndRead's results, set by tryRead.
+	readFn func(fd uintptr) bool
+	wbuf   *[]byte
+	wn     int
+	werr   error
+
 	// OnControl, when set, is told about every ping and pong received, with
 	// its payload (valid only during the call). The caller answers pings
 	// with a pong (AppendFrame(dst, OpPong, payload)).
@@ -114,6 +120,7 @@ func newConn(nc net.Conn, pre []byte, limit int) *Conn {
 	if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
+			c.readFn = c.tryRead
 		}
 	}
 	return c
@@ -340,26 +347,12 @@ func (c *Conn) fill() error {
 // waitAndRead parks in the network poller until the socket is readable,
 // and only then takes a buffer and reads.
 func (c *Conn) waitAndRead() error {
-	var buf *[]byte
-	var n int
-	var rerr error
-	err := c.rc.Read(func(fd uintptr) bool {
-		buf = readBufs.Get().(*[]byte)
-		for {
-			n, rerr = syscall.Read(int(fd), *buf)
-			if rerr != syscall.EINTR {
-				break
-			}
-		}
-		if rerr == syscall.EAGAIN {
-			readBufs.Put(buf)
-			buf = nil
-			return false // wait for readiness, then call again
-		}
-		return true
-	})
+	c.wbuf, c.wn, c.werr = nil, 0, nil
+	err := c.rc.Read(c.readFn)
+	buf, n := c.wbuf, c.wn
+	c.wbuf = nil
 	if err == nil {
-		err = rerr
+		err = c.werr
 	}
 	if err != nil || n <= 0 {
 		if buf != nil {
@@ -372,6 +365,26 @@ func (c *Conn) waitAndRead() error {
 	}
 	c.rbuf, c.r, c.w = buf, 0, n
 	return nil
+}
+
+// tryRead is waitAndRead's callback for syscall.RawConn.Read, made once
+// per connection: a closure per read would allocate.
+func (c *Conn) tryRead(fd uintptr) bool {
+	buf := readBufs.Get().(*[]byte)
+	var n int
+	var err error
+	for {
+		n, err = syscall.Read(int(fd), *buf)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err == syscall.EAGAIN {
+		readBufs.Put(buf)
+		return false // wait for readiness, then call again
+	}
+	c.wbuf, c.wn, c.werr = buf, n, err
+	return true
 }
 
 // release gives the read buffer back to the pool once every byte in it has
