@@ -60,7 +60,7 @@ func (r *Relay) verifyLoop() {
 		case <-r.ctx.Done():
 			return
 		case p := <-r.verifyCh:
-			if !p.noVerify && !verifySig(p.ev) {
+			if !p.noVerify && !r.sigs.verifyChecked(p.ev) {
 				r.stats.rejected.Add(1)
 				r.answer(p, false, reason(prefixInvalid, "bad signature"))
 				continue

@@ -70,6 +70,7 @@ type Relay struct {
 
 	verifyCh chan *pending
 	writeCh  chan *pending
+	sigs     sigChecker // the verify workers' signature checks
 
 	ctx     context.Context // cancelled when the workers must stop
 	cancel  context.CancelFunc
