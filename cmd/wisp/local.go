@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/wisp-relay/wisp/relay"
@@ -24,6 +25,9 @@ type localRelay struct {
 	store *sqlite.Store
 	acc   *access
 	relay *relay.Relay
+
+	stopSearch context.CancelFunc // stops searchIndexer
+	searchDone sync.WaitGroup
 }
 
 // openLocal opens the database and starts a relay pipeline on it; tune may
@@ -49,7 +53,15 @@ func openLocal(ctx context.Context, cfg Config, stderr io.Writer, tune func(*rel
 	}
 	rl := relay.New(rcfg, store)
 	rl.Start()
-	return &localRelay{cfg: cfg, log: log, store: store, acc: acc, relay: rl}, nil
+	l := &localRelay{cfg: cfg, log: log, store: store, acc: acc, relay: rl}
+	// A long import or mirror keeps the search index's tail bounded, as
+	// wisp serve does; close completes the index.
+	sctx, stop := context.WithCancel(ctx)
+	l.stopSearch = stop
+	if len(store.SearchKinds()) > 0 {
+		l.searchDone.Go(func() { searchIndexer(sctx, store, log) })
+	}
+	return l, nil
 }
 
 // relayConfig is the relay configuration these settings describe, without
@@ -82,6 +94,15 @@ func (l *localRelay) close() error {
 	var errs []error
 	if err := l.relay.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("drain: %w", err))
+	}
+	l.stopSearch()
+	l.searchDone.Wait()
+	// Everything stored is in the search index when a bulk load ends; with
+	// searchIndexer bounding the tail this takes a moment at most.
+	if len(l.store.SearchKinds()) > 0 {
+		if err := catchUpSearch(context.Background(), l.store); err != nil {
+			errs = append(errs, fmt.Errorf("index for search: %w", err))
+		}
 	}
 	if err := l.acc.policy.Close(); err != nil {
 		errs = append(errs, err)

@@ -108,6 +108,9 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 		wg.Go(func() { upkeep(upkeepCtx, store, cfg.CheckpointInterval, log) })
 	}
 	wg.Go(func() { walKeeper(upkeepCtx, store, log) })
+	if len(store.SearchKinds()) > 0 {
+		wg.Go(func() { searchIndexer(upkeepCtx, store, log) })
+	}
 	if rules, _ := parseRetention(cfg.Retention); len(rules) > 0 {
 		wg.Go(func() { retain(upkeepCtx, store, rules, cfg.ExpirySweep, log) })
 	}
@@ -192,6 +195,91 @@ func walKeeper(ctx context.Context, store *sqlite.Store, log *slog.Logger) {
 			log.Debug("passive checkpoint failed", "err", err)
 		}
 	})
+}
+
+// How searchIndexer keeps the search index up with the events.
+const (
+	// searchIndexEvery is how often it looks at the index.
+	searchIndexEvery = 200 * time.Millisecond
+	// searchIndexChunk is how many events one IndexSearch call indexes: about
+	// 13 ms of the writer for notes (BenchmarkIndexSearch), so a batch of
+	// client events waits at most about that long behind one. The cost per
+	// event is flat (10-13 µs) from 100 events to 5,000, so a bigger chunk
+	// would gain nothing.
+	searchIndexChunk = 1000
+	// searchTailMax bounds the events not indexed yet, which every search
+	// reads without the index (a full tail adds 20-60 ms to a search,
+	// BenchmarkSearchTail); past it the index catches up under any load.
+	searchTailMax = 20000
+)
+
+// searchIndexer keeps the search index up with the events. Small Save
+// batches index themselves; big ones (a queue at the writer: load) leave
+// their events in the index's tail, and searchIndexer indexes it a chunk
+// at a time once no big batch came in the last interval, for up to half of
+// each interval, so that indexing takes neither the writer nor a core
+// from clients while they are writing; and whatever the load once the tail
+// passes searchTailMax, so that it stays bounded. Save batches that wait
+// for a chunk go before the next one.
+func searchIndexer(ctx context.Context, store *sqlite.Store, log *slog.Logger) {
+	lastDeferred := store.DeferredBatches()
+	every(ctx, searchIndexEvery, func() {
+		deferred := store.DeferredBatches()
+		loaded := deferred != lastDeferred
+		lastDeferred = deferred
+		var indexing time.Duration
+		for ctx.Err() == nil {
+			lag, err := store.SearchLag(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					log.Warn("search index: read lag failed", "err", err)
+				}
+				return
+			}
+			if !indexMore(lag, loaded, indexing) {
+				return
+			}
+			start := time.Now()
+			n, err := store.IndexSearch(ctx, searchIndexChunk)
+			indexing += time.Since(start)
+			if err != nil {
+				if ctx.Err() == nil {
+					log.Warn("search indexing failed", "err", err)
+				}
+				return
+			}
+			if n < searchIndexChunk {
+				return
+			}
+		}
+	})
+}
+
+// indexMore says whether searchIndexer indexes another chunk, with lag
+// events behind, loaded if a big batch came since its last look, and
+// indexing spent on this look so far.
+func indexMore(lag int64, loaded bool, indexing time.Duration) bool {
+	switch {
+	case lag <= 0:
+		return false
+	case lag > searchTailMax:
+		return true // bound the tail whatever the load
+	}
+	return !loaded && indexing < searchIndexEvery/2
+}
+
+// catchUpSearch indexes every event the search index has not got to yet,
+// so that a bulk load leaves it complete.
+func catchUpSearch(ctx context.Context, store *sqlite.Store) error {
+	for {
+		n, err := store.IndexSearch(ctx, searchIndexChunk)
+		if err != nil {
+			return err
+		}
+		if n < searchIndexChunk {
+			return nil
+		}
+	}
 }
 
 // newLogger builds the process logger; cfg has been validated.

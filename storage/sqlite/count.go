@@ -188,11 +188,14 @@ func countExpired(ctx context.Context, tx *sql.Tx, filters []nostr.Filter, now i
 				continue
 			}
 			if filters[i].Search != "" {
-				expr, _, ok := matchExpr(filters[i].Search)
+				expr, terms, ok := matchExpr(filters[i].Search)
 				if !ok {
 					continue
 				}
-				c.cond("e.seq IN (SELECT docid FROM events_search WHERE events_search MATCH ?)", expr)
+				// Indexed, or in the tail and matching (see tailConds).
+				c.cond(`(e.seq IN (SELECT docid FROM events_search WHERE events_search MATCH ?)
+					OR (e.seq > (SELECT indexed FROM search_state) AND e.kind IN (SELECT kind FROM search_kinds)
+						AND `+searchMatchFunc+"(?, "+tailContent+")))", expr, strings.Join(terms, " "))
 			}
 			// c's text is " WHERE a AND b"; an empty filter gives "".
 			cond := strings.TrimPrefix(c.sql.String(), " WHERE ")
@@ -237,15 +240,24 @@ func buildCountSelect(f *nostr.Filter) (q builtQuery, ok bool, err error) {
 	var b queryBuilder
 	switch {
 	case f.Search != "":
-		expr, _, ok := matchExpr(f.Search)
+		// The indexed matches and the tail's (see search.go): disjoint, as
+		// the index holds nothing above its watermark.
+		expr, terms, ok := matchExpr(f.Search)
 		if !ok {
 			return q, false, nil
 		}
-		b.sql.WriteString("SELECT e.seq FROM events AS e")
-		b.cond("e.seq IN (SELECT docid FROM events_search WHERE events_search MATCH ?)", expr)
-		if !filterConds(&b, f) {
+		var ix, tail queryBuilder
+		ix.sql.WriteString("SELECT e.seq FROM events AS e")
+		ix.cond("e.seq IN (SELECT docid FROM events_search WHERE events_search MATCH ?)", expr)
+		if !filterConds(&ix, f) {
 			return q, false, nil
 		}
+		tail.sql.WriteString("SELECT e.seq FROM events AS e NOT INDEXED")
+		tailConds(&tail, f, terms, true)
+		// Wrapped, so that a UNION with other filters' selects cannot bind
+		// to one half only.
+		b.sql.WriteString("SELECT seq FROM (" + ix.sql.String() + " UNION ALL " + tail.sql.String() + ")")
+		b.args = append(append(b.args, ix.args...), tail.args...)
 	case hasTags(f):
 		if ok := tagCountSelect(&b, f); !ok {
 			return q, false, nil

@@ -91,12 +91,13 @@ func kindArgs(kinds []int) []any {
 }
 
 // matchExpr is the FTS4 MATCH expression for a NIP-50 search string: every
-// word quoted, so that nothing in it is query syntax, and all required.
-// ok is false when the search has no words (it then matches nothing).
-func matchExpr(search string) (expr string, terms int, ok bool) {
-	words := storage.SearchTerms(search)
+// word quoted, so that nothing in it is query syntax, and all required;
+// words are its terms, as storage.MatchesSearch takes them. ok is false
+// when the search has no words (it then matches nothing).
+func matchExpr(search string) (expr string, words []string, ok bool) {
+	words = storage.SearchTerms(search)
 	if len(words) == 0 {
-		return "", 0, false
+		return "", nil, false
 	}
 	b := make([]byte, 0, len(search)+3*len(words))
 	for i, w := range words {
@@ -107,5 +108,5 @@ func matchExpr(search string) (expr string, terms int, ok bool) {
 		b = append(b, w...) // letters, digits and marks only: no quote inside
 		b = append(b, '"')
 	}
-	return string(b), len(words), true
+	return string(b), words, true
 }

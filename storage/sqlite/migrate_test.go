@@ -19,6 +19,12 @@ import (
 // (events and tags tables as step 1 created them).
 func oldDatabase(t *testing.T, path string, steps int, items []storage.Item) {
 	t.Helper()
+	oldDatabaseWith(t, path, steps, "", items)
+}
+
+// oldDatabaseWith is oldDatabase running setup (SQL) before storing items.
+func oldDatabaseWith(t *testing.T, path string, steps int, setup string, items []storage.Item) {
+	t.Helper()
 	db, err := sql.Open("sqlite3", "file:"+escapePath(path)+"?_journal_mode=WAL&_foreign_keys=on")
 	if err != nil {
 		t.Fatal(err)
@@ -32,6 +38,11 @@ func oldDatabase(t *testing.T, path string, steps int, items []storage.Item) {
 	}
 	if _, err := db.Exec(fmt.Sprintf("PRAGMA user_version = %d", steps)); err != nil {
 		t.Fatal(err)
+	}
+	if setup != "" {
+		if _, err := db.Exec(setup); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, it := range items {
 		ev := it.Event
@@ -86,6 +97,9 @@ func TestMigrateFromOlderVersions(t *testing.T) {
 			if err := s.r.QueryRow("PRAGMA user_version").Scan(&version); err != nil || version != len(migrations()) {
 				t.Fatalf("user_version %d (%v), want %d", version, err, len(migrations()))
 			}
+			if got, want := schema(t, s), schema(t, openTestStore(t)); !slices.Equal(got, want) {
+				t.Errorf("migrated schema differs from a new database's:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
 			f := searchFixture{t, s}
 			if got := f.events(nostr.Filter{}); len(got) != len(items) {
 				t.Errorf("served %d events, stored %d", len(got), len(items))
@@ -128,6 +142,68 @@ func TestMigrateFromOlderVersions(t *testing.T) {
 				t.Errorf("search after writes: %q", got)
 			}
 		})
+	}
+}
+
+// schema lists the database's tables, indexes and triggers with their SQL.
+func schema(t *testing.T, s *Store) []string {
+	t.Helper()
+	rows, err := s.r.Query("SELECT type, name, coalesce(sql, '') FROM sqlite_master ORDER BY type, name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var typ, name, sql string
+		if err := rows.Scan(&typ, &name, &sql); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, typ+" "+name+": "+sql)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// A version 3 database, indexed for search by its insert trigger, keeps its
+// index: migration 4 starts the watermark at its newest event, search
+// serves the old events from the index and new ones from the tail.
+func TestMigrateSearchFromV3(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wisp.db")
+	sk := nostr.GeneratePrivateKey()
+	items := []storage.Item{
+		signed(t, sk, 1, 100, "an old note about gardening"),
+		signed(t, sk, 7, 101, "gardening"),
+		signed(t, sk, 1, 102, "another old note about gardening"),
+	}
+	oldDatabaseWith(t, path, 3, "INSERT INTO search_kinds (kind) VALUES (1)", items)
+	s := openSearchStore(t, path, []int{1})
+	defer s.Close()
+	f := searchFixture{t, s}
+	var trigger int
+	if err := s.r.QueryRow("SELECT count(*) FROM sqlite_master WHERE name = 'events_search_insert'").Scan(&trigger); err != nil || trigger != 0 {
+		t.Errorf("insert trigger still there (%v)", err)
+	}
+	if indexed, rows, _ := searchState(t, s); indexed != 3 || rows != 2 || lag(t, s) != 0 {
+		t.Errorf("after migration: watermark %d, %d index rows, lag %d", indexed, rows, lag(t, s))
+	}
+	f.save(bigBatch(t, signed(t, sk, 1, 200, "new gardening note"))...)
+	if lag(t, s) == 0 {
+		t.Fatal("no tail")
+	}
+	for _, state := range []string{"tail", "indexed"} {
+		if got := f.events(nostr.Filter{Search: "gardening"}); len(got) != 3 {
+			t.Errorf("%s: search: %q", state, contents(got))
+		}
+		if n := f.count(nostr.Filter{Search: "gardening note"}); n != 3 {
+			t.Errorf("%s: count: %d", state, n)
+		}
+		catchUp(t, s, 1000)
+	}
+	if _, rows, searchable := searchState(t, s); rows != searchable || rows != 3 {
+		t.Errorf("%d index rows for %d notes", rows, searchable)
 	}
 }
 

@@ -145,6 +145,11 @@ type builtQuery struct {
 	// limit of them (0: all).
 	search bool
 	limit  int
+	// A search's terms, and its query of the tail: the events the index
+	// has not got to yet (see search.go).
+	terms    []string
+	tailSQL  string
+	tailArgs []any
 }
 
 type tagCond struct {

@@ -125,6 +125,17 @@ BEGIN
 	UPDATE event_count SET n = n - 1;
 END;
 `,
+		// 4: the search index follows the events instead of being written
+		// with them (see search.go): the insert trigger cost the single
+		// writer more than storing the event did.
+		`
+DROP TRIGGER events_search_insert;
+-- indexed: every event with seq <= indexed of a kind in search_kinds is in
+-- events_search; the events above it (the tail) are searched without the
+-- index until IndexSearch gets to them. The trigger indexed everything so far.
+CREATE TABLE search_state (indexed INTEGER NOT NULL) STRICT;
+INSERT INTO search_state (indexed) SELECT coalesce(max(seq), 0) FROM events;
+`,
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/wisp-relay/wisp/storage"
@@ -18,9 +19,24 @@ import (
 // only with a build tag, which plain `go test ./...` would not set.
 //
 // The index holds the content of the events of the kinds in search_kinds,
-// keyed by seq; triggers on events add and remove rows inside the writer's
-// transaction, so a stored event is searchable as soon as it is committed
-// and a deleted or replaced one is gone from the index with it.
+// keyed by seq. It follows the events instead of being written with them:
+// indexing inside the writer's transaction cost the single writer more than
+// storing the event. search_state.indexed (migration 4) is the seq up to
+// which the index is complete; the events above it, the tail, are searched
+// without it: their content is matched in Go by storage.MatchesSearch,
+// which splits and folds words exactly as the index's tokenizer does, in
+// the same read snapshot as the index. So a stored event is searchable as
+// soon as it is committed, indexed or not, and search results are the same
+// either way. A delete trigger removes a deleted or replaced event from the
+// index with its row.
+//
+// Who moves the watermark: Save indexes a small batch itself when the index
+// has caught up (light load: as cheap as before, and the tail stays empty);
+// under load the tail grows and IndexSearch, called from a background loop
+// of the program (the store starts nothing itself), indexes it in chunks.
+// Either way one INSERT ... SELECT adds the batch's or the chunk's events:
+// FTS4 writes its pending terms out as a new segment at every statement,
+// which made the old insert trigger cost a segment per event.
 
 var _ storage.Searcher = (*Store)(nil)
 
@@ -28,12 +44,127 @@ var _ storage.Searcher = (*Store)(nil)
 // ranked among at most this many matches, the most recently stored first.
 const maxSearchCandidates = 10000
 
+// inlineSearchMax is the largest Save batch that indexes its own events
+// (when the index has caught up). The writer batches what is queued when
+// it gets to it, so small batches mean it keeps up: paying the index's
+// cost per event then delays nobody, and the event is in the index at
+// once. Bigger batches mean a queue, and the index waits for IndexSearch.
+// Indexing a batch of 8 notes adds about 0.4 ms (BenchmarkSaveSearchCost).
+const inlineSearchMax = 8
+
+// searchMatchFunc is the SQL function (searchMatch, registered on every
+// connection) that matches a tail event's content: the search's terms
+// joined by spaces, and the content.
+const searchMatchFunc = "wisp_search_match"
+
+// tailContent is the content of the event e as the index would get it.
+const tailContent = "CAST(json_extract(e.raw, '$.content') AS TEXT)"
+
+// searchMatch is searchMatchFunc: whether content holds every one of the
+// space-separated terms. Terms never hold a space (it separates words).
+func searchMatch(terms string, content any) bool {
+	var text string
+	switch v := content.(type) {
+	case string:
+		text = v
+	case []byte:
+		text = string(v)
+	default: // NULL: no content, nothing to find
+		return false
+	}
+	var arr [storage.MaxSearchTerms]string
+	ts := arr[:0]
+	for t := range strings.SplitSeq(terms, " ") {
+		ts = append(ts, t)
+	}
+	return storage.MatchesSearch(ts, text)
+}
+
 // SearchKinds returns the kinds whose content is indexed for search.
 func (s *Store) SearchKinds() []int { return slices.Clone(s.searchKinds) }
 
+// indexRangeSQL indexes the events of the search kinds with seq in (?, ?].
+// Ascending seq order is what FTS4 adds cheapest.
+const indexRangeSQL = `INSERT INTO events_search (docid, content)
+	SELECT seq, json_extract(raw, '$.content') FROM events
+	WHERE seq > ? AND seq <= ? AND kind IN (SELECT kind FROM search_kinds)
+	ORDER BY seq`
+
+// IndexSearch indexes the events above the index's watermark, up to chunk
+// of them (the search kinds' content is indexed, other kinds only passed
+// over), in one write transaction, and returns how many it passed; fewer
+// than chunk means the index has caught up. A chunk holds the writer for
+// its duration (BenchmarkIndexSearch: 10-13 µs per note). Run it from a
+// background loop (see SearchLag and DeferredBatches for when), and until it
+// returns less than chunk after a bulk load.
+func (s *Store) IndexSearch(ctx context.Context, chunk int) (int, error) {
+	if chunk <= 0 {
+		return 0, nil
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, storage.ErrClosed
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("index search: begin: %w", err)
+	}
+	defer tx.Rollback() // a no-op after Commit
+	var from int64
+	if err := tx.QueryRowContext(ctx, "SELECT indexed FROM search_state").Scan(&from); err != nil {
+		return 0, fmt.Errorf("index search: read watermark: %w", err)
+	}
+	var (
+		to sql.NullInt64
+		n  int
+	)
+	if err := tx.QueryRowContext(ctx, "SELECT max(seq), count(*) FROM (SELECT seq FROM events WHERE seq > ? ORDER BY seq LIMIT ?)",
+		from, chunk).Scan(&to, &n); err != nil {
+		return 0, fmt.Errorf("index search: find chunk: %w", err)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	if _, err := tx.ExecContext(ctx, indexRangeSQL, from, to.Int64); err != nil {
+		return 0, fmt.Errorf("index search: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE search_state SET indexed = ?", to.Int64); err != nil {
+		return 0, fmt.Errorf("index search: move watermark: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("index search: commit: %w", err)
+	}
+	return n, nil
+}
+
+// SearchLag returns how far the search index is behind the events, in
+// sequence numbers: at least the number of events not indexed yet.
+func (s *Store) SearchLag(ctx context.Context) (int64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, storage.ErrClosed
+	}
+	var lag int64
+	err := s.r.QueryRowContext(ctx,
+		"SELECT max(0, (SELECT coalesce(max(seq), 0) FROM events) - indexed) FROM search_state").Scan(&lag)
+	if err != nil {
+		return 0, fmt.Errorf("search lag: %w", err)
+	}
+	return lag, nil
+}
+
+// DeferredBatches returns how many Save batches since Open were too big to
+// index their own events (more than inlineSearchMax). The writer batches
+// whatever waits for it, so a big batch means a queue: sampled twice, a
+// change says the relay is under write load and indexing had better wait.
+func (s *Store) DeferredBatches() int64 { return s.deferredBatches.Load() }
+
 // configureSearch reads the indexed kinds and, when want is not nil and
-// differs, indexes the stored events of the kinds added and drops those of
-// the kinds removed, in one transaction. It returns the kinds now indexed.
+// differs, indexes the stored events of the kinds added (up to the
+// watermark: the tail is IndexSearch's) and drops those of the kinds
+// removed, in one transaction. It returns the kinds now indexed.
 func configureSearch(ctx context.Context, db *sql.DB, want []int) ([]int, error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -71,6 +202,16 @@ func configureSearch(ctx context.Context, db *sql.DB, want []int) ([]int, error)
 	if slices.Equal(have, want) {
 		return have, nil
 	}
+	if len(have) == 0 {
+		// With no kind indexed the index is complete up to any seq: start
+		// from the newest event, so that all of the new kinds' stored events
+		// are indexed now, as when search was first turned on, rather than
+		// left to a tail that every search would read.
+		if _, err := tx.ExecContext(ctx,
+			"UPDATE search_state SET indexed = max(indexed, (SELECT coalesce(max(seq), 0) FROM events))"); err != nil {
+			return nil, fmt.Errorf("configure search: move watermark: %w", err)
+		}
+	}
 	for _, k := range have {
 		if slices.Contains(want, k) {
 			continue
@@ -87,7 +228,8 @@ func configureSearch(ctx context.Context, db *sql.DB, want []int) ([]int, error)
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO events_search (docid, content)
-			SELECT seq, json_extract(raw, '$.content') FROM events WHERE kind = ?`, k); err != nil {
+			SELECT seq, json_extract(raw, '$.content') FROM events
+			WHERE kind = ? AND seq <= (SELECT indexed FROM search_state) ORDER BY seq`, k); err != nil {
 			return nil, fmt.Errorf("configure search: index kind %d: %w", k, err)
 		}
 		if _, err := tx.ExecContext(ctx, "INSERT INTO search_kinds (kind) VALUES (?)", k); err != nil {
@@ -100,14 +242,15 @@ func configureSearch(ctx context.Context, db *sql.DB, want []int) ([]int, error)
 	return want, nil
 }
 
-// buildSearchQuery turns a filter with Search into a query of candidate
-// rows (seq, created_at, id, matchinfo), most recently stored first, for
-// runSearch to rank. ok is false when the filter can match nothing.
+// buildSearchQuery turns a filter with Search into two queries of
+// candidate rows, most recently stored first, for runSearch to rank: the
+// indexed matches (seq, created_at, id, matchinfo) and the tail's (seq,
+// created_at, id, content). ok is false when the filter can match nothing.
 func buildSearchQuery(f *nostr.Filter, now int64) (q builtQuery, ok bool, err error) {
 	if f.Limit <= 0 && f.LimitZero {
 		return q, false, nil
 	}
-	expr, _, ok := matchExpr(f.Search)
+	expr, terms, ok := matchExpr(f.Search)
 	if !ok {
 		return q, false, nil
 	}
@@ -121,40 +264,141 @@ func buildSearchQuery(f *nostr.Filter, now int64) (q builtQuery, ok bool, err er
 	b.cond("(e.expiration IS NULL OR e.expiration > ?)", now)
 	b.sql.WriteString(" ORDER BY events_search.docid DESC LIMIT ?")
 	b.args = append(b.args, maxSearchCandidates)
-	if len(b.args) > maxParams {
-		return q, false, fmt.Errorf("%d values in one filter: %w", len(b.args), storage.ErrBadQuery)
+
+	// The tail's rows that may match; runSearch matches them in Go, which
+	// costs less than calling back into Go from SQL for each.
+	var t queryBuilder
+	t.sql.WriteString("SELECT e.seq, e.created_at, e.id, " + tailContent + " FROM events AS e NOT INDEXED")
+	tailConds(&t, f, terms, false)
+	t.cond("(e.expiration IS NULL OR e.expiration > ?)", now)
+	t.sql.WriteString(" ORDER BY e.seq DESC")
+	if n := max(len(b.args), len(t.args)); n > maxParams {
+		return q, false, fmt.Errorf("%d values in one filter: %w", n, storage.ErrBadQuery)
 	}
-	return builtQuery{sql: b.sql.String(), args: b.args, search: true, limit: f.Limit}, true, nil
+	return builtQuery{sql: b.sql.String(), args: b.args, search: true, limit: f.Limit,
+		terms: terms, tailSQL: t.sql.String(), tailArgs: t.args}, true, nil
+}
+
+// tailConds adds to b, on the events row "e", the conditions of a search
+// filter f over the tail: above the index's watermark, of a search kind,
+// f's other fields, and the content's words: every one of terms with
+// match, else only a cheap test that rules out most contents without them
+// (storage.TermSubstring). The watermark is read in the statement, so it is
+// the snapshot's, the one the index's half of the search sees too. NOT
+// INDEXED on e keeps the planner on the seq range (the tail is small)
+// rather than on an index over all events.
+func tailConds(b *queryBuilder, f *nostr.Filter, terms []string, match bool) {
+	b.cond("e.seq > (SELECT indexed FROM search_state)")
+	b.cond("e.kind IN (SELECT kind FROM search_kinds)")
+	filterConds(b, f) // its false was seen by the caller's first pass
+	for _, t := range terms {
+		if storage.TermSubstring(t) { // a word: no LIKE wildcard in it
+			b.cond(tailContent+" LIKE ?", "%"+t+"%")
+		}
+	}
+	if match {
+		b.cond(searchMatchFunc+"(?, "+tailContent+")", strings.Join(terms, " "))
+	}
+}
+
+// searchStats are the collection statistics BM25 needs.
+type searchStats struct {
+	docs, avgLen float64
+	hits         []float64 // per term, the documents holding it
 }
 
 // runSearch ranks the candidates of a search query by relevance (BM25),
 // keeps the best q.limit, and reads their JSON, appending them to out in
 // rank order.
+//
+// Ranking the tail: its matches are scored like indexed ones, by the same
+// BM25 over the same words (storage.CountTerms counts them as the index
+// does), with the index's collection statistics extended by the tail's
+// matches. Ranking therefore does not depend on whether an event has been
+// indexed yet, beyond the small drift of those statistics. The candidates
+// are the maxSearchCandidates most recently stored matches: the tail's
+// first, since it is newer than everything indexed.
 func runSearch(ctx context.Context, tx *sql.Tx, q builtQuery, seen map[[32]byte]struct{}, out *[]row) error {
-	rs, err := tx.QueryContext(ctx, q.sql, q.args...)
-	if err != nil {
-		return fmt.Errorf("search: %w", err)
-	}
 	type candidate struct {
 		row
-		seq int64
+		seq    int64
+		tf     []float64
+		length float64
 	}
 	var cands []candidate
 	var id, info sql.RawBytes
-	for rs.Next() {
+
+	rs, err := tx.QueryContext(ctx, q.tailSQL, q.tailArgs...)
+	if err != nil {
+		return fmt.Errorf("search tail: %w", err)
+	}
+	tf := make([]int, len(q.terms))
+	var tailLen float64
+	var content sql.NullString // the bytes as stored, as the index reads them
+	for len(cands) < maxSearchCandidates && rs.Next() {
 		var c candidate
-		if err := rs.Scan(&c.seq, &c.createdAt, &id, &info); err != nil {
+		if err := rs.Scan(&c.seq, &c.createdAt, &id, &content); err != nil {
 			rs.Close()
-			return fmt.Errorf("search: scan: %w", err)
+			return fmt.Errorf("search tail: scan: %w", err)
+		}
+		c.length = float64(storage.CountTerms(q.terms, content.String, tf))
+		if slices.Contains(tf, 0) {
+			continue
+		}
+		c.tf = make([]float64, len(tf))
+		for i, n := range tf {
+			c.tf[i] = float64(n)
 		}
 		copy(c.id[:], id)
-		c.score, c.ranked = bm25(info), true
+		tailLen += c.length
 		cands = append(cands, c)
 	}
 	rs.Close()
 	if err := rs.Err(); err != nil {
-		return fmt.Errorf("search: %w", err)
+		return fmt.Errorf("search tail: %w", err)
 	}
+	tailDocs := len(cands)
+
+	var stats searchStats
+	if room := maxSearchCandidates - len(cands); room > 0 {
+		args := slices.Clone(q.args)
+		args[len(args)-1] = room
+		rs, err := tx.QueryContext(ctx, q.sql, args...)
+		if err != nil {
+			return fmt.Errorf("search: %w", err)
+		}
+		for rs.Next() {
+			var c candidate
+			if err := rs.Scan(&c.seq, &c.createdAt, &id, &info); err != nil {
+				rs.Close()
+				return fmt.Errorf("search: scan: %w", err)
+			}
+			copy(c.id[:], id)
+			c.tf, c.length = parseMatchinfo(info, len(q.terms), &stats)
+			cands = append(cands, c)
+		}
+		rs.Close()
+		if err := rs.Err(); err != nil {
+			return fmt.Errorf("search: %w", err)
+		}
+	}
+	// Every tail match holds every term; index stats are zero if nothing
+	// indexed matched.
+	if tailDocs > 0 {
+		if stats.hits == nil {
+			stats.hits = make([]float64, len(q.terms))
+		}
+		n := float64(tailDocs)
+		stats.avgLen = (stats.avgLen*stats.docs + tailLen) / (stats.docs + n)
+		stats.docs += n
+		for i := range stats.hits {
+			stats.hits[i] += n
+		}
+	}
+	for i := range cands {
+		cands[i].score, cands[i].ranked = bm25(&stats, cands[i].tf, cands[i].length), true
+	}
+
 	slices.SortFunc(cands, func(a, b candidate) int { return compareRows(a.row, b.row) })
 	if q.limit > 0 && len(cands) > q.limit {
 		cands = cands[:q.limit]
@@ -186,10 +430,10 @@ const (
 	bm25B  = 0.75
 )
 
-// bm25 scores one row from FTS4's matchinfo 'pcnalx' (one column): the sum
-// over the search words of idf × saturated term frequency, normalised by
-// the length of the content against the average.
-func bm25(mi []byte) float64 {
+// parseMatchinfo reads FTS4's matchinfo 'pcnalx' (one column) of a row with
+// terms phrases: the row's occurrences of each term and its length in
+// tokens, and the index's statistics into st (the same in every row).
+func parseMatchinfo(mi []byte, terms int, st *searchStats) (tf []float64, length float64) {
 	n := len(mi) / 4
 	u := func(i int) float64 {
 		if i >= n {
@@ -197,22 +441,39 @@ func bm25(mi []byte) float64 {
 		}
 		return float64(binary.NativeEndian.Uint32(mi[4*i:]))
 	}
-	phrases, cols := int(u(0)), int(u(1))
-	if cols != 1 {
-		return 0
+	tf = make([]float64, terms)
+	if phrases, cols := int(u(0)), int(u(1)); phrases != terms || cols != 1 {
+		return tf, 0
 	}
-	docs, avgLen, length := u(2), u(3), u(4)
+	st.docs, st.avgLen = u(2), u(3)
+	if st.hits == nil {
+		st.hits = make([]float64, terms)
+	}
+	for p := range terms {
+		x := 5 + 3*p
+		tf[p], st.hits[p] = u(x), u(x+2)
+	}
+	return tf, u(4)
+}
+
+// bm25 scores a document: the sum over the search words of idf × saturated
+// term frequency, normalised by the length of the content against the
+// average.
+func bm25(st *searchStats, tf []float64, length float64) float64 {
+	if len(st.hits) != len(tf) {
+		return 0 // no statistics: a matchinfo not of this search
+	}
+	avgLen := st.avgLen
 	if avgLen <= 0 {
 		avgLen = 1
 	}
 	norm := bm25K1 * (1 - bm25B + bm25B*length/avgLen)
 	score := 0.0
-	for p := range phrases {
-		x := 5 + 3*p
-		tf, withHits := u(x), u(x+2)
+	for p, f := range tf {
+		withHits := st.hits[p]
 		// Lucene's idf, which stays positive for common words.
-		idf := math.Log(1 + (docs-withHits+0.5)/(withHits+0.5))
-		score += idf * tf * (bm25K1 + 1) / (tf + norm)
+		idf := math.Log(1 + (st.docs-withHits+0.5)/(withHits+0.5))
+		score += idf * f * (bm25K1 + 1) / (f + norm)
 	}
 	return score
 }

@@ -12,8 +12,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
-	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+	"github.com/mattn/go-sqlite3"
 	"github.com/wisp-relay/wisp/storage"
 )
 
@@ -36,6 +37,21 @@ var (
 const busyTimeoutMS = 5000
 
 var _ storage.Store = (*Store)(nil)
+
+// driverName is mattn/go-sqlite3 with wisp's SQL functions registered on
+// every connection (see searchMatch).
+const driverName = "sqlite3_wisp"
+
+func init() {
+	sql.Register(driverName, &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
+		// pure (SQLITE_DETERMINISTIC): the result depends on the arguments
+		// alone, which lets the planner use it wherever an expression may go.
+		if err := c.RegisterFunc(searchMatchFunc, searchMatch, true); err != nil {
+			return fmt.Errorf("register %s: %w", searchMatchFunc, err)
+		}
+		return nil
+	}})
+}
 
 // Options tune the store.
 type Options struct {
@@ -65,7 +81,9 @@ type Store struct {
 	vanish vanishState // NIP-62 requests, see vanish.go
 
 	searchKinds []int // indexed for search, see search.go
-	countCap    int   // see count.go
+	// Save batches that left their events to IndexSearch, see DeferredBatches.
+	deferredBatches atomic.Int64
+	countCap        int // see count.go
 }
 
 // Open opens (creating if needed) the database at path, migrates it to the
@@ -93,7 +111,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	// memory (the size is in KiB when negative).
 	uri := "file:" + escapePath(path)
 	var err error
-	s.w, err = sql.Open("sqlite3", uri+fmt.Sprintf(
+	s.w, err = sql.Open(driverName, uri+fmt.Sprintf(
 		"?_journal_mode=WAL&_synchronous=NORMAL&_foreign_keys=on&_busy_timeout=%d&_txlock=immediate&_mutex=no&_cache_size=-65536",
 		busyTimeoutMS))
 	if err != nil {
@@ -133,7 +151,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	// The readers are opened after the writer has put the file in WAL mode:
 	// a read-only connection cannot change the journal mode itself. Query
 	// SQL depends only on a filter's shape, so a statement cache pays off.
-	s.r, err = sql.Open("sqlite3", uri+fmt.Sprintf(
+	s.r, err = sql.Open(driverName, uri+fmt.Sprintf(
 		"?mode=ro&_busy_timeout=%d&_mutex=no&_cache_size=-16384&_stmt_cache_size=64", busyTimeoutMS))
 	if err != nil {
 		return nil, fmt.Errorf("open readers: %w", err)
@@ -148,7 +166,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("reader journal mode %q: %w", mode, ErrNotWAL)
 	}
 
-	s.ck, err = sql.Open("sqlite3", uri+fmt.Sprintf("?_busy_timeout=%d&_mutex=no&_cache_size=-2048", busyTimeoutMS))
+	s.ck, err = sql.Open(driverName, uri+fmt.Sprintf("?_busy_timeout=%d&_mutex=no&_cache_size=-2048", busyTimeoutMS))
 	if err != nil {
 		return nil, fmt.Errorf("open checkpointer: %w", err)
 	}
