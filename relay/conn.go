@@ -30,10 +30,10 @@ const writeTimeout = 10 * time.Second
 // sent its own.
 const closeWait = 3 * time.Second
 
-// corkBytes: while a REQ's stored events are queued (corked), the writer
-// is started only once this many bytes wait, so a whole answer usually
-// goes out in one write.
-const corkBytes = 64 << 10
+// flushBytes: the handler writes its queued frames once this many bytes
+// wait, else when it has handled the message; so a whole REQ answer
+// usually goes out in one write.
+const flushBytes = 64 << 10
 
 // writeChunk bounds the bytes framed into one write.
 const writeChunk = 256 << 10
@@ -57,8 +57,7 @@ type conn struct {
 	mu           sync.Mutex
 	queue        []frame
 	pendingBytes int
-	writing      bool // a writer goroutine is running
-	corked       bool // hold frames back until uncork or corkBytes
+	writing      bool // a writer runs: a goroutine of its own, or the handler
 	closing      bool
 	closeCode    wsconn.StatusCode
 	closeReason  string
@@ -122,38 +121,34 @@ func (c *conn) onControl(op wsconn.Opcode, payload []byte) {
 	}
 }
 
-// pushLocked queues f and starts the writer unless it runs already or the
-// queue is corked. c.mu is held.
+// pushLocked queues f and starts a writer goroutine unless one runs
+// already. c.mu is held. For everyone but the handler, which writes its
+// own frames (see sendWait).
 func (c *conn) pushLocked(f frame) {
 	c.queue = append(c.queue, f)
 	c.pendingBytes += f.size()
-	if !c.corked || c.pendingBytes >= corkBytes {
-		c.startWriterLocked()
+	if !c.writing {
+		c.writing = true
+		c.writers.Add(1)
+		go c.writeLoop(false)
 	}
 }
 
-func (c *conn) startWriterLocked() {
+// flushInline writes what is queued from the calling goroutine, the
+// handler, unless a writer already runs; it reports whether it wrote. The
+// handler's frames of one message (a REQ's stored events and EOSE) thus go
+// out together, and no goroutine has to be started and woken for them.
+func (c *conn) flushInline() bool {
+	c.mu.Lock()
 	if c.writing || len(c.queue) == 0 {
-		return
+		c.mu.Unlock()
+		return false
 	}
 	c.writing = true
 	c.writers.Add(1)
-	go c.writeLoop()
-}
-
-// cork holds queued frames back, so the frames of one answer go out
-// together; uncork sends them.
-func (c *conn) cork() {
-	c.mu.Lock()
-	c.corked = true
 	c.mu.Unlock()
-}
-
-func (c *conn) uncork() {
-	c.mu.Lock()
-	c.corked = false
-	c.startWriterLocked()
-	c.mu.Unlock()
+	c.writeLoop(true)
+	return true
 }
 
 // sendNoWait queues f, or evicts the connection when its queue is over
@@ -173,9 +168,10 @@ func (c *conn) sendNoWait(f frame) {
 	c.mu.Unlock()
 }
 
-// sendWait queues f, waiting while the queue is over budget. For the handler
-// goroutine, where waiting only slows down this client. It reports false if
-// the connection is closing.
+// sendWait queues f for the handler, which writes its frames itself once
+// the message is handled (flushInline), or as soon as flushBytes wait. Over
+// the budget it writes, or waits for the writer. It reports false if the
+// connection is closing.
 func (c *conn) sendWait(f frame) bool {
 	for {
 		c.mu.Lock()
@@ -184,12 +180,19 @@ func (c *conn) sendWait(f frame) bool {
 			return false
 		}
 		if c.pendingBytes == 0 || c.pendingBytes+f.size() <= c.r.cfg.Limits.MaxPendingBytes {
-			c.pushLocked(f)
+			c.queue = append(c.queue, f)
+			c.pendingBytes += f.size()
+			full := c.pendingBytes >= flushBytes
 			c.mu.Unlock()
+			if full {
+				c.flushInline()
+			}
 			return true
 		}
-		c.startWriterLocked() // a corked queue must drain for us to go on
 		c.mu.Unlock()
+		if c.flushInline() {
+			continue
+		}
 		select {
 		case <-c.space:
 		case <-c.ctx.Done():
@@ -221,7 +224,6 @@ func (c *conn) closeWith(code wsconn.StatusCode, why string) bool {
 		// A slow consumer gets no more of its backlog.
 		c.queue, c.pendingBytes = nil, 0
 	}
-	c.corked = false
 	c.pushLocked(frame{op: wsconn.OpClose, body: wsconn.ClosePayload(code, why)})
 	return true
 }
@@ -242,8 +244,10 @@ func (c *conn) abort(why string) {
 
 // writeLoop writes queued frames until the queue is empty, framing as
 // many as fit writeChunk into one write. It runs only while there is
-// something to write.
-func (c *conn) writeLoop() {
+// something to write. Run inline by the handler, it writes one batch and
+// leaves the rest to a goroutine, so that a busy live subscription cannot
+// keep the handler from the client's next message.
+func (c *conn) writeLoop(inline bool) {
 	defer c.writers.Done()
 	bp := writeBufs.Get().(*[]byte)
 	defer func() {
@@ -268,6 +272,17 @@ func (c *conn) writeLoop() {
 			c.mu.Lock()
 			c.writing = false
 			c.queue, c.pendingBytes = nil, 0
+			c.mu.Unlock()
+			return
+		}
+		if inline {
+			c.mu.Lock()
+			if len(c.queue) == 0 {
+				c.writing = false
+			} else {
+				c.writers.Add(1)
+				go c.writeLoop(false)
+			}
 			c.mu.Unlock()
 			return
 		}

@@ -89,9 +89,10 @@ func (c *conn) handleLoop() {
 		signal(c.inSpace)
 		if m.binary {
 			c.notice(reason(prefixInvalid, "binary messages are not supported"))
-			continue
+		} else {
+			c.handle(m.data)
 		}
-		c.handle(m.data)
+		c.flushInline()
 	}
 }
 
@@ -209,10 +210,6 @@ func (c *conn) handleReq(subID string, filters []nostr.Filter) {
 	c.subs[subID] = s
 	r.index.add(s) // before the query: live events park in s.pending
 
-	// The stored events and EOSE go out together, in as few writes as
-	// their size allows.
-	c.cork()
-	defer c.uncork()
 	ctx, cancel := context.WithTimeout(c.ctx, lim.QueryTimeout)
 	watermark, err := c.query(ctx, subID, filters, func(raw []byte) error {
 		if private && !c.maySeeRaw(raw) {
