@@ -34,7 +34,7 @@ func (s *Store) ListIDs(ctx context.Context, filters []nostr.Filter, max int, fn
 		if !ok {
 			continue
 		}
-		q.sql = strings.Replace(q.sql, "SELECT e.created_at, e.id, e.raw FROM", "SELECT e.created_at, e.id FROM", 1)
+		q.sql = strings.Replace(q.sql, selectEvents+" FROM", "SELECT e.created_at, e.id FROM", 1)
 		queries = append(queries, q)
 	}
 	if len(queries) == 0 {
