@@ -153,8 +153,12 @@ type queryState struct {
 	mix   []query
 	truth *truth
 	want  [][]int // by query: its expected answer, worked out before timing
-	next  atomic.Int64
-	done  atomic.Int64
+	// by query: its EVENT messages, kept as received and checked after the
+	// phase, so that the tool's parsing and checking take no CPU from the
+	// relay while it is timed.
+	answers [][][]byte
+	next    atomic.Int64
+	done    atomic.Int64
 
 	mu         sync.Mutex
 	lat        map[string][]time.Duration // by type
@@ -178,6 +182,7 @@ func (r *runner) query(ctx context.Context) error {
 		failed:     map[string]int{},
 	}
 	s.want = make([][]int, len(s.mix))
+	s.answers = make([][][]byte, len(s.mix))
 	for i := range s.mix {
 		s.want[i] = s.truth.expected(&s.mix[i].filter, nil)
 	}
@@ -201,6 +206,7 @@ func (r *runner) query(ctx context.Context) error {
 		Seconds: elapsed.Round(time.Millisecond).Seconds(),
 	}
 	rep.Cost = m.done("query")
+	s.checkAnswers()
 	var all []time.Duration
 	for _, q := range s.mix {
 		// The first query of each type stands for its type.
@@ -272,6 +278,38 @@ func (r *runner) queryClient(ctx context.Context, s *queryState) {
 	}
 }
 
+// checkAnswers parses and checks every answer received, after the phase,
+// counting mismatches by type; an EVENT message that does not parse is one.
+func (s *queryState) checkAnswers() {
+	for i, msgs := range s.answers {
+		if msgs == nil {
+			continue // not answered: counted among the failures
+		}
+		q := s.mix[i]
+		got := make([]*nostr.Event, 0, len(msgs))
+		why := ""
+		for _, data := range msgs {
+			m, err := parseRelayMsg(data)
+			if err != nil {
+				why = err.Error()
+				break
+			}
+			got = append(got, m.event)
+		}
+		if why == "" {
+			why = s.truth.checkWith(&q.filter, got, s.want[i])
+		}
+		if why != "" {
+			s.mismatches[q.typ]++
+			if _, ok := s.examples[q.typ]; !ok {
+				fj, _ := json.Marshal(q.filter)
+				s.examples[q.typ] = fmt.Sprintf("%s %s: %s", q.typ, fj, why)
+			}
+		}
+		s.answers[i] = nil
+	}
+}
+
 func (s *queryState) fail(why string) {
 	s.mu.Lock()
 	s.failed[why]++
@@ -298,7 +336,7 @@ func (r *runner) runQuery(ctx context.Context, ws *websocket.Conn, s *queryState
 		s.fail("connection")
 		return false
 	}
-	var got []*nostr.Event
+	var got [][]byte
 	for {
 		_, data, err := ws.Read(qctx)
 		if err != nil {
@@ -309,6 +347,12 @@ func (r *runner) runQuery(ctx context.Context, ws *websocket.Conn, s *queryState
 			}
 			return false
 		}
+		if evSub, ok := eventSub(data); ok {
+			if evSub == sub {
+				got = append(got, data) // parsed and checked after the phase
+			}
+			continue
+		}
 		m, err := parseRelayMsg(data)
 		if err != nil {
 			s.fail("bad message")
@@ -316,10 +360,6 @@ func (r *runner) runQuery(ctx context.Context, ws *websocket.Conn, s *queryState
 		}
 		if m.sub != sub {
 			continue // NOTICEs, and late events of an earlier query
-		}
-		if m.label == "EVENT" {
-			got = append(got, m.event)
-			continue
 		}
 		if m.label == "CLOSED" {
 			s.fail("CLOSED " + reasonPrefix(m.reason))
@@ -335,17 +375,13 @@ func (r *runner) runQuery(ctx context.Context, ws *websocket.Conn, s *queryState
 		return false
 	}
 
-	why := s.truth.checkWith(&q.filter, got, s.want[i])
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lat[q.typ] = append(s.lat[q.typ], took)
 	s.events[q.typ] += len(got)
-	if why != "" {
-		s.mismatches[q.typ]++
-		if _, ok := s.examples[q.typ]; !ok {
-			fj, _ := json.Marshal(q.filter)
-			s.examples[q.typ] = fmt.Sprintf("%s %s: %s", q.typ, fj, why)
-		}
+	if got == nil {
+		got = [][]byte{} // answered, with nothing: nil is for unanswered
 	}
+	s.answers[i] = got
 	return true
 }

@@ -73,6 +73,25 @@ type relayMsg struct {
 // each of them twice, which costs the relay CPU on a shared machine. Parse
 // failures are returned: a relay that sends garbage is counted, not
 // trusted.
+// eventSub returns the subscription id of an EVENT message without
+// parsing its event, and false for any other message.
+func eventSub(data []byte) (string, bool) {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '[' {
+		return "", false
+	}
+	label, i, err := jsonString(data, skipSpace(data, i+1))
+	if err != nil || label != "EVENT" {
+		return "", false
+	}
+	i = skipSpace(data, i)
+	if i >= len(data) || data[i] != ',' {
+		return "", false
+	}
+	sub, _, err := jsonString(data, skipSpace(data, i+1))
+	return sub, err == nil
+}
+
 func parseRelayMsg(data []byte) (relayMsg, error) {
 	var m relayMsg
 	i := skipSpace(data, 0)
