@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 
 	"github.com/mattn/go-sqlite3"
 )
@@ -65,10 +66,29 @@ func readSnapshot(ctx context.Context, c *sqlite3.SQLiteConn, queries []builtQue
 	watermark, _ := dest[0].(int64)
 
 	var out []row
-	var seen map[[32]byte]struct{} // only needed to merge several filters
-	if len(queries) > 1 {
-		seen = make(map[[32]byte]struct{})
+	if len(queries) == 1 {
+		// One statement's rows come in order and without repeats: only the
+		// JSON is needed, and each other column would cost an allocation.
+		q := queries[0]
+		args, err := driverArgs(q.args)
+		if err != nil {
+			return nil, 0, fmt.Errorf("query: %w", err)
+		}
+		query := "SELECT CAST(e.raw AS BLOB)" + strings.TrimPrefix(q.sql, selectEvents)
+		err = queryRows(ctx, c, query, args, dest[:1], func() error {
+			raw, ok := dest[0].([]byte)
+			if !ok {
+				return fmt.Errorf("query: JSON of type %T", dest[0])
+			}
+			out = append(out, row{raw: raw})
+			return nil
+		})
+		if err != nil {
+			return nil, 0, fmt.Errorf("query: %w", err)
+		}
+		return out, watermark, nil
 	}
+	seen := make(map[[32]byte]struct{})
 	for _, q := range queries {
 		args, err := driverArgs(q.args)
 		if err != nil {
@@ -83,12 +103,10 @@ func readSnapshot(ctx context.Context, c *sqlite3.SQLiteConn, queries []builtQue
 				return fmt.Errorf("query: row with a %d-byte id or JSON of type %T", len(id), dest[2])
 			}
 			copy(r.id[:], id)
-			if seen != nil {
-				if _, dup := seen[r.id]; dup {
-					return nil
-				}
-				seen[r.id] = struct{}{}
+			if _, dup := seen[r.id]; dup {
+				return nil
 			}
+			seen[r.id] = struct{}{}
 			r.raw = raw
 			out = append(out, r)
 			return nil
@@ -97,9 +115,7 @@ func readSnapshot(ctx context.Context, c *sqlite3.SQLiteConn, queries []builtQue
 			return nil, 0, fmt.Errorf("query: %w", err)
 		}
 	}
-	if len(queries) > 1 {
-		slices.SortFunc(out, compareRows)
-	}
+	slices.SortFunc(out, compareRows)
 	return out, watermark, nil
 }
 

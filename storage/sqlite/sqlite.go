@@ -42,22 +42,12 @@ var _ storage.Store = (*Store)(nil)
 // every connection (see searchMatch).
 const driverName = "sqlite3_wisp"
 
-// mmapSize is how much of the database file connections map (SQLite caps
-// it at its compile-time limit).
-const mmapSize = 1 << 40
-
 func init() {
 	sql.Register(driverName, &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
 		// pure (SQLITE_DETERMINISTIC): the result depends on the arguments
 		// alone, which lets the planner use it wherever an expression may go.
 		if err := c.RegisterFunc(searchMatchFunc, searchMatch, true); err != nil {
 			return fmt.Errorf("register %s: %w", searchMatchFunc, err)
-		}
-		// Read pages through a memory map of the file: no pread and no
-		// copy into each connection's cache, and every connection shares
-		// the OS's copy. Queries spent a tenth of their time copying pages.
-		if _, err := c.Exec(fmt.Sprintf("PRAGMA mmap_size = %d", mmapSize), nil); err != nil {
-			return fmt.Errorf("set mmap_size: %w", err)
 		}
 		return nil
 	}})
