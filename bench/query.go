@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -310,6 +311,29 @@ func (s *queryState) checkAnswers() {
 	}
 }
 
+// readInto reads the next message into dst (reused between messages):
+// Conn.Read allocates a fresh, growing buffer for every message, which
+// made most of the tool's CPU in the query phase.
+func readInto(ctx context.Context, ws *websocket.Conn, dst []byte) ([]byte, error) {
+	_, r, err := ws.Reader(ctx)
+	if err != nil {
+		return dst, err
+	}
+	for {
+		if len(dst) == cap(dst) {
+			dst = append(dst, 0)[:len(dst)]
+		}
+		n, err := r.Read(dst[len(dst):cap(dst)])
+		dst = dst[:len(dst)+n]
+		if err == io.EOF {
+			return dst, nil
+		}
+		if err != nil {
+			return dst, err
+		}
+	}
+}
+
 func (s *queryState) fail(why string) {
 	s.mu.Lock()
 	s.failed[why]++
@@ -336,9 +360,11 @@ func (r *runner) runQuery(ctx context.Context, ws *websocket.Conn, s *queryState
 		s.fail("connection")
 		return false
 	}
-	var got [][]byte
+	var arena, buf []byte // the answer's EVENT messages, back to back; one message
+	var lens []int        // their lengths
 	for {
-		_, data, err := ws.Read(qctx)
+		data, err := readInto(qctx, ws, buf[:0])
+		buf = data
 		if err != nil {
 			if qctx.Err() != nil && ctx.Err() == nil {
 				s.fail("timeout")
@@ -349,7 +375,9 @@ func (r *runner) runQuery(ctx context.Context, ws *websocket.Conn, s *queryState
 		}
 		if evSub, ok := eventSub(data); ok {
 			if evSub == sub {
-				got = append(got, data) // parsed and checked after the phase
+				// Kept to be parsed and checked after the phase.
+				arena = append(arena, data...)
+				lens = append(lens, len(data))
 			}
 			continue
 		}
@@ -375,13 +403,16 @@ func (r *runner) runQuery(ctx context.Context, ws *websocket.Conn, s *queryState
 		return false
 	}
 
+	got := make([][]byte, len(lens)) // answered, maybe with nothing: nil is for unanswered
+	off := 0
+	for k, n := range lens {
+		got[k] = arena[off : off+n : off+n]
+		off += n
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lat[q.typ] = append(s.lat[q.typ], took)
 	s.events[q.typ] += len(got)
-	if got == nil {
-		got = [][]byte{} // answered, with nothing: nil is for unanswered
-	}
 	s.answers[i] = got
 	return true
 }
