@@ -202,11 +202,11 @@ const (
 	// searchIndexEvery is how often it looks at the index.
 	searchIndexEvery = 200 * time.Millisecond
 	// searchIndexChunk is how many events one IndexSearch call indexes: about
-	// 13 ms of the writer for notes (BenchmarkIndexSearch), so a batch of
-	// client events waits at most about that long behind one. The cost per
-	// event is flat (10-13 µs) from 100 events to 5,000, so a bigger chunk
-	// would gain nothing.
-	searchIndexChunk = 1000
+	// 3 ms of the writer for notes (BenchmarkIndexSearch), so a live event
+	// waits at most about that long behind one (chunks of 1,000 held it 13
+	// ms and showed in fan-out's p99). The cost per event is flat (10-13 µs)
+	// from 100 events to 5,000, so smaller chunks cost nothing more.
+	searchIndexChunk = 250
 	// searchTailMax bounds the events not indexed yet, which every search
 	// reads without the index (a full tail adds 20-60 ms to a search,
 	// BenchmarkSearchTail); past it the index catches up under any load.
