@@ -72,3 +72,23 @@ func BenchmarkSigChecker(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSigCheckerParallel checks on every core at once: 1/(ns/op) is
+// the machine's signature-check bound on ingest.
+func BenchmarkSigCheckerParallel(b *testing.B) {
+	evs := make([]*nostr.Event, 64)
+	for i := range evs {
+		evs[i] = signedEvent(b, nil)
+	}
+	var s sigChecker
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if !s.verifyChecked(evs[i%len(evs)]) {
+				b.Error("bad signature")
+				return
+			}
+			i++
+		}
+	})
+}
