@@ -213,14 +213,13 @@ const (
 	searchTailMax = 20000
 )
 
-// searchIndexer keeps the search index up with the events. Small Save
-// batches index themselves; big ones (a queue at the writer: load) leave
-// their events in the index's tail, and searchIndexer indexes it a chunk
-// at a time once no big batch came in the last interval, for up to half of
-// each interval, so that indexing takes neither the writer nor a core
-// from clients while they are writing; and whatever the load once the tail
-// passes searchTailMax, so that it stays bounded. Save batches that wait
-// for a chunk go before the next one.
+// searchIndexer keeps the search index up with the events, which Save
+// leaves in the index's tail. It indexes the tail a chunk at a time once
+// no big Save batch (a queue at the writer: load) came in the last
+// interval, for up to half of each interval, so that indexing takes
+// neither the writer nor a core from clients while they are writing; and
+// whatever the load once the tail passes searchTailMax, so that it stays
+// bounded. Save batches that wait for a chunk go before the next one.
 func searchIndexer(ctx context.Context, store *sqlite.Store, log *slog.Logger) {
 	lastDeferred := store.DeferredBatches()
 	every(ctx, searchIndexEvery, func() {

@@ -27,9 +27,6 @@ const (
 	stmtDeleteAddress
 	stmtTombstoneID
 	stmtTombstoneAddress
-	stmtSearchCaughtUp
-	stmtIndexTail
-	stmtAdvanceIndexed
 	numStmts
 )
 
@@ -52,12 +49,6 @@ func writeSQL() [numStmts]string {
 		stmtTombstoneID:   `INSERT INTO deleted_ids (id, pubkey) VALUES (?, ?) ON CONFLICT DO NOTHING`,
 		stmtTombstoneAddress: `INSERT INTO deleted_addresses (pubkey, kind, d, until) VALUES (?, ?, ?, ?)
 			ON CONFLICT (pubkey, kind, d) DO UPDATE SET until = max(until, excluded.until)`,
-		// Search indexing of small batches, see inlineSearchMax.
-		stmtSearchCaughtUp: `SELECT indexed, indexed >= (SELECT coalesce(max(seq), 0) FROM events) FROM search_state`,
-		stmtIndexTail: `INSERT INTO events_search (docid, content)
-			SELECT seq, json_extract(raw, '$.content') FROM events
-			WHERE seq > ? AND kind IN (SELECT kind FROM search_kinds) ORDER BY seq`,
-		stmtAdvanceIndexed: `UPDATE search_state SET indexed = max(indexed, (SELECT coalesce(max(seq), 0) FROM events))`,
 	}
 }
 
@@ -118,22 +109,9 @@ func (s *Store) Save(ctx context.Context, items []storage.Item) ([]storage.Resul
 	defer tx.Rollback() // a no-op after Commit
 	w := writeTx{ctx: context.WithoutCancel(ctx), tx: tx, stmts: &s.st, van: &s.vanish}
 
-	// A small batch indexes its events for search itself if the index has
-	// caught up, that is if no other event waits for IndexSearch; it must
-	// not skip them. Read in the transaction: another process may write.
-	var (
-		indexInline bool
-		indexed     int64
-	)
-	if len(items) > inlineSearchMax && len(s.searchKinds) > 0 {
+	if len(items) > loadedBatch && len(s.searchKinds) > 0 {
 		s.deferredBatches.Add(1)
 	}
-	if len(items) <= inlineSearchMax && len(s.searchKinds) > 0 {
-		if err := w.stmt(stmtSearchCaughtUp).QueryRowContext(w.ctx).Scan(&indexed, &indexInline); err != nil {
-			return nil, fmt.Errorf("save: read search watermark: %w", err)
-		}
-	}
-	stored := false
 	for i := range items {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("save: %w", err)
@@ -147,17 +125,6 @@ func (s *Store) Save(ctx context.Context, items []storage.Item) ([]storage.Resul
 			return nil, fmt.Errorf("save event %s: %w", items[i].Event.ID, err)
 		}
 		results[i] = r
-		stored = stored || r.Outcome == storage.Stored
-	}
-	if indexInline && stored {
-		// After the whole batch, so that what it deleted or replaced is not
-		// indexed at all.
-		if err := w.exec(stmtIndexTail, indexed); err != nil {
-			return nil, fmt.Errorf("save: index for search: %w", err)
-		}
-		if err := w.exec(stmtAdvanceIndexed); err != nil {
-			return nil, fmt.Errorf("save: move search watermark: %w", err)
-		}
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("save: commit: %w", err)

@@ -198,6 +198,7 @@ func TestSearchFollowsChanges(t *testing.T) {
 	v1 := signed(t, sk, 30023, 100, "draft thoughts", nostr.Tag{"d", "a"})
 	profile := signed(t, sk, 0, 100, "thoughts about me")
 	f.save(note, v1, profile)
+	catchUp(t, s, 100) // in the index, so that deleting must take them out of it
 	if got := contents(f.events(nostr.Filter{Search: "thoughts"})); len(got) != 2 {
 		t.Fatalf("before: %q", got)
 	}
@@ -210,6 +211,10 @@ func TestSearchFollowsChanges(t *testing.T) {
 		t.Errorf("new version: %q", got)
 	}
 	var rows int
+	if err := s.r.QueryRow("SELECT count(*) FROM events_search").Scan(&rows); err != nil || rows != 0 {
+		t.Errorf("index rows %d (%v), want 0: the deleted and replaced ones gone, the new one not indexed yet", rows, err)
+	}
+	catchUp(t, s, 100)
 	if err := s.r.QueryRow("SELECT count(*) FROM events_search").Scan(&rows); err != nil || rows != 1 {
 		t.Errorf("index rows %d (%v), want 1", rows, err)
 	}
