@@ -347,8 +347,8 @@ func (m *usageMeter) done(phase string) Cost {
 	}
 	c.OtherCPUSeconds = max(0, round1(other*100)/100)
 	capacity := time.Since(m.start).Seconds() * float64(runtime.NumCPU())
-	if m.r.cfg.PID != 0 && capacity > 0 && c.OtherCPUSeconds > otherShare*capacity {
-		m.r.warn("%s: other processes used %.1f of %.1f CPU-seconds of the machine: the figures are disturbed", phase, c.OtherCPUSeconds, capacity)
+	if m.r.cfg.PID != 0 && capacity > 0 && c.OtherCPUSeconds > max(otherShare*capacity, tickNoise) {
+		m.r.warn("%s: other processes used %.2f of %.2f CPU-seconds of the machine: the figures are disturbed", phase, c.OtherCPUSeconds, capacity)
 	}
 	return c
 }
@@ -356,6 +356,11 @@ func (m *usageMeter) done(phase string) Cost {
 // otherShare is the share of the machine's CPU other processes may take
 // during a phase before the run is flagged as disturbed.
 const otherShare = 0.10
+
+// tickNoise is the error of "other" CPU: it is the difference of three
+// counters read in clock ticks (10 ms), so a phase of a tenth of a second
+// would be flagged for a tick or two of nothing.
+const tickNoise = 0.05
 
 // selfTicks is this process' CPU time so far, 0 where /proc is missing.
 func selfTicks() int64 {
