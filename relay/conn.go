@@ -38,10 +38,6 @@ const flushBytes = 64 << 10
 // writeChunk bounds the bytes framed into one write.
 const writeChunk = 256 << 10
 
-// writeBufs are the writers' framing buffers, shared so an idle
-// connection holds none.
-var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
-
 // conn is one client connection. Its reader runs in a goroutine of its
 // own; a handler goroutine runs only while messages wait, and a writer
 // goroutine only while frames are queued, so an idle connection costs one
@@ -249,10 +245,16 @@ func (c *conn) abort(why string) {
 // keep the handler from the client's next message.
 func (c *conn) writeLoop(inline bool) {
 	defer c.writers.Done()
-	bp := writeBufs.Get().(*[]byte)
+	// Framing buffers are shared (Relay.writeBufs), so an idle connection
+	// holds none.
+	bp, ok := c.r.writeBufs.Get().(*[]byte)
+	if !ok {
+		b := make([]byte, 0, 16<<10)
+		bp = &b
+	}
 	defer func() {
 		if cap(*bp) <= 1<<20 { // don't keep a buffer grown by a huge answer
-			writeBufs.Put(bp)
+			c.r.writeBufs.Put(bp)
 		}
 	}()
 	for {

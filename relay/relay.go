@@ -72,6 +72,9 @@ type Relay struct {
 	writeCh  chan *pending
 	sigs     sigChecker // the verify workers' signature checks
 
+	upgrader  wsconn.Upgrader // websockets, sharing read buffers
+	writeBufs sync.Pool       // the connections' framing buffers (*[]byte)
+
 	ctx     context.Context // cancelled when the workers must stop
 	cancel  context.CancelFunc
 	workers sync.WaitGroup // verify workers, the writer, the sweeper
@@ -125,6 +128,7 @@ func New(cfg Config, store storage.Store) *Relay {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Relay{
+		upgrader: wsconn.Upgrader{Limit: cfg.Limits.MaxMessageBytes},
 		cfg:      cfg,
 		store:    store,
 		log:      log,
@@ -216,7 +220,7 @@ func (r *Relay) serveWebsocket(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 
-	ws, err := wsconn.Upgrade(w, req, r.cfg.Limits.MaxMessageBytes)
+	ws, err := r.upgrader.Upgrade(w, req)
 	if err != nil {
 		release()
 		r.connWG.Done()

@@ -4,6 +4,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -12,10 +13,20 @@ import (
 // handshakeTimeout bounds writing the 101 answer.
 const handshakeTimeout = 10 * time.Second
 
+// Upgrader turns HTTP requests into websockets. Its connections share a
+// pool of read buffers. The zero value is ready to use, with no limit on a
+// message's size.
+type Upgrader struct {
+	// Limit is the largest message a connection reads (0: none).
+	Limit int
+
+	bufs bufPool
+}
+
 // Upgrade answers a client's websocket handshake and takes over its
-// connection, with limit as the largest message it will read. When it
-// fails it has already answered the request with an HTTP error.
-func Upgrade(w http.ResponseWriter, r *http.Request, limit int) (*Conn, error) {
+// connection. When it fails it has already answered the request with an
+// HTTP error.
+func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 	key, status, err := checkHandshake(r)
 	if err != nil {
 		if status == http.StatusUpgradeRequired || status == http.StatusBadRequest {
@@ -52,7 +63,11 @@ func Upgrade(w http.ResponseWriter, r *http.Request, limit int) (*Conn, error) {
 	}
 	// The HTTP server may have left deadlines on the connection.
 	nc.SetDeadline(time.Time{})
-	return newConn(nc, pre, limit), nil
+	limit := u.Limit
+	if limit <= 0 {
+		limit = math.MaxInt
+	}
+	return newConn(nc, pre, limit, &u.bufs), nil
 }
 
 // checkHandshake returns the client's key, or the HTTP status and reason

@@ -88,7 +88,18 @@ var ErrMessageTooBig = errors.New("message too big")
 // larger one is read into a buffer of its own size.
 const bufSize = 16 << 10
 
-var readBufs = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+// bufPool lends read buffers to the connections of one Upgrader.
+type bufPool struct{ p sync.Pool }
+
+func (b *bufPool) get() *[]byte {
+	if buf, ok := b.p.Get().(*[]byte); ok {
+		return buf
+	}
+	buf := make([]byte, bufSize)
+	return &buf
+}
+
+func (b *bufPool) put(buf *[]byte) { b.p.Put(buf) }
 
 // Conn is one server-side websocket. One goroutine may read (ReadMessage)
 // while another writes (Write); Close may be called from anywhere.
@@ -96,6 +107,7 @@ type Conn struct {
 	nc    net.Conn
 	rc    syscall.RawConn // nil when nc cannot be polled without a buffer
 	limit int
+	bufs  *bufPool
 
 	// Read side, owned by the reading goroutine.
 	pre  []byte  // bytes read by the HTTP server before the upgrade
@@ -115,8 +127,8 @@ type Conn struct {
 	OnControl func(op Opcode, payload []byte)
 }
 
-func newConn(nc net.Conn, pre []byte, limit int) *Conn {
-	c := &Conn{nc: nc, pre: pre, limit: limit}
+func newConn(nc net.Conn, pre []byte, limit int, bufs *bufPool) *Conn {
+	c := &Conn{nc: nc, pre: pre, limit: limit, bufs: bufs}
 	if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
@@ -318,7 +330,7 @@ func (c *Conn) fill() error {
 	}
 	if len(c.pre) > 0 {
 		if c.rbuf == nil {
-			c.rbuf = readBufs.Get().(*[]byte)
+			c.rbuf = c.bufs.get()
 			c.r, c.w = 0, 0
 		}
 		k := copy((*c.rbuf)[c.w:], c.pre)
@@ -330,7 +342,7 @@ func (c *Conn) fill() error {
 		return c.waitAndRead()
 	}
 	if c.rbuf == nil {
-		c.rbuf = readBufs.Get().(*[]byte)
+		c.rbuf = c.bufs.get()
 		c.r, c.w = 0, 0
 	}
 	n, err := c.nc.Read((*c.rbuf)[c.w:])
@@ -356,7 +368,7 @@ func (c *Conn) waitAndRead() error {
 	}
 	if err != nil || n <= 0 {
 		if buf != nil {
-			readBufs.Put(buf)
+			c.bufs.put(buf)
 		}
 		if err == nil {
 			err = io.EOF
@@ -370,7 +382,7 @@ func (c *Conn) waitAndRead() error {
 // tryRead is waitAndRead's callback for syscall.RawConn.Read, made once
 // per connection: a closure per read would allocate.
 func (c *Conn) tryRead(fd uintptr) bool {
-	buf := readBufs.Get().(*[]byte)
+	buf := c.bufs.get()
 	var n int
 	var err error
 	for {
@@ -380,7 +392,7 @@ func (c *Conn) tryRead(fd uintptr) bool {
 		}
 	}
 	if err == syscall.EAGAIN {
-		readBufs.Put(buf)
+		c.bufs.put(buf)
 		return false // wait for readiness, then call again
 	}
 	c.wbuf, c.wn, c.werr = buf, n, err
@@ -391,7 +403,7 @@ func (c *Conn) tryRead(fd uintptr) bool {
 // been consumed, so an idle connection holds none.
 func (c *Conn) release() {
 	if c.rbuf != nil && c.r == c.w {
-		readBufs.Put(c.rbuf)
+		c.bufs.put(c.rbuf)
 		c.rbuf, c.r, c.w = nil, 0, 0
 	}
 }

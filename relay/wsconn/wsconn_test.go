@@ -23,8 +23,9 @@ import (
 func echoServer(t *testing.T, limit int) (url string, ended chan error) {
 	t.Helper()
 	ended = make(chan error, 16)
+	u := &Upgrader{Limit: limit}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := Upgrade(w, r, limit)
+		c, err := u.Upgrade(w, r)
 		if err != nil {
 			return
 		}
@@ -296,7 +297,7 @@ func TestProtocolViolationsCloseWith1002(t *testing.T) {
 
 func TestHandshakeRefusals(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if c, err := Upgrade(w, r, 100); err == nil {
+		if c, err := (&Upgrader{Limit: 100}).Upgrade(w, r); err == nil {
 			c.Close()
 		}
 	}))
