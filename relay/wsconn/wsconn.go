@@ -207,8 +207,8 @@ func (c *Conn) ReadMessage() (Opcode, []byte, error) {
 		if h.fin && len(c.msg) == 0 {
 			// The common case: one frame, copied once into a slice of its
 			// own size.
-			p := make([]byte, n)
-			if err := c.readInto(p); err != nil {
+			p, err := c.readPayload(nil, n)
+			if err != nil {
 				return 0, nil, err
 			}
 			unmask(p, h.mask, 0)
@@ -216,8 +216,7 @@ func (c *Conn) ReadMessage() (Opcode, []byte, error) {
 			return msgOp, p, nil
 		}
 		start := len(c.msg)
-		c.msg = append(c.msg, make([]byte, n)...)
-		if err := c.readInto(c.msg[start:]); err != nil {
+		if c.msg, err = c.readPayload(c.msg, n); err != nil {
 			return 0, nil, err
 		}
 		unmask(c.msg[start:], h.mask, 0)
@@ -228,6 +227,28 @@ func (c *Conn) ReadMessage() (Opcode, []byte, error) {
 			return msgOp, p, nil
 		}
 	}
+}
+
+// payloadStep bounds what readPayload allocates ahead of the bytes that
+// arrived: a client that announces a large frame and sends nothing must
+// not cost the relay the frame's size.
+const payloadStep = 64 << 10
+
+// readPayload appends the next n bytes of the stream to dst.
+func (c *Conn) readPayload(dst []byte, n int) ([]byte, error) {
+	if dst == nil && n <= payloadStep {
+		dst = make([]byte, 0, n)
+	}
+	for n > 0 {
+		step := min(n, payloadStep)
+		start := len(dst)
+		dst = append(dst, make([]byte, step)...)
+		if err := c.readInto(dst[start:]); err != nil {
+			return dst, err
+		}
+		n -= step
+	}
+	return dst, nil
 }
 
 type header struct {
