@@ -277,6 +277,12 @@ func (c *conn) end() {
 		s.close()
 	}
 	c.writers.Wait()
+	if pe != nil {
+		// The close frame went out; what the client still sends (the rest
+		// of an oversized message) must be read, or closing the socket
+		// resets the connection before the client sees why.
+		c.ws.Drain(closeWait)
+	}
 	c.ws.Close()
 	c.cancel()
 	r.connsMu.Lock()

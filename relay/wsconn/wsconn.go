@@ -114,6 +114,8 @@ type Conn struct {
 	rbuf *[]byte // pooled; nil while no unread bytes are buffered
 	r, w int     // unread bytes are (*rbuf)[r:w]
 	msg  []byte  // the fragments of the message being assembled
+	skip int64   // payload bytes of an oversized frame left unread, see Drain
+	lost bool    // a broken frame: where the next one starts is unknown
 
 	// waitAndRead's results, set by tryRead.
 	readFn func(fd uintptr) bool
@@ -158,6 +160,62 @@ func (c *Conn) Write(b []byte, timeout time.Duration) error {
 	return err
 }
 
+// Drain reads and discards what the client still sends until it closes
+// the connection, sends its close frame, or d has passed. Call it after
+// sending a close frame for a protocol error: a socket closed with unread
+// bytes is reset, and the client might never see the close frame.
+func (c *Conn) Drain(d time.Duration) {
+	if err := c.nc.SetReadDeadline(time.Now().Add(d)); err != nil {
+		return
+	}
+	if c.skip > 0 {
+		if err := c.discard(c.skip); err != nil {
+			return
+		}
+		c.skip = 0
+	}
+	for !c.lost {
+		_, _, err := c.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var pe *ProtocolError
+		if !errors.As(err, &pe) {
+			return // the client's close frame, EOF, or the deadline
+		}
+		if c.lost || c.discard(c.skip) != nil {
+			break
+		}
+		c.skip = 0 // another oversized message, skipped
+	}
+	// Frames are lost: take bytes until the client closes or d passes.
+	buf := c.bufs.get()
+	defer c.bufs.put(buf)
+	c.r = c.w
+	c.release()
+	for {
+		if _, err := c.nc.Read(*buf); err != nil {
+			return
+		}
+	}
+}
+
+// discard drops the next n bytes of the stream.
+func (c *Conn) discard(n int64) error {
+	for n > 0 {
+		if c.rbuf == nil || c.r == c.w {
+			if err := c.fill(); err != nil {
+				return err
+			}
+		}
+		k := min(n, int64(c.w-c.r))
+		c.r += int(k)
+		n -= k
+	}
+	c.release()
+	return nil
+}
+
 // SetReadDeadline bounds the wait for the peer, e.g. for its close frame
 // after ours.
 func (c *Conn) SetReadDeadline(t time.Time) error { return c.nc.SetReadDeadline(t) }
@@ -167,6 +225,18 @@ func (c *Conn) SetReadDeadline(t time.Time) error { return c.nc.SetReadDeadline(
 // read with a *CloseError; a broken rule of the protocol with a
 // *ProtocolError.
 func (c *Conn) ReadMessage() (Opcode, []byte, error) {
+	op, p, err := c.readMessage()
+	var pe *ProtocolError
+	if errors.As(err, &pe) && c.skip == 0 {
+		// Only an oversized frame leaves the stream where Drain can go on
+		// (after skipping its payload); after any other broken frame
+		// where the next one starts is unknown.
+		c.lost = true
+	}
+	return op, p, err
+}
+
+func (c *Conn) readMessage() (Opcode, []byte, error) {
 	var msgOp Opcode
 	c.msg = c.msg[:0]
 	for {
@@ -175,6 +245,7 @@ func (c *Conn) ReadMessage() (Opcode, []byte, error) {
 			return 0, nil, err
 		}
 		if h.length > int64(c.limit) || int64(len(c.msg))+h.length > int64(c.limit) {
+			c.skip = h.length // for Drain
 			return 0, nil, &ProtocolError{StatusMessageTooBig,
 				fmt.Sprintf("message over %d bytes", c.limit)}
 		}

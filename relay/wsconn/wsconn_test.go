@@ -52,6 +52,11 @@ func echoServer(t *testing.T, limit int) (url string, ended chan error) {
 						send(AppendClose(nil, ce.Code, ""))
 					case errors.As(err, &pe):
 						send(AppendClose(nil, pe.Code, pe.Reason))
+						ended <- err
+						// Long: a drain must end at the client's close
+						// frame or EOF, not wait this out.
+						c.Drain(time.Minute)
+						return
 					}
 					ended <- err
 					return
@@ -337,5 +342,37 @@ func TestAppendCloseKeepsReasonUTF8(t *testing.T) {
 	}
 	if r := string(f[4:]); !strings.HasPrefix(reason, r) || len(r)%2 != 0 {
 		t.Fatalf("reason cut inside a character: %q", r)
+	}
+}
+
+// After an oversized message the server reads the rest of it, so the
+// client, still sending, gets the close frame and a clean end instead of a
+// reset connection.
+func TestDrainAfterOversizedMessage(t *testing.T) {
+	url, ended := echoServer(t, 1000)
+	payload := bytes.Repeat([]byte("x"), 200_000)
+	frame := clientFrame(true, OpText, payload)
+	nc, br := rawDial(t, url, frame[:100_000])
+	time.Sleep(50 * time.Millisecond) // the server has refused the message by now
+	if _, err := nc.Write(frame[100_000:]); err != nil {
+		t.Fatalf("rest of the message: %v", err)
+	}
+	op, p := readServerFrame(t, br)
+	if op != OpClose || StatusCode(binary.BigEndian.Uint16(p)) != StatusMessageTooBig {
+		t.Fatalf("got op %d %q, want close 1009", op, p)
+	}
+	var pe *ProtocolError
+	if err := <-ended; !errors.As(err, &pe) || pe.Code != StatusMessageTooBig {
+		t.Fatalf("server read ended with %v", err)
+	}
+	// A message after the oversized one is read and dropped too; then our
+	// close ends the drain and the server closes cleanly.
+	if _, err := nc.Write(append(clientFrame(true, OpText, []byte("late")), clientFrame(true, OpClose, []byte{0x03, 0xe8})...)); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	// rawDial's 5 s deadline turns a drain that ignores the close frame
+	// into a timeout here.
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("after the close handshake: %v, want EOF", err)
 	}
 }
