@@ -496,6 +496,23 @@ func testQueryOrderTies(t *testing.T, f *fixture) {
 	f.expectIDs(filters(nostr.Filter{}), want...)
 	f.expectIDs(filters(nostr.Filter{Authors: []string{k.pk}, Limit: 3}), want[:3]...)
 	f.expectIDs(filters(nostr.Filter{Kinds: []int{1}, Since: ts(2000), Until: ts(2000), Limit: 2}), tied[:2]...)
+
+	// Many events in one second, more than a limit and its margin: the
+	// lowest ids still win.
+	var many []string
+	var batch []storage.Item
+	for i := range 40 {
+		it := event(t, k, 1, 3000, nil, fmt.Sprint("crowd ", i))
+		batch = append(batch, it)
+		many = append(many, it.Event.ID)
+	}
+	latest := event(t, k, 1, 3001, nil, "latest")
+	f.save(append(batch, latest))
+	slices.Sort(many)
+	f.expectIDs(filters(nostr.Filter{Authors: []string{k.pk}, Limit: 4}), append([]string{latest.Event.ID}, many[:3]...)...)
+	f.expectIDs(filters(nostr.Filter{Kinds: []int{1}, Since: ts(3000), Until: ts(3000), Limit: 25}), many[:25]...)
+	f.expectIDs(filters(nostr.Filter{Authors: []string{k.pk}, Since: ts(3000), Limit: 5}, nostr.Filter{IDs: []string{latest.Event.ID}}),
+		append([]string{latest.Event.ID}, many[:4]...)...)
 }
 
 func testQueryLimitPerFilter(t *testing.T, f *fixture) {
