@@ -69,6 +69,7 @@ type conn struct {
 	// Messages read and not yet handled; see dispatch.
 	inMu     sync.Mutex
 	inbox    []inMsg
+	inBytes  int  // the messages' sizes, see maxInboxBytes
 	handling bool // a handler goroutine is running
 	inSpace  chan struct{}
 	handlers sync.WaitGroup

@@ -12,9 +12,13 @@ import (
 	"github.com/wisp-relay/wisp/relay/wsconn"
 )
 
-// maxInbox is how many messages of one client may wait for its handler
-// before the reader stops reading (and TCP pushes back on the client).
-const maxInbox = 16
+// maxInbox and maxInboxBytes bound the messages of one client that may
+// wait for its handler before the reader stops reading (and TCP pushes
+// back on the client); one message of any allowed size always fits.
+const (
+	maxInbox      = 16
+	maxInboxBytes = 1 << 20
+)
 
 // inMsg is a message read and not yet handled.
 type inMsg struct {
@@ -52,7 +56,7 @@ func (c *conn) readLoop() {
 // connection is ending.
 func (c *conn) dispatch(m inMsg) bool {
 	c.inMu.Lock()
-	for len(c.inbox) >= maxInbox {
+	for len(c.inbox) >= maxInbox || len(c.inbox) > 0 && c.inBytes+len(m.data) > maxInboxBytes {
 		c.inMu.Unlock()
 		select {
 		case <-c.inSpace:
@@ -62,6 +66,7 @@ func (c *conn) dispatch(m inMsg) bool {
 		c.inMu.Lock()
 	}
 	c.inbox = append(c.inbox, m)
+	c.inBytes += len(m.data)
 	if !c.handling {
 		c.handling = true
 		c.handlers.Add(1)
@@ -85,6 +90,7 @@ func (c *conn) handleLoop() {
 		m := c.inbox[0]
 		c.inbox[0] = inMsg{}
 		c.inbox = c.inbox[1:]
+		c.inBytes -= len(m.data)
 		c.inMu.Unlock()
 		signal(c.inSpace)
 		if m.binary {
