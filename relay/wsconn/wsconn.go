@@ -140,12 +140,6 @@ func newConn(nc net.Conn, pre []byte, limit int, bufs *bufPool) *Conn {
 	return c
 }
 
-// NetConn returns the underlying connection.
-func (c *Conn) NetConn() net.Conn { return c.nc }
-
-// SetReadLimit bounds the size of one message (all its fragments).
-func (c *Conn) SetReadLimit(n int) { c.limit = n }
-
 // Close closes the network connection at once; a blocked ReadMessage or
 // Write returns.
 func (c *Conn) Close() error { return c.nc.Close() }
