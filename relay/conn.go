@@ -106,15 +106,13 @@ func signal(ch chan struct{}) {
 	}
 }
 
-// onControl answers pings; any frame shows the client is alive.
+// onControl answers pings; any frame shows the client is alive. Pongs
+// count against the outbound budget like any frame, so a client that
+// pings without reading is evicted rather than piling them up.
 func (c *conn) onControl(op wsconn.Opcode, payload []byte) {
 	c.reads.Add(1)
 	if op == wsconn.OpPing {
-		c.mu.Lock()
-		if !c.closing {
-			c.pushLocked(frame{op: wsconn.OpPong, body: append([]byte(nil), payload...)})
-		}
-		c.mu.Unlock()
+		c.sendNoWait(frame{op: wsconn.OpPong, body: append([]byte(nil), payload...)})
 	}
 }
 

@@ -1,10 +1,12 @@
 package relay_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -590,4 +592,37 @@ func TestSilentClientIsDroppedByPing(t *testing.T) {
 		t.Fatalf("%d connections, want the reading client to stay", n)
 	}
 	alive.mustPublish(newKey(t).sign(t, 1, now(), "still connected"))
+}
+
+// A client that pings without reading the pongs is evicted like any slow
+// consumer instead of making the relay pile them up.
+func TestPingFloodWithoutReadingIsEvicted(t *testing.T) {
+	tr := startRelay(t, func(c *relay.Config) { c.Limits.MaxPendingBytes = 64 << 10 })
+	nc, err := net.Dial("tcp", strings.TrimPrefix(tr.url, "ws://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	req := "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := nc.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	// A masked ping with 125 bytes of payload, sent over and over; the
+	// answer to the handshake and every pong stay unread.
+	ping := append([]byte{0x89, 0x80 | 125, 1, 2, 3, 4}, make([]byte, 125)...)
+	burst := bytes.Repeat(ping, 512)
+	nc.SetWriteDeadline(time.Now().Add(20 * time.Second))
+	for i := 0; tr.relay.Stats().SlowEvictions == 0; i++ {
+		if _, err := nc.Write(burst); err != nil {
+			break // the relay closed the connection: evicted
+		}
+		if i == 2000 {
+			t.Fatal("a client flooding pings was never evicted")
+		}
+	}
+	eventually(t, "the eviction counted", func() bool { return tr.relay.Stats().SlowEvictions == 1 })
+	// Others are served.
+	c := dial(t, tr.url)
+	c.mustPublish(newKey(t).sign(t, 1, now(), "still serving"))
 }
