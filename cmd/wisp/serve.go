@@ -221,11 +221,11 @@ const (
 // whatever the load once the tail passes searchTailMax, so that it stays
 // bounded. Save batches that wait for a chunk go before the next one.
 func searchIndexer(ctx context.Context, store *sqlite.Store, log *slog.Logger) {
-	lastDeferred := store.DeferredBatches()
+	lastLoaded := store.LoadedBatches()
 	every(ctx, searchIndexEvery, func() {
-		deferred := store.DeferredBatches()
-		loaded := deferred != lastDeferred
-		lastDeferred = deferred
+		batches := store.LoadedBatches()
+		loaded := batches != lastLoaded
+		lastLoaded = batches
 		var indexing time.Duration
 		for ctx.Err() == nil {
 			lag, err := store.SearchLag(ctx)

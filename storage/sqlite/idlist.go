@@ -45,10 +45,7 @@ func (s *Store) ListIDs(ctx context.Context, filters []nostr.Filter, max int, fn
 		return fmt.Errorf("list ids: begin: %w", err)
 	}
 	defer tx.Rollback()
-	var seen map[[32]byte]struct{}
-	if len(queries) > 1 {
-		seen = map[[32]byte]struct{}{}
-	}
+	seen := newIDSet(len(queries))
 	n := 0
 	for _, q := range queries {
 		if err := func() error {
@@ -68,12 +65,8 @@ func (s *Store) ListIDs(ctx context.Context, filters []nostr.Filter, max int, fn
 				if len(id) != 32 {
 					return fmt.Errorf("list ids: stored id has %d bytes", len(id))
 				}
-				if seen != nil {
-					k := [32]byte(id)
-					if _, dup := seen[k]; dup {
-						continue
-					}
-					seen[k] = struct{}{}
+				if !seen.first([32]byte(id)) {
+					continue
 				}
 				n++
 				if max > 0 && n > max {

@@ -192,10 +192,7 @@ func (s *Store) matchingIDs(ctx context.Context, f *nostr.Filter) ([][32]byte, e
 
 // Scan streams the events matching any filter to fn; see storage.Eraser.
 func (s *Store) Scan(ctx context.Context, filters []nostr.Filter, fn func(raw []byte) error) error {
-	var seen map[[32]byte]struct{}
-	if len(filters) > 1 {
-		seen = map[[32]byte]struct{}{}
-	}
+	seen := newIDSet(len(filters))
 	now := time.Now().Unix()
 	for i := range filters {
 		q, ok, err := buildQuery(&filters[i], now)
@@ -206,13 +203,10 @@ func (s *Store) Scan(ctx context.Context, filters []nostr.Filter, fn func(raw []
 			continue
 		}
 		err = s.scanQuery(ctx, q, func(id, raw []byte) error {
-			if seen != nil {
-				var k [32]byte
-				copy(k[:], id)
-				if _, dup := seen[k]; dup {
-					return nil
-				}
-				seen[k] = struct{}{}
+			var k [32]byte
+			copy(k[:], id)
+			if !seen.first(k) {
+				return nil
 			}
 			return fn(raw)
 		})

@@ -59,6 +59,33 @@ type row struct {
 	ranked    bool    // a search result, ordered by score
 }
 
+// idSet remembers the ids of events already given, so that the results of
+// several filters are merged without repeats. With one filter there is
+// nothing to merge: the nil set finds no repeats and costs nothing.
+type idSet map[[32]byte]struct{}
+
+func newIDSet(filters int) idSet {
+	if filters > 1 {
+		return idSet{}
+	}
+	return nil
+}
+
+// first reports whether id is seen for the first time, and remembers it.
+func (s idSet) first(id [32]byte) bool {
+	if s == nil {
+		return true
+	}
+	if _, dup := s[id]; dup {
+		return false
+	}
+	s[id] = struct{}{}
+	return true
+}
+
+// watermarkSQL is a read snapshot's watermark: the highest seq in it.
+const watermarkSQL = "SELECT coalesce(max(seq), 0) FROM events"
+
 // compareRows orders search results first, by relevance, then newest
 // first, then by lowest id.
 func compareRows(a, b row) int {
@@ -90,15 +117,12 @@ func (s *Store) read(ctx context.Context, queries []builtQuery) ([]row, int64, e
 
 	// The first read fixes the snapshot; the watermark comes from it too.
 	var watermark int64
-	if err := tx.QueryRowContext(ctx, "SELECT coalesce(max(seq), 0) FROM events").Scan(&watermark); err != nil {
+	if err := tx.QueryRowContext(ctx, watermarkSQL).Scan(&watermark); err != nil {
 		return nil, 0, fmt.Errorf("query: read watermark: %w", err)
 	}
 
 	var out []row
-	var seen map[[32]byte]struct{} // only needed to merge several filters
-	if len(queries) > 1 {
-		seen = make(map[[32]byte]struct{})
-	}
+	seen := newIDSet(len(queries))
 	for _, q := range queries {
 		if err := runQuery(ctx, tx, q, seen, &out); err != nil {
 			return nil, 0, err
@@ -110,7 +134,7 @@ func (s *Store) read(ctx context.Context, queries []builtQuery) ([]row, int64, e
 	return out, watermark, nil
 }
 
-func runQuery(ctx context.Context, tx *sql.Tx, q builtQuery, seen map[[32]byte]struct{}, out *[]row) error {
+func runQuery(ctx context.Context, tx *sql.Tx, q builtQuery, seen idSet, out *[]row) error {
 	if q.search {
 		return runSearch(ctx, tx, q, seen, out)
 	}
@@ -126,13 +150,9 @@ func runQuery(ctx context.Context, tx *sql.Tx, q builtQuery, seen map[[32]byte]s
 			return fmt.Errorf("query: scan: %w", err)
 		}
 		copy(r.id[:], id)
-		if seen != nil {
-			if _, dup := seen[r.id]; dup {
-				continue
-			}
-			seen[r.id] = struct{}{}
+		if seen.first(r.id) {
+			*out = append(*out, r)
 		}
-		*out = append(*out, r)
 	}
 	if err := rs.Err(); err != nil {
 		return fmt.Errorf("query: %w", err)

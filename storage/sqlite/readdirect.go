@@ -60,7 +60,7 @@ func (s *Store) readDirect(ctx context.Context, queries []builtQuery) ([]row, in
 func readSnapshot(ctx context.Context, c *sqlite3.SQLiteConn, queries []builtQuery) ([]row, int64, error) {
 	// The first read fixes the snapshot; the watermark comes from it too.
 	dest := make([]driver.Value, 3)
-	if err := queryRows(context.Background(), c, "SELECT coalesce(max(seq), 0) FROM events", nil, dest[:1], func() error { return nil }); err != nil {
+	if err := queryRows(context.Background(), c, watermarkSQL, nil, dest[:1], func() error { return nil }); err != nil {
 		return nil, 0, fmt.Errorf("query: read watermark: %w", err)
 	}
 	watermark, _ := dest[0].(int64)
@@ -88,7 +88,7 @@ func readSnapshot(ctx context.Context, c *sqlite3.SQLiteConn, queries []builtQue
 		}
 		return out, watermark, nil
 	}
-	seen := make(map[[32]byte]struct{})
+	seen := newIDSet(len(queries))
 	for _, q := range queries {
 		args, err := driverArgs(q.args)
 		if err != nil {
@@ -103,12 +103,10 @@ func readSnapshot(ctx context.Context, c *sqlite3.SQLiteConn, queries []builtQue
 				return fmt.Errorf("query: row with a %d-byte id or JSON of type %T", len(id), dest[2])
 			}
 			copy(r.id[:], id)
-			if _, dup := seen[r.id]; dup {
-				return nil
+			if seen.first(r.id) {
+				r.raw = raw
+				out = append(out, r)
 			}
-			seen[r.id] = struct{}{}
-			r.raw = raw
-			out = append(out, r)
 			return nil
 		})
 		if err != nil {

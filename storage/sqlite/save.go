@@ -110,7 +110,7 @@ func (s *Store) Save(ctx context.Context, items []storage.Item) ([]storage.Resul
 	w := writeTx{ctx: context.WithoutCancel(ctx), tx: tx, stmts: &s.st, van: &s.vanish}
 
 	if len(items) > loadedBatch && len(s.searchKinds) > 0 {
-		s.deferredBatches.Add(1)
+		s.loadedBatches.Add(1)
 	}
 	for i := range items {
 		if err := ctx.Err(); err != nil {

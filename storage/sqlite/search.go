@@ -47,7 +47,7 @@ const maxSearchCandidates = 10000
 
 // loadedBatch: a Save batch of more events means a queue at the writer
 // (it batches whatever waits when it gets to it), so clients are writing
-// hard and IndexSearch had better wait; see DeferredBatches.
+// hard and IndexSearch had better wait; see LoadedBatches.
 const loadedBatch = 8
 
 // searchMatchFunc is the SQL function (searchMatch, registered on every
@@ -93,7 +93,7 @@ const indexRangeSQL = `INSERT INTO events_search (docid, content)
 // over), in one write transaction, and returns how many it passed; fewer
 // than chunk means the index has caught up. A chunk holds the writer for
 // its duration (BenchmarkIndexSearch: 10-13 µs per note). Run it from a
-// background loop (see SearchLag and DeferredBatches for when), and until it
+// background loop (see SearchLag and LoadedBatches for when), and until it
 // returns less than chunk after a bulk load.
 func (s *Store) IndexSearch(ctx context.Context, chunk int) (int, error) {
 	if chunk <= 0 {
@@ -153,11 +153,11 @@ func (s *Store) SearchLag(ctx context.Context) (int64, error) {
 	return lag, nil
 }
 
-// DeferredBatches returns how many Save batches since Open had more than
+// LoadedBatches returns how many Save batches since Open had more than
 // loadedBatch events. The writer batches whatever waits for it, so a big
 // batch means a queue: sampled twice, a change says the relay is under
 // write load and indexing had better wait.
-func (s *Store) DeferredBatches() int64 { return s.deferredBatches.Load() }
+func (s *Store) LoadedBatches() int64 { return s.loadedBatches.Load() }
 
 // configureSearch reads the indexed kinds and, when want is not nil and
 // differs, indexes the stored events of the kinds added (up to the
@@ -316,7 +316,7 @@ type searchStats struct {
 // indexed yet, beyond the small drift of those statistics. The candidates
 // are the maxSearchCandidates most recently stored matches: the tail's
 // first, since it is newer than everything indexed.
-func runSearch(ctx context.Context, tx *sql.Tx, q builtQuery, seen map[[32]byte]struct{}, out *[]row) error {
+func runSearch(ctx context.Context, tx *sql.Tx, q builtQuery, seen idSet, out *[]row) error {
 	type candidate struct {
 		row
 		seq    int64
@@ -408,11 +408,8 @@ func runSearch(ctx context.Context, tx *sql.Tx, q builtQuery, seen map[[32]byte]
 	}
 	defer st.Close()
 	for _, c := range cands {
-		if seen != nil {
-			if _, dup := seen[c.id]; dup {
-				continue
-			}
-			seen[c.id] = struct{}{}
+		if !seen.first(c.id) {
+			continue
 		}
 		if err := st.QueryRowContext(ctx, c.seq).Scan(&c.raw); err != nil {
 			return fmt.Errorf("search: read event: %w", err)

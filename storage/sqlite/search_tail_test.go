@@ -186,11 +186,11 @@ func TestSaveLeavesIndexing(t *testing.T) {
 	if indexed, rows, _ := searchState(t, s); lag(t, s) != 2 || rows != 0 || indexed != 0 {
 		t.Fatalf("small batch: lag %d, %d rows, watermark %d", lag(t, s), rows, indexed)
 	}
-	if n := s.DeferredBatches(); n != 0 {
+	if n := s.LoadedBatches(); n != 0 {
 		t.Errorf("a small batch counted as load (%d)", n)
 	}
 	f.save(bigBatch(t, signed(t, sk, 1, 102, "second light"))...)
-	if n := s.DeferredBatches(); n != 1 {
+	if n := s.LoadedBatches(); n != 1 {
 		t.Errorf("a big batch not counted as load (%d)", n)
 	}
 	f.save(signed(t, sk, 1, 103, "third light"))

@@ -81,9 +81,9 @@ type Store struct {
 	vanish vanishState // NIP-62 requests, see vanish.go
 
 	searchKinds []int // indexed for search, see search.go
-	// Save batches that left their events to IndexSearch, see DeferredBatches.
-	deferredBatches atomic.Int64
-	countCap        int // see count.go
+	// Save batches big enough to mean load, see LoadedBatches.
+	loadedBatches atomic.Int64
+	countCap      int // see count.go
 }
 
 // Open opens (creating if needed) the database at path, migrates it to the
