@@ -126,6 +126,9 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 		"data", cfg.dbPath(),
 		"version", version,
 		"verifier", verifier)
+	for _, w := range cfg.urlWarnings() {
+		log.Warn(w)
+	}
 	if ready != nil {
 		ready(ln.Addr())
 	}
