@@ -64,6 +64,10 @@ type Config struct {
 	MaxContentLength int `env:"MAX_CONTENT_LENGTH" envDefault:"131072"`
 	// MaxSubscriptions is the most open subscriptions per connection (count). Default 50.
 	MaxSubscriptions int `env:"MAX_SUBSCRIPTIONS" envDefault:"50"`
+	// MaxSubscriptionBytes bounds what the open subscriptions of one
+	// connection hold: their filters and fan-out index entries (bytes).
+	// Default 2097152.
+	MaxSubscriptionBytes int `env:"MAX_SUBSCRIPTION_BYTES" envDefault:"2097152"`
 	// MaxFilters is the most filters in one REQ (count). Default 10.
 	MaxFilters int `env:"MAX_FILTERS" envDefault:"10"`
 	// MaxFilterValues is the most values in one filter list (count). Default 500.
@@ -278,6 +282,7 @@ func (c Config) validate() []error {
 		{"MAX_TAG_VALUE_BYTES", c.MaxTagValueBytes, c.MaxTagValueBytes > 0},
 		{"MAX_CONTENT_LENGTH", c.MaxContentLength, c.MaxContentLength > 0},
 		{"MAX_SUBSCRIPTIONS", c.MaxSubscriptions, c.MaxSubscriptions > 0},
+		{"MAX_SUBSCRIPTION_BYTES", c.MaxSubscriptionBytes, c.MaxSubscriptionBytes > 0},
 		{"MAX_FILTERS", c.MaxFilters, c.MaxFilters > 0},
 		{"MAX_FILTER_VALUES", c.MaxFilterValues, c.MaxFilterValues > 0},
 		{"MAX_LIMIT", c.MaxLimit, c.MaxLimit > 0},
@@ -355,6 +360,7 @@ func (c Config) limits() relay.Limits {
 	l.MaxTagValueBytes = c.MaxTagValueBytes
 	l.MaxContentLength = c.MaxContentLength
 	l.MaxSubscriptions = c.MaxSubscriptions
+	l.MaxSubscriptionBytes = c.MaxSubscriptionBytes
 	l.MaxFilters = c.MaxFilters
 	l.MaxFilterValues = c.MaxFilterValues
 	l.MaxLimit = c.MaxLimit
