@@ -49,7 +49,12 @@ type Info struct {
 	PubKey      string
 	Contact     string
 	Icon        string
-	// PublicURL is the ws:// or wss:// URL clients should use; empty means
-	// derive it from the request's Host header.
+	// PublicURL is the ws:// or wss:// URL clients should use. It and
+	// OtherURLs name this relay in AUTH (NIP-42), NIP-98 and NIP-62 relay
+	// tags; with neither set only loopback names do (identity.go). Empty,
+	// the front page and NIP-11 show a URL derived from the request.
 	PublicURL string
+	// OtherURLs are further URLs this relay is reached at (another host
+	// name, an onion address).
+	OtherURLs []string
 }

@@ -89,6 +89,7 @@ type Relay struct {
 	conns   map[*conn]struct{}
 	connWG  sync.WaitGroup
 
+	id           identity  // the names this relay answers to (identity.go)
 	httpAuthSeen authCache // NIP-98 events already used (manage.go)
 
 	search searchState // NIP-50, see search.go
@@ -130,6 +131,7 @@ func New(cfg Config, store storage.Store) *Relay {
 	return &Relay{
 		upgrader: wsconn.Upgrader{Limit: cfg.Limits.MaxMessageBytes},
 		cfg:      cfg,
+		id:       newIdentity(cfg.Info),
 		store:    store,
 		log:      log,
 		index:    newSubIndex(),
@@ -228,7 +230,7 @@ func (r *Relay) serveWebsocket(w http.ResponseWriter, req *http.Request) {
 	}
 
 	c := newConn(r, ws, remote)
-	c.auth.init(c, req)
+	c.auth.init(c)
 	r.connsMu.Lock()
 	r.conns[c] = struct{}{}
 	r.connsMu.Unlock()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -48,9 +47,14 @@ type Config struct {
 	RelayContact string `env:"RELAY_CONTACT" envDefault:""`
 	// RelayIcon is the URL of the relay's icon. Default empty.
 	RelayIcon string `env:"RELAY_ICON" envDefault:""`
-	// PublicURL is the ws:// or wss:// URL clients use. Default empty: derived
-	// from the request's Host header.
+	// PublicURL is the ws:// or wss:// URL clients use; AUTH (NIP-42), NIP-98
+	// and NIP-62 events must name it (or OtherURLs). Default empty: only
+	// loopback names are accepted there, and the front page shows a URL
+	// derived from the request.
 	PublicURL string `env:"PUBLIC_URL" envDefault:""`
+	// OtherURLs are further ws:// or wss:// URLs this relay is reached at
+	// (comma-separated), accepted like PublicURL. Default empty.
+	OtherURLs string `env:"OTHER_URLS" envDefault:""`
 
 	// MaxMessageBytes is the largest websocket message (bytes). Default 524288.
 	MaxMessageBytes int `env:"MAX_MESSAGE_BYTES" envDefault:"524288"`
@@ -280,11 +284,7 @@ func (c Config) validate() []error {
 			bad("RELAY_PUBKEY", c.RelayPubKey, "want 64 lowercase hex characters")
 		}
 	}
-	if c.PublicURL != "" {
-		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-			bad("PUBLIC_URL", c.PublicURL, "want a ws:// or wss:// URL")
-		}
-	}
+	errs = append(errs, c.validateURLs()...)
 
 	positive := []struct {
 		name string
@@ -397,5 +397,6 @@ func (c Config) info() relay.Info {
 		Contact:     c.RelayContact,
 		Icon:        c.RelayIcon,
 		PublicURL:   c.PublicURL,
+		OtherURLs:   splitList(c.OtherURLs),
 	}
 }

@@ -136,6 +136,9 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 		"version", version,
 		"verifier", verifier,
 		"sync", cfg.Sync)
+	for _, w := range cfg.urlWarnings() {
+		log.Warn(w)
+	}
 	if ready != nil {
 		ready(ln.Addr())
 	}

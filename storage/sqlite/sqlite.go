@@ -70,6 +70,10 @@ type Options struct {
 	// survives the process crashing but not the machine, which may lose
 	// the last commits since a checkpoint, already answered OK true.
 	FullSync bool
+	// PageBytes bounds the events one Query reads from the database before
+	// it hands them on and reads more (0 means DefaultPageBytes); see
+	// pages.go.
+	PageBytes int
 }
 
 // Store is an event store in one SQLite database file.
@@ -90,6 +94,7 @@ type Store struct {
 	// Save batches big enough to mean load, see LoadedBatches.
 	loadedBatches atomic.Int64
 	countCap      int // see count.go
+	pageBytes     int // see pages.go
 }
 
 // Open opens (creating if needed) the database at path, migrates it to the
@@ -153,6 +158,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	s.countCap = opts.CountCap
 	if s.countCap <= 0 {
 		s.countCap = DefaultCountCap
+	}
+	s.pageBytes = opts.PageBytes
+	if s.pageBytes <= 0 {
+		s.pageBytes = DefaultPageBytes
 	}
 
 	// The readers are opened after the writer has put the file in WAL mode:
