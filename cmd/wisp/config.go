@@ -32,6 +32,10 @@ type Config struct {
 	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
 	// LogFormat is text or json. Default text.
 	LogFormat string `env:"LOG_FORMAT" envDefault:"text"`
+	// LogIPs is how client IP addresses appear in logs: hashed (a tag from
+	// a key drawn at every start: one IP, one tag within a run, and no way
+	// back to the IP), full or off. Default hashed.
+	LogIPs string `env:"LOG_IPS" envDefault:"hashed"`
 
 	// RelayName is the relay's name in NIP-11 and on the front page. Default wisp.
 	RelayName string `env:"RELAY_NAME" envDefault:"wisp"`
@@ -100,6 +104,10 @@ type Config struct {
 	// CheckpointInterval is how often the WAL is checkpointed (TRUNCATE) and
 	// PRAGMA optimize runs (duration, 0: never). Default 5m.
 	CheckpointInterval time.Duration `env:"CHECKPOINT_INTERVAL" envDefault:"5m"`
+	// Sync is when commits reach the disk: normal (at checkpoints; a crash
+	// of wisp loses nothing, a power loss or OS crash may lose the last
+	// commits) or full (each commit before its OK; slower). Default normal.
+	Sync string `env:"SYNC" envDefault:"normal"`
 
 	// Who may write and read (see policy.go in this directory and package policy).
 
@@ -145,8 +153,13 @@ type Config struct {
 	// (kinds, comma-separated; none: search off). Default 1,30023.
 	SearchKinds string `env:"SEARCH_KINDS" envDefault:"1,30023"`
 	// MetricsToken, if set, is the bearer token /metrics requires (text;
-	// empty: /metrics is open). Default empty.
+	// empty: /metrics is open where it is served). Default empty.
 	MetricsToken string `env:"METRICS_TOKEN" envDefault:""`
+	// MetricsListen, if set, serves /metrics on this separate address and
+	// not on the relay's (host:port; empty: on the relay's port, but only
+	// with a token or when nothing but loopback reaches it; see
+	// metricsOnRelayPort). Default empty.
+	MetricsListen string `env:"METRICS_LISTEN" envDefault:""`
 	// PprofListen, if set, serves Go's profiler (net/http/pprof) on this
 	// separate address, never on the relay's (host:port; empty: off).
 	// Default empty.
@@ -264,6 +277,12 @@ func (c Config) validate() []error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("LOG_FORMAT", c.LogFormat, "want text or json")
 	}
+	if c.LogIPs != "hashed" && c.LogIPs != "full" && c.LogIPs != "off" {
+		bad("LOG_IPS", c.LogIPs, "want hashed, full or off")
+	}
+	if c.Sync != "normal" && c.Sync != "full" {
+		bad("SYNC", c.Sync, "want normal or full")
+	}
 	if c.RelayPubKey != "" {
 		if b, err := hex.DecodeString(c.RelayPubKey); err != nil || len(b) != 32 || strings.ToLower(c.RelayPubKey) != c.RelayPubKey {
 			bad("RELAY_PUBKEY", c.RelayPubKey, "want 64 lowercase hex characters")
@@ -349,6 +368,9 @@ func parseLevel(s string) (slog.Level, error) {
 
 // dbPath is where the database lives.
 func (c Config) dbPath() string { return filepath.Join(c.DataDir, "wisp.db") }
+
+// fullSync is WISP_SYNC=full: every commit synced to disk before its OK.
+func (c Config) fullSync() bool { return c.Sync == "full" }
 
 // limits are the relay limits this configuration sets. Fields without a
 // variable (the NIP-01 sub id length) keep the relay's default.
