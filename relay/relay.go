@@ -95,6 +95,8 @@ type Relay struct {
 	search searchState // NIP-50, see search.go
 
 	hooks storedHooks // told about stored events, see ingest.go
+
+	negHeld atomic.Int64 // events held by every open NIP-77 session (negentropy.go)
 }
 
 // counters are the relay's running figures.
@@ -277,6 +279,9 @@ func (c *conn) end() {
 	for _, s := range c.subs {
 		r.index.remove(s)
 		s.close()
+	}
+	for id := range c.negs {
+		c.closeNeg(id)
 	}
 	c.writers.Wait()
 	if pe != nil {

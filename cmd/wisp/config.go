@@ -178,6 +178,9 @@ type Config struct {
 	Negentropy bool `env:"NEGENTROPY" envDefault:"true"`
 	// NegMaxEvents caps the events one negentropy session may cover (events). Default 500000.
 	NegMaxEvents int `env:"NEG_MAX_EVENTS" envDefault:"500000"`
+	// NegMaxTotalEvents caps the events all open negentropy sessions of the
+	// relay hold together, 40 bytes each (events). Default 2000000.
+	NegMaxTotalEvents int `env:"NEG_MAX_TOTAL_EVENTS" envDefault:"2000000"`
 	// MirrorConfig is the path of the live mirroring config that wisp serve
 	// runs (path; empty: no mirroring). Default empty.
 	MirrorConfig string `env:"MIRROR_CONFIG" envDefault:""`
@@ -312,6 +315,8 @@ func (c Config) validate() []error {
 		{"WRITE_QUEUE", c.WriteQueue, c.WriteQueue > 0},
 		{"EXPIRY_SWEEP", c.ExpirySweep, c.ExpirySweep > 0},
 		{"READ_CONNS", c.ReadConns, c.ReadConns > 0},
+		{"NEG_MAX_EVENTS", c.NegMaxEvents, c.NegMaxEvents > 0},
+		{"NEG_MAX_TOTAL_EVENTS", c.NegMaxTotalEvents, c.NegMaxTotalEvents > 0},
 	}
 	for _, p := range positive {
 		if !p.ok {

@@ -83,7 +83,7 @@ func (c Config) relayConfig(log *slog.Logger) relay.Config {
 
 // negentropy is the NIP-77 configuration.
 func (c Config) negentropy() relay.NegentropyConfig {
-	return relay.NegentropyConfig{Enabled: c.Negentropy, MaxEvents: c.NegMaxEvents}
+	return relay.NegentropyConfig{Enabled: c.Negentropy, MaxEvents: c.NegMaxEvents, MaxTotalEvents: c.NegMaxTotalEvents}
 }
 
 // close drains the pipeline (every event handed in is stored and answered)
