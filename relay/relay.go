@@ -408,6 +408,7 @@ type Stats struct {
 	Duplicates    int64 // events answered duplicate since start
 	Rejected      int64 // events refused since start
 	SlowEvictions int64 // clients closed for not reading fast enough
+	QueuedBytes   int64 // outbound bytes waiting for clients to read them
 }
 
 // Stats returns the relay's running figures.
@@ -419,5 +420,19 @@ func (r *Relay) Stats() Stats {
 		Duplicates:    r.stats.duplicate.Load(),
 		Rejected:      r.stats.rejected.Load(),
 		SlowEvictions: r.stats.slowEvictions.Load(),
+		QueuedBytes:   r.queuedBytes(),
 	}
+}
+
+// queuedBytes sums the connections' outbound queues.
+func (r *Relay) queuedBytes() int64 {
+	r.connsMu.Lock()
+	defer r.connsMu.Unlock()
+	var n int64
+	for c := range r.conns {
+		c.mu.Lock()
+		n += int64(c.pendingBytes)
+		c.mu.Unlock()
+	}
+	return n
 }
