@@ -150,6 +150,8 @@ func parseRelayMsg(data []byte) (relayMsg, error) {
 		m.sub, m.reason = str(1), str(2)
 	case "NOTICE":
 		m.reason = str(1)
+	case "NEG-ERR":
+		m.sub, m.reason = str(1), str(2)
 	}
 	return m, nil
 }

@@ -117,6 +117,7 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 		wg.Go(func() { upkeep(upkeepCtx, store, cfg.CheckpointInterval, log) })
 	}
 	wg.Go(func() { walKeeper(upkeepCtx, store, log) })
+	wg.Go(func() { giveBackMemory(upkeepCtx) })
 	if len(store.SearchKinds()) > 0 {
 		wg.Go(func() { searchIndexer(upkeepCtx, store, log) })
 	}
