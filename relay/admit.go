@@ -73,16 +73,19 @@ func (r *Relay) admit(ev *nostr.Event, a arrival) (queued, ok bool, msg string) 
 		}
 	}
 	if !isEphemeral(ev.Kind) {
-		// A stored event needs no second signature check: its id commits
-		// to its content, and what is stored was verified.
-		have, err := r.store.Has(a.ctx, ev.ID)
+		// A stored event with the very signature received needs no second
+		// check: its id commits to its content, and what is stored was
+		// verified. The id does not commit to the signature, though: one
+		// that differs (corrupted, or another valid one) is verified like a
+		// new event, and Save then finds the duplicate.
+		sig, found, err := r.store.StoredSig(a.ctx, ev.ID)
 		if err != nil {
 			if a.ctx.Err() == nil {
 				r.log.Error("look up event", "id", ev.ID, "err", err)
 			}
 			return false, false, internalError
 		}
-		if have {
+		if found && sig == ev.Sig {
 			r.stats.duplicate.Add(1)
 			return false, true, reason(prefixDuplicate, "already have this event")
 		}
