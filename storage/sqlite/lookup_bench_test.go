@@ -8,18 +8,21 @@ import (
 	"github.com/wisp-relay/wisp/storage"
 )
 
-// BenchmarkDuplicateLookup compares the relay's lookups of a re-sent event:
-// Has reads the id index only, StoredSig also the row's JSON.
+// BenchmarkDuplicateLookup compares the relay's lookups of a re-sent event
+// among 20,000 stored notes of about 500 bytes: Has reads the id index
+// only, StoredSig also the event's row.
 func BenchmarkDuplicateLookup(b *testing.B) {
 	ctx := context.Background()
 	s := openTestStore(b)
 	c := newCorpus(50)
 	var ids []string
 	sig := strings.Repeat("5a", 64)
-	for range 20 {
+	for range 40 {
 		items := make([]storage.Item, 500)
 		for i := range items {
 			it := c.item()
+			it.Event.Content = strings.Repeat("lorem ipsum ", 35)
+			it.Event.ID = it.Event.GetID()
 			it.Event.Sig = sig
 			it.Raw, _ = it.Event.MarshalJSON()
 			items[i] = it
