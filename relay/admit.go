@@ -131,15 +131,19 @@ func (r *Relay) withdraw(p *pending, why string) (queued, ok bool, msg string) {
 }
 
 // forThisRelay reports whether a request to vanish (NIP-62) names
-// ALL_RELAYS or this relay: as the client's connection knows it, or by the
-// public URL for events that come through Ingest.
+// ALL_RELAYS or this relay. Events that come through Ingest were meant for
+// another relay first, so for them only the configured URLs count, never
+// the loopback names an unconfigured relay answers to.
 func (r *Relay) forThisRelay(ev *nostr.Event, c *conn) bool {
 	if c != nil {
-		return c.auth.namesThisRelay(ev)
+		return r.id.namesThisRelay(ev)
 	}
-	mine := urlHost(r.cfg.Info.PublicURL)
+	return r.id.configured() && r.id.namesThisRelay(ev) || isForAllRelays(ev)
+}
+
+func isForAllRelays(ev *nostr.Event) bool {
 	for _, tag := range ev.Tags {
-		if len(tag) >= 2 && tag[0] == "relay" && (tag[1] == allRelays || (mine != "" && urlHost(tag[1]) == mine)) {
+		if len(tag) >= 2 && tag[0] == "relay" && tag[1] == allRelays {
 			return true
 		}
 	}

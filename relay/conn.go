@@ -76,8 +76,10 @@ type conn struct {
 	away     awayState // closing for shutdown, see goaway.go
 
 	// The handler's state: one handler goroutine runs at a time.
-	subs map[string]*sub        // open subscriptions
-	negs map[string]*negSession // NIP-77 sessions (negentropy.go)
+	subs      map[string]*sub        // open subscriptions
+	subBytes  int                    // their cost, see budget.go
+	negs      map[string]*negSession // NIP-77 sessions (negentropy.go)
+	negEvents int                    // the events they hold
 
 	auth connAuth // NIP-42 state, see auth.go
 

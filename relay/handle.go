@@ -179,25 +179,14 @@ func (c *conn) handleEvent(ev *nostr.Event) {
 	c.ok(ev.ID, ok, msg)
 }
 
-func (c *conn) handleClose(subID string) {
-	if s, ok := c.subs[subID]; ok {
-		delete(c.subs, subID)
-		c.r.index.remove(s)
-		s.close()
-	}
-}
+func (c *conn) handleClose(subID string) { c.closeSub(subID) }
 
 // handleReq serves stored events, EOSE, then live events, with no gap and
 // no repeat between the two (see sub).
 func (c *conn) handleReq(subID string, filters []nostr.Filter) {
 	r := c.r
 	lim := &r.cfg.Limits
-	if old, ok := c.subs[subID]; ok {
-		// A REQ with an open id replaces that subscription.
-		delete(c.subs, subID)
-		r.index.remove(old)
-		old.close()
-	}
+	c.closeSub(subID) // a REQ with an open id replaces that subscription
 	if len(c.subs) >= lim.MaxSubscriptions {
 		c.closed(subID, reason(prefixBlocked, fmt.Sprintf("too many open subscriptions (at most %d)", lim.MaxSubscriptions)))
 		return
@@ -223,8 +212,12 @@ func (c *conn) handleReq(subID string, filters []nostr.Filter) {
 	private := mayMatchPrivate(filters) // then each event's visibility is checked
 
 	s := newSub(c, subID, filters)
-	c.subs[subID] = s
-	r.index.add(s) // before the query: live events park in s.pending
+	if c.subBytes+s.cost > lim.MaxSubscriptionBytes {
+		c.closed(subID, reason(prefixBlocked, fmt.Sprintf(
+			"the open subscriptions of this connection would hold more than %d bytes; close some or send fewer values", lim.MaxSubscriptionBytes)))
+		return
+	}
+	c.openSub(s) // before the query: live events park in s.pending
 
 	ctx, cancel := context.WithTimeout(c.ctx, lim.QueryTimeout)
 	watermark, err := c.query(ctx, subID, filters, func(raw []byte) error {
@@ -238,9 +231,7 @@ func (c *conn) handleReq(subID string, filters []nostr.Filter) {
 	})
 	cancel()
 	if err != nil {
-		delete(c.subs, subID)
-		r.index.remove(s)
-		s.close()
+		c.closeSub(subID)
 		if why := c.queryFailure(err, subID, "query"); why != "" {
 			c.closed(subID, why)
 		}

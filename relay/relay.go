@@ -96,11 +96,14 @@ type Relay struct {
 	conns   map[*conn]struct{}
 	connWG  sync.WaitGroup
 
+	id           identity  // the names this relay answers to (identity.go)
 	httpAuthSeen authCache // NIP-98 events already used (manage.go)
 
 	search searchState // NIP-50, see search.go
 
 	hooks storedHooks // told about stored events, see ingest.go
+
+	negHeld atomic.Int64 // events held by every open NIP-77 session (negentropy.go)
 }
 
 // counters are the relay's running figures.
@@ -137,6 +140,7 @@ func New(cfg Config, store storage.Store) *Relay {
 	return &Relay{
 		upgrader: wsconn.Upgrader{Limit: cfg.Limits.MaxMessageBytes},
 		cfg:      cfg,
+		id:       newIdentity(cfg.Info),
 		store:    store,
 		log:      log,
 		index:    newSubIndex(),
@@ -240,7 +244,7 @@ func (r *Relay) serveWebsocket(w http.ResponseWriter, req *http.Request) {
 	}
 
 	c := newConn(r, ws, remote)
-	c.auth.init(c, req)
+	c.auth.init(c)
 	r.connsMu.Lock()
 	r.conns[c] = struct{}{}
 	if r.draining.Load() {
@@ -290,6 +294,9 @@ func (c *conn) end() {
 	for _, s := range c.subs {
 		r.index.remove(s)
 		s.close()
+	}
+	for id := range c.negs {
+		c.closeNeg(id)
 	}
 	c.writers.Wait()
 	if pe != nil {

@@ -89,7 +89,7 @@ func runExport(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	store, err := sqlite.Open(ctx, cfg.dbPath(), sqlite.Options{ReadConns: 1})
+	store, err := sqlite.Open(ctx, cfg.dbPath(), sqlite.Options{ReadConns: 1, FullSync: cfg.fullSync()})
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", cfg.dbPath(), err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -34,6 +35,11 @@ func (c Config) validateFeatures() []error {
 	}
 	if strings.ContainsAny(c.MetricsToken, " \t\r\n") {
 		errs = append(errs, fmt.Errorf("%sMETRICS_TOKEN: must not contain spaces", envPrefix))
+	}
+	if c.MetricsListen != "" {
+		if err := checkListen(c.MetricsListen); err != nil {
+			errs = append(errs, fmt.Errorf("%sMETRICS_LISTEN=%q: want host:port: %w", envPrefix, c.MetricsListen, err))
+		}
 	}
 	return errs
 }
@@ -174,10 +180,52 @@ func newMetrics(store *sqlite.Store, stats func() relay.Stats) *metrics.Metrics 
 	})
 }
 
-// handler serves /metrics beside the relay, which serves everything else.
-func handler(rl *relay.Relay, met *metrics.Metrics, token string) http.Handler {
+// metricsOnRelayPort says whether /metrics is served on the relay's
+// listener, bound at addr. The figures (connections, traffic, database
+// size) are the operator's, not the public's, so without a token they are
+// served there only when nothing but this machine can reach the port: it
+// is bound to loopback and no reverse proxy forwards to it (a proxy is
+// what WISP_REAL_IP_HEADER says is there). With WISP_METRICS_LISTEN they
+// are served on that address instead.
+func metricsOnRelayPort(cfg Config, addr net.Addr) bool {
+	switch {
+	case cfg.MetricsListen != "":
+		return false
+	case cfg.MetricsToken != "":
+		return true
+	case cfg.RealIPHeader != "":
+		return false
+	}
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
+}
+
+// handler serves the relay, and /metrics beside it when withMetrics;
+// otherwise /metrics is not found, rather than taken for a relay path.
+func handler(rl *relay.Relay, met *metrics.Metrics, token string, withMetrics bool) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", met.Handler(token))
+	if withMetrics {
+		mux.Handle("/metrics", met.Handler(token))
+	} else {
+		mux.Handle("/metrics", http.NotFoundHandler())
+	}
 	mux.Handle("/", rl)
 	return mux
+}
+
+// serveMetrics serves /metrics apart from the relay when WISP_METRICS_LISTEN
+// says so, and otherwise warns when the relay's port does not serve it
+// either. The returned function stops what it started.
+func serveMetrics(cfg Config, met *metrics.Metrics, onRelayPort bool, log *slog.Logger) (stop func(), err error) {
+	if cfg.MetricsListen == "" {
+		if !onRelayPort {
+			log.Warn("/metrics is not served: the relay's port is reachable beyond this machine " +
+				"(not bound to loopback, or behind a proxy: WISP_REAL_IP_HEADER); " +
+				"set WISP_METRICS_LISTEN to a private address, or WISP_METRICS_TOKEN")
+		}
+		return func() {}, nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", met.Handler(cfg.MetricsToken))
+	return serveAside(cfg.MetricsListen, "metrics", "/metrics", mux, log)
 }

@@ -37,7 +37,7 @@ func openLocal(ctx context.Context, cfg Config, stderr io.Writer, tune func(*rel
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	store, err := sqlite.Open(ctx, cfg.dbPath(), sqlite.Options{ReadConns: 2, SearchKinds: cfg.searchKinds()})
+	store, err := sqlite.Open(ctx, cfg.dbPath(), sqlite.Options{ReadConns: 2, SearchKinds: cfg.searchKinds(), FullSync: cfg.fullSync()})
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", cfg.dbPath(), err)
 	}
@@ -83,7 +83,7 @@ func (c Config) relayConfig(log *slog.Logger) relay.Config {
 
 // negentropy is the NIP-77 configuration.
 func (c Config) negentropy() relay.NegentropyConfig {
-	return relay.NegentropyConfig{Enabled: c.Negentropy, MaxEvents: c.NegMaxEvents}
+	return relay.NegentropyConfig{Enabled: c.Negentropy, MaxEvents: c.NegMaxEvents, MaxTotalEvents: c.NegMaxTotalEvents}
 }
 
 // close drains the pipeline (every event handed in is stored and answered)

@@ -75,7 +75,7 @@ func openForModeration(ctx context.Context, environ []string) (*sqlite.Store, er
 	if err != nil {
 		return nil, err
 	}
-	store, err := sqlite.Open(ctx, cfg.dbPath(), sqlite.Options{ReadConns: 1})
+	store, err := sqlite.Open(ctx, cfg.dbPath(), sqlite.Options{ReadConns: 1, FullSync: cfg.fullSync()})
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", cfg.dbPath(), err)
 	}

@@ -39,7 +39,7 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
-	store, err := sqlite.Open(ctx, cfg.dbPath(), sqlite.Options{ReadConns: cfg.ReadConns, SearchKinds: cfg.searchKinds()})
+	store, err := sqlite.Open(ctx, cfg.dbPath(), sqlite.Options{ReadConns: cfg.ReadConns, SearchKinds: cfg.searchKinds(), FullSync: cfg.fullSync()})
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", cfg.dbPath(), err)
 	}
@@ -93,8 +93,17 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 	rl = relay.New(rcfg, store)
 	rl.Start()
 
+	metricsHere := metricsOnRelayPort(cfg, ln.Addr())
+	stopMetrics, err := serveMetrics(cfg, met, metricsHere, log)
+	if err != nil {
+		ln.Close()
+		rl.Shutdown(ctx) //nolint:errcheck // nothing was accepted yet
+		return fmt.Errorf("metrics: %w", err)
+	}
+	defer stopMetrics()
+
 	srv := &http.Server{
-		Handler:           handler(rl, met, cfg.MetricsToken),
+		Handler:           handler(rl, met, cfg.MetricsToken, metricsHere),
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -128,7 +137,11 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 		"addr", ln.Addr().String(),
 		"data", cfg.dbPath(),
 		"version", version,
-		"verifier", verifier)
+		"verifier", verifier,
+		"sync", cfg.Sync)
+	for _, w := range cfg.urlWarnings() {
+		log.Warn(w)
+	}
 	if ready != nil {
 		ready(ln.Addr())
 	}
@@ -290,7 +303,7 @@ func catchUpSearch(ctx context.Context, store *sqlite.Store) error {
 // newLogger builds the process logger; cfg has been validated.
 func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	level, _ := parseLevel(cfg.LogLevel)
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: clientIPs(cfg.LogIPs)}
 	if cfg.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}

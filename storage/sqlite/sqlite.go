@@ -64,6 +64,16 @@ type Options struct {
 	// CountCap is how many events Count counts before it stops and answers
 	// approximately (0 means DefaultCountCap).
 	CountCap int
+	// FullSync makes every commit wait until the WAL is on disk (PRAGMA
+	// synchronous=FULL) so that a power loss or an OS crash loses nothing
+	// committed. The default, NORMAL, syncs only at checkpoints: a commit
+	// survives the process crashing but not the machine, which may lose
+	// the last commits since a checkpoint, already answered OK true.
+	FullSync bool
+	// PageBytes bounds the events one Query reads from the database before
+	// it hands them on and reads more (0 means DefaultPageBytes); see
+	// pages.go.
+	PageBytes int
 }
 
 // Store is an event store in one SQLite database file.
@@ -84,6 +94,7 @@ type Store struct {
 	// Save batches big enough to mean load, see LoadedBatches.
 	loadedBatches atomic.Int64
 	countCap      int // see count.go
+	pageBytes     int // see pages.go
 }
 
 // Open opens (creating if needed) the database at path, migrates it to the
@@ -110,10 +121,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	// The writer's larger page cache keeps the hot index pages of ingest in
 	// memory (the size is in KiB when negative).
 	uri := "file:" + escapePath(path)
+	syncName, syncLevel := synchronous(opts.FullSync)
 	var err error
 	s.w, err = sql.Open(driverName, uri+fmt.Sprintf(
-		"?_journal_mode=WAL&_synchronous=NORMAL&_foreign_keys=on&_busy_timeout=%d&_txlock=immediate&_mutex=no&_cache_size=-65536",
-		busyTimeoutMS))
+		"?_journal_mode=WAL&_synchronous=%s&_foreign_keys=on&_busy_timeout=%d&_txlock=immediate&_mutex=no&_cache_size=-65536",
+		syncName, busyTimeoutMS))
 	if err != nil {
 		return nil, fmt.Errorf("open writer: %w", err)
 	}
@@ -124,7 +136,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	s.w.SetConnMaxLifetime(0)
 	s.w.SetConnMaxIdleTime(0)
 
-	if err := checkPragmas(ctx, s.w); err != nil {
+	if err := checkPragmas(ctx, s.w, syncLevel); err != nil {
 		return nil, err
 	}
 	// SQLite runs the automatic checkpoint inside whichever commit crosses
@@ -146,6 +158,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	s.countCap = opts.CountCap
 	if s.countCap <= 0 {
 		s.countCap = DefaultCountCap
+	}
+	s.pageBytes = opts.PageBytes
+	if s.pageBytes <= 0 {
+		s.pageBytes = DefaultPageBytes
 	}
 
 	// The readers are opened after the writer has put the file in WAL mode:
@@ -180,9 +196,18 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// synchronous is the writer's PRAGMA synchronous (see Options.FullSync):
+// its name and the number the pragma reads back.
+func synchronous(full bool) (name string, level int) {
+	if full {
+		return "FULL", 2
+	}
+	return "NORMAL", 1
+}
+
 // checkPragmas verifies that the DSN settings really took effect: SQLite
 // silently keeps the old journal mode when it cannot switch.
-func checkPragmas(ctx context.Context, db *sql.DB) error {
+func checkPragmas(ctx context.Context, db *sql.DB, syncLevel int) error {
 	var mode string
 	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 		return fmt.Errorf("read journal mode: %w", err)
@@ -196,6 +221,13 @@ func checkPragmas(ctx context.Context, db *sql.DB) error {
 	}
 	if fk != 1 {
 		return errors.New("foreign keys are off")
+	}
+	var level int
+	if err := db.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&level); err != nil {
+		return fmt.Errorf("read synchronous: %w", err)
+	}
+	if level != syncLevel {
+		return fmt.Errorf("synchronous is %d, want %d", level, syncLevel)
 	}
 	return nil
 }

@@ -90,6 +90,28 @@ func TestPragmas(t *testing.T) {
 	}
 }
 
+// With FullSync every commit of the writer waits for the disk.
+func TestFullSync(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wisp.db")
+	for _, c := range []struct {
+		full bool
+		want int
+	}{{false, 1}, {true, 2}, {false, 1}} { // NORMAL, FULL, and back: it is no property of the file
+		s, err := Open(t.Context(), path, Options{FullSync: c.full})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got int
+		if err := s.w.QueryRowContext(t.Context(), "PRAGMA synchronous").Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != c.want {
+			t.Errorf("FullSync %v: PRAGMA synchronous = %d, want %d", c.full, got, c.want)
+		}
+		s.Close()
+	}
+}
+
 func TestMigrations(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "wisp.db")
 	ctx := context.Background()

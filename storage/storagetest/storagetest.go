@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -489,13 +488,8 @@ func isLetter(name string) bool {
 }
 
 func expired(ev *nostr.Event, now int64) bool {
-	for _, tag := range ev.Tags {
-		if len(tag) >= 2 && tag[0] == "expiration" {
-			exp, err := strconv.ParseInt(tag[1], 10, 64)
-			return err == nil && exp <= now
-		}
-	}
-	return false
+	exp, ok, _ := storage.Expiration(ev.Tags)
+	return ok && exp <= now
 }
 
 func testQueryOrderTies(t *testing.T, f *fixture) {
@@ -752,18 +746,31 @@ func testExpiration(t *testing.T, f *fixture) {
 	future := event(t, k, 1, now-100, exp(now+3600), "expires later")
 	bad := event(t, k, 1, now-100, nostr.Tags{{"expiration", "soon"}}, "unparseable expiration")
 	plain := event(t, k, 1, now-100, nil, "no expiration")
-	f.save(items(past, future, bad, plain), storage.Stored, storage.Stored, storage.Stored, storage.Stored)
+	// With several expiration tags the earliest counts (storage.Expiration),
+	// wherever it comes in the list.
+	several := event(t, k, 1, now-100, nostr.Tags{{"expiration", fmt.Sprint(now + 3600)}, {"expiration", fmt.Sprint(now - 10)}}, "expired by its second tag")
+	f.save(items(past, future, bad, plain, several), storage.Stored, storage.Stored, storage.Stored, storage.Stored, storage.Stored)
 
 	live := []string{future.Event.ID, bad.Event.ID, plain.Event.ID}
 	slices.Sort(live)
 	f.expectIDs(filters(nostr.Filter{}), live...)
 	f.expectIDs(filters(nostr.Filter{IDs: []string{past.Event.ID}}))
+	f.expectIDs(filters(nostr.Filter{IDs: []string{several.Event.ID}}))
+	for _, flt := range []nostr.Filter{{}, {IDs: []string{several.Event.ID}}, {Authors: []string{k.pk}}} {
+		want := int64(len(live))
+		if len(flt.IDs) > 0 {
+			want = 0
+		}
+		if n, _, err := f.s.Count(context.Background(), []nostr.Filter{flt}); err != nil || n != want {
+			t.Errorf("count %v: %d, %v; want %d", flt, n, err, want)
+		}
+	}
 
 	n, err := f.s.DeleteExpired(context.Background(), now)
-	if err != nil || n != 1 {
-		t.Fatalf("delete expired: %d, %v; want 1", n, err)
+	if err != nil || n != 2 {
+		t.Fatalf("delete expired: %d, %v; want 2", n, err)
 	}
-	if f.has(past.Event.ID) || !f.has(future.Event.ID) {
+	if f.has(past.Event.ID) || f.has(several.Event.ID) || !f.has(future.Event.ID) {
 		t.Error("DeleteExpired removed the wrong events")
 	}
 	// "At or before now": the boundary is included.
