@@ -29,6 +29,10 @@ func (r *Relay) admit(ev *nostr.Event, a arrival) (queued, ok bool, msg string) 
 		r.stats.rejected.Add(1)
 		return false, false, why
 	}
+	if r.draining.Load() {
+		// Shutting down: nothing is checked, looked up or verified any more.
+		return refuse(reason(prefixError, "relay is shutting down"))
+	}
 	raw := canonicalEvent(ev)
 	if why := checkEvent(ev, raw, &r.cfg.Limits, time.Now()); why != "" {
 		return refuse(why)
@@ -73,43 +77,57 @@ func (r *Relay) admit(ev *nostr.Event, a arrival) (queued, ok bool, msg string) 
 		}
 	}
 	if !isEphemeral(ev.Kind) {
-		// A stored event needs no second signature check: its id commits
-		// to its content, and what is stored was verified.
-		have, err := r.store.Has(a.ctx, ev.ID)
+		// A stored event with the very signature received needs no second
+		// check: its id commits to its content, and what is stored was
+		// verified. The id does not commit to the signature, though: one
+		// that differs (corrupted, or another valid one) is verified like a
+		// new event, and Save then finds the duplicate.
+		sig, found, err := r.store.StoredSig(a.ctx, ev.ID)
 		if err != nil {
 			if a.ctx.Err() == nil {
 				r.log.Error("look up event", "id", ev.ID, "err", err)
 			}
 			return false, false, internalError
 		}
-		if have {
+		if found && sig == ev.Sig {
 			r.stats.duplicate.Add(1)
 			return false, true, reason(prefixDuplicate, "already have this event")
 		}
 	}
 
-	r.drainMu.RLock()
-	if r.draining {
-		r.drainMu.RUnlock()
-		return false, false, reason(prefixError, "relay is shutting down")
-	}
-	r.inflight.Add(1)
-	r.drainMu.RUnlock()
-
 	p := &pending{ev: ev, raw: raw, c: a.c, in: in, noVerify: a.noVerify, source: a.source, done: a.done}
 	if a.c == nil {
 		p.origin = a.remote
 	}
+	// Registered as a sender under drainMu, so that Shutdown closes
+	// verifyCh only once no admit can send on it.
+	r.drainMu.RLock()
+	if r.draining.Load() {
+		r.drainMu.RUnlock()
+		return false, false, reason(prefixError, "relay is shutting down")
+	}
+	r.senders.Add(1)
+	r.inflight.add(p)
+	r.drainMu.RUnlock()
+	defer r.senders.Done()
+
 	select {
 	case r.verifyCh <- p:
 		return true, false, ""
 	case <-a.ctx.Done():
-		r.inflight.Done()
-		return false, false, reason(prefixError, "cancelled")
+		return r.withdraw(p, reason(prefixError, "cancelled"))
 	case <-r.ctx.Done():
-		r.inflight.Done()
-		return false, false, reason(prefixError, "relay is shutting down")
+		return r.withdraw(p, reason(prefixError, "relay is shutting down"))
 	}
+}
+
+// withdraw takes back an event admit could not queue, for its caller to
+// answer with why; unless Shutdown has answered it meanwhile.
+func (r *Relay) withdraw(p *pending, why string) (queued, ok bool, msg string) {
+	if !r.inflight.finish(p) {
+		return true, false, "" // answered already
+	}
+	return false, false, why
 }
 
 // forThisRelay reports whether a request to vanish (NIP-62) names

@@ -73,6 +73,7 @@ type conn struct {
 	handling bool // a handler goroutine is running
 	inSpace  chan struct{}
 	handlers sync.WaitGroup
+	away     awayState // closing for shutdown, see goaway.go
 
 	// The handler's state: one handler goroutine runs at a time.
 	subs      map[string]*sub        // open subscriptions

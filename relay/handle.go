@@ -53,9 +53,16 @@ func (c *conn) readLoop() {
 
 // dispatch queues m for the handler, starting it when it is not running,
 // and waits while maxInbox messages wait. It reports false when the
-// connection is ending.
+// connection is ending. During a shutdown it drops what comes after the
+// close frame, and waits for that frame once it has handed over its share
+// (see goaway.go).
 func (c *conn) dispatch(m inMsg) bool {
 	c.inMu.Lock()
+	if c.away.dropLocked() {
+		c.inMu.Unlock()
+		return true
+	}
+	c.away.holding = true
 	for len(c.inbox) >= maxInbox || len(c.inbox) > 0 && c.inBytes+len(m.data) > maxInboxBytes {
 		c.inMu.Unlock()
 		select {
@@ -67,13 +74,15 @@ func (c *conn) dispatch(m inMsg) bool {
 	}
 	c.inbox = append(c.inbox, m)
 	c.inBytes += len(m.data)
+	c.away.holding = false
 	if !c.handling {
 		c.handling = true
 		c.handlers.Add(1)
 		go c.handleLoop()
 	}
+	wait := c.away.handedLocked()
 	c.inMu.Unlock()
-	return true
+	return c.waitClose(wait)
 }
 
 // handleLoop handles queued messages in order until none waits.
@@ -84,6 +93,7 @@ func (c *conn) handleLoop() {
 		if len(c.inbox) == 0 {
 			c.inbox = nil // an idle connection holds no slice
 			c.handling = false
+			c.closeIfAnsweredLocked() // going away: all read is answered
 			c.inMu.Unlock()
 			return
 		}

@@ -150,9 +150,18 @@ func (c *conn) logOpened(open int64) {
 // logClosed writes the line for a connection that ended, with why. Call
 // it after the writer has finished.
 func (c *conn) logClosed(why string) {
-	c.r.log.Info("connection closed", "remote", c.remote, "reason", why,
+	attrs := []any{"remote", c.remote, "reason", why,
 		"duration", time.Since(c.obs.opened).Round(time.Millisecond),
-		"in", c.obs.in, "out", c.obs.out)
+		"in", c.obs.in, "out", c.obs.out}
+	c.inMu.Lock()
+	dropped := c.away.dropped
+	c.inMu.Unlock()
+	if dropped > 0 {
+		// Sent by the client before it saw the relay's close frame: read
+		// only to find the client's close, and never answered.
+		attrs = append(attrs, "after_close", dropped)
+	}
+	c.r.log.Info("connection closed", attrs...)
 }
 
 // endReason says why the reader stopped: a close the relay started (slow

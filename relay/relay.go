@@ -75,15 +75,22 @@ type Relay struct {
 	upgrader  wsconn.Upgrader // websockets, sharing read buffers
 	writeBufs sync.Pool       // the connections' framing buffers (*[]byte)
 
-	ctx     context.Context // cancelled when the workers must stop
-	cancel  context.CancelFunc
-	workers sync.WaitGroup // verify workers, the writer, the sweeper
+	ctx        context.Context // cancelled when the workers must stop
+	cancel     context.CancelFunc
+	workers    sync.WaitGroup // verify workers, the writer, the sweeper
+	verifiers  atomic.Int32   // verify workers running; the last one closes writeCh
+	writerDone chan struct{}  // closed when the writer returns
+	started    bool
 
-	// drainMu orders "is the relay draining?" against inflight.Add, so that
-	// Shutdown's inflight.Wait never races a new Add.
+	// drainMu orders "is the relay draining?" against senders.Add and
+	// inflight.add, so that Shutdown's waits never race a new Add.
 	drainMu  sync.RWMutex
-	draining bool
-	inflight sync.WaitGroup // events accepted from clients and not yet answered
+	draining atomic.Bool    // set under drainMu
+	senders  sync.WaitGroup // admit calls that may still send on verifyCh
+	inflight inflight       // events admitted and not yet answered
+
+	shutdownOnce sync.Once
+	goneAway     chan struct{} // closed once Shutdown has drained and started closing connections
 
 	connsMu sync.Mutex
 	conns   map[*conn]struct{}
@@ -142,12 +149,17 @@ func New(cfg Config, store storage.Store) *Relay {
 		ctx:      ctx,
 		cancel:   cancel,
 		conns:    map[*conn]struct{}{},
+
+		writerDone: make(chan struct{}),
+		goneAway:   make(chan struct{}),
 	}
 }
 
 // Start starts the relay's background workers: signature checks, the
 // writer and the expiry sweep.
 func (r *Relay) Start() {
+	r.started = true
+	r.verifiers.Store(int32(r.cfg.VerifyWorkers))
 	for range r.cfg.VerifyWorkers {
 		r.workers.Go(r.verifyLoop)
 	}
@@ -208,7 +220,7 @@ func (r *Relay) infoDocument(req *http.Request) []byte {
 
 func (r *Relay) serveWebsocket(w http.ResponseWriter, req *http.Request) {
 	r.drainMu.RLock()
-	draining := r.draining
+	draining := r.draining.Load()
 	if !draining {
 		r.connWG.Add(1)
 	}
@@ -235,6 +247,9 @@ func (r *Relay) serveWebsocket(w http.ResponseWriter, req *http.Request) {
 	c.auth.init(c)
 	r.connsMu.Lock()
 	r.conns[c] = struct{}{}
+	if r.draining.Load() {
+		c.goAway() // Shutdown may have gone through the connections already
+	}
 	r.connsMu.Unlock()
 	r.stats.connections.Add(1)
 	c.logOpened(r.stats.connections.Load())
@@ -307,26 +322,41 @@ func remoteAddr(req *http.Request) string {
 	return host
 }
 
-// Shutdown stops taking new connections and events, lets accepted events
-// reach the store and their OKs reach the clients, closes every connection
-// with "going away", and stops the workers. The store is left open for the
-// caller to close.
+// Shutdown stops the relay in order, producers first, within ctx:
+//
+//   - new connections get HTTP 503 and new EVENTs (and Ingest calls)
+//     `error: relay is shutting down`;
+//   - every event already admitted flows through the verify pool and the
+//     writer to the store and its OK (each stage closes the next one's
+//     input once it has nothing more to send);
+//   - every connection answers the messages it has read and closes with
+//     1001 (going away), see goAway;
+//   - the workers stop.
+//
+// If the pipeline has not drained shortly before ctx's deadline (a Save
+// that hangs), the workers are stopped, every event still in flight is
+// answered `error: relay is shutting down` (never OK true: it may not be
+// stored), and the connections are closed with the time left. Shutdown
+// returns by ctx's deadline whatever the store does. The store is left
+// open for the caller to close. A second call waits for the first to have
+// drained, then for the connections and workers to stop.
 func (r *Relay) Shutdown(ctx context.Context) error {
-	r.drainMu.Lock()
-	r.draining = true
-	r.drainMu.Unlock()
-
-	// Every event already accepted gets stored and answered.
 	var errs []error
-	if err := waitCtx(ctx, &r.inflight); err != nil {
-		errs = append(errs, fmt.Errorf("drain events: %w", err))
+	first := false
+	r.shutdownOnce.Do(func() { first = true })
+	if first {
+		if err := r.drainAndGoAway(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		close(r.goneAway)
+	} else {
+		select {
+		case <-r.goneAway:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-
-	r.connsMu.Lock()
-	for c := range r.conns {
-		c.closeWith(wsconn.StatusGoingAway, "relay is shutting down")
-	}
-	r.connsMu.Unlock()
+	// A later call waits for what an earlier one ran out of time for.
 	if err := waitCtx(ctx, &r.connWG); err != nil {
 		errs = append(errs, fmt.Errorf("close connections: %w", err))
 		r.connsMu.Lock()
@@ -335,10 +365,75 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 		}
 		r.connsMu.Unlock()
 	}
-
 	r.cancel()
-	r.workers.Wait()
+	if err := waitCtx(ctx, &r.workers); err != nil {
+		errs = append(errs, fmt.Errorf("stop workers: %w", err))
+	}
 	return errors.Join(errs...)
+}
+
+// drainAndGoAway refuses new events, lets the admitted ones through (or
+// answers them when the time for that is up), and starts closing every
+// connection.
+func (r *Relay) drainAndGoAway(ctx context.Context) error {
+	r.drainMu.Lock()
+	r.draining.Store(true)
+	r.drainMu.Unlock()
+
+	dctx, cancel := drainContext(ctx)
+	err := r.drain(dctx)
+	cancel()
+	if err != nil {
+		err = fmt.Errorf("drain events: %w", err)
+		left := r.inflight.snapshot()
+		for _, p := range left {
+			r.answer(p, false, reason(prefixError, "relay is shutting down"))
+		}
+		r.log.Warn("shutdown: events not stored in time", "events", len(left))
+	}
+
+	r.connsMu.Lock()
+	for c := range r.conns {
+		c.goAway()
+	}
+	r.connsMu.Unlock()
+	if err != nil {
+		// Every blocking send in the pipeline gives up, so that handlers
+		// waiting in admit go on to answer what their connection read.
+		r.cancel()
+	}
+	return err
+}
+
+// drain lets every admitted event through the pipeline: once no admit can
+// send any more, verifyCh is closed; the verify workers empty it and the
+// last closes writeCh; the writer empties that and returns.
+func (r *Relay) drain(ctx context.Context) error {
+	if err := waitCtx(ctx, &r.senders); err != nil {
+		return err
+	}
+	close(r.verifyCh)
+	if !r.started {
+		return nil
+	}
+	select {
+	case <-r.writerDone:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// drainContext bounds the drain: it ends a quarter of the time before ctx
+// (at most closeWait before), which is left for answering what is still in
+// flight and closing the connections.
+func drainContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	keep := min(time.Until(deadline)/4, closeWait)
+	return context.WithDeadline(ctx, deadline.Add(-keep))
 }
 
 func waitCtx(ctx context.Context, wg *sync.WaitGroup) error {
@@ -351,7 +446,12 @@ func waitCtx(ctx context.Context, wg *sync.WaitGroup) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		select {
+		case <-done: // both ready: it finished in time
+			return nil
+		default:
+			return ctx.Err()
+		}
 	}
 }
 

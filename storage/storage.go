@@ -102,6 +102,12 @@ type Store interface {
 	// Has reports whether an event with this id (64 lowercase hex) is stored.
 	Has(ctx context.Context, id string) (bool, error)
 
+	// StoredSig returns the signature stored with the event of this id, and
+	// whether one is stored. An id commits to an event's content but not to
+	// its signature, so a re-sent event is a known duplicate only when it
+	// carries the very signature stored (see relay/admit.go).
+	StoredSig(ctx context.Context, id string) (sig string, found bool, err error)
+
 	// DeleteExpired removes events whose NIP-40 expiration is at or before
 	// now (unix seconds) and returns how many were removed.
 	DeleteExpired(ctx context.Context, now int64) (int64, error)

@@ -27,8 +27,9 @@ const (
 )
 
 // serve runs the relay until ctx is done, then shuts it down in order: stop
-// accepting, let queued events reach the store and their OKs the clients,
-// close connections going away, checkpoint and close the database.
+// the mirrors (producers), stop accepting, let queued events reach the
+// store and their OKs the clients, close connections going away,
+// checkpoint and close the database.
 func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Addr)) (err error) {
 	log := newLogger(cfg, stderr)
 
@@ -124,10 +125,12 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 	if rules, _ := parseRetention(cfg.Retention); len(rules) > 0 {
 		wg.Go(func() { retain(upkeepCtx, store, rules, cfg.ExpirySweep, log) })
 	}
+	stopMirrors := func() {}
 	if cfg.MirrorConfig != "" { // live mirroring, see mirror.go; the file was checked
-		mirrorCtx, stopMirrors := context.WithCancel(ctx)
+		mirrorCtx, cancelMirrors := context.WithCancel(ctx)
 		waitMirrors := startMirrors(mirrorCtx, cfg, rl, store, log)
-		defer func() { stopMirrors(); waitMirrors() }()
+		stopMirrors = func() { cancelMirrors(); waitMirrors() }
+		defer stopMirrors() // on an early return; a no-op after the first call
 	}
 
 	log.Info("wisp listening",
@@ -153,6 +156,9 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 		log.Error("http server failed, shutting down", "err", err)
 	}
 
+	// Producers stop first: the mirrors' down streams feed the relay, so
+	// they stop (and save their positions) before it drains.
+	stopMirrors()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
 	// http.Server.Shutdown closes the listener and waits for plain HTTP

@@ -351,6 +351,30 @@ func (s *Store) Has(ctx context.Context, id string) (bool, error) {
 	return true, nil
 }
 
+// StoredSig returns the signature stored with the event id. It reads it
+// from the stored JSON (wisp keeps no column for it): one row read, a
+// little more than Has, which only looks at the id index.
+func (s *Store) StoredSig(ctx context.Context, id string) (string, bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return "", false, storage.ErrClosed
+	}
+	var key [32]byte
+	if !decodeHex32(id, &key) {
+		return "", false, nil
+	}
+	var sig sql.NullString
+	err := s.r.QueryRowContext(ctx, "SELECT json_extract(raw, '$.sig') FROM events WHERE id = ?", key[:]).Scan(&sig)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("stored sig: %w", err)
+	}
+	return sig.String, true, nil
+}
+
 // expireChunk is how many expired events one DeleteExpired transaction
 // removes, so that a large backlog does not hold the write lock for long.
 const expireChunk = 1000

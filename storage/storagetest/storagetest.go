@@ -25,6 +25,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		fn   func(t *testing.T, f *fixture)
 	}{
 		{"SaveAndDuplicate", testSaveAndDuplicate},
+		{"StoredSig", testStoredSig},
 		{"SeqAndWatermark", testSeqAndWatermark},
 		{"RawBytesKept", testRawBytesKept},
 		{"QueryFilters", testQueryFilters},
@@ -239,6 +240,25 @@ func testSaveAndDuplicate(t *testing.T, f *fixture) {
 	}
 	if res, err := f.s.Save(context.Background(), nil); err != nil || len(res) != 0 {
 		t.Errorf("empty batch: %v, %v", res, err)
+	}
+}
+
+// StoredSig gives back the signature saved with an event, so that a
+// re-sent event with another signature is not taken for a known duplicate.
+func testStoredSig(t *testing.T, f *fixture) {
+	ctx := context.Background()
+	a := event(t, newKey(t), 1, 1000, nil, "a")
+	if sig, found, err := f.s.StoredSig(ctx, a.Event.ID); err != nil || found || sig != "" {
+		t.Fatalf("before saving: %q, %v, %v", sig, found, err)
+	}
+	f.saveOne(a, storage.Stored)
+	if sig, found, err := f.s.StoredSig(ctx, a.Event.ID); err != nil || !found || sig != a.Event.Sig {
+		t.Errorf("after saving: %q, %v, %v; want %q", sig, found, err, a.Event.Sig)
+	}
+	for _, bad := range []string{"", "xyz", strings.ToUpper(a.Event.ID)} {
+		if _, found, err := f.s.StoredSig(ctx, bad); err != nil || found {
+			t.Errorf("StoredSig(%q): found %v, %v", bad, found, err)
+		}
 	}
 }
 
@@ -824,6 +844,9 @@ func testClosed(t *testing.T, f *fixture) {
 	}
 	if _, err := f.s.Has(ctx, it.Event.ID); !errors.Is(err, storage.ErrClosed) {
 		t.Errorf("has after close: %v", err)
+	}
+	if _, _, err := f.s.StoredSig(ctx, it.Event.ID); !errors.Is(err, storage.ErrClosed) {
+		t.Errorf("stored sig after close: %v", err)
 	}
 	if _, err := f.s.DeleteExpired(ctx, 0); !errors.Is(err, storage.ErrClosed) {
 		t.Errorf("delete expired after close: %v", err)
