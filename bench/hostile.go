@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -122,8 +123,12 @@ func (r *runner) attack(ctx context.Context, name string, msgs func(conn int) []
 			defer func() { <-slots }()
 			ws, err := dialSlowReader(ctx, r.cfg.URL)
 			if err != nil {
+				why := "dial"
+				if strings.Contains(err.Error(), "HTTP 429") {
+					why = "dial refused (HTTP 429)"
+				}
 				mu.Lock()
-				failed["dial"]++
+				failed[why]++
 				mu.Unlock()
 				return
 			}
@@ -205,7 +210,7 @@ func dialSlowReader(ctx context.Context, url string) (*websocket.Conn, error) {
 		resp.Body.Close()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", url, err)
+		return nil, dialError(url, resp, err)
 	}
 	ws.SetReadLimit(readLimit)
 	return ws, nil

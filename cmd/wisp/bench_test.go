@@ -15,7 +15,7 @@ import (
 // phase runs, nothing is refused, every answer is right and every live
 // event reaches every subscriber. No timing is asserted.
 func TestBenchAgainstWisp(t *testing.T) {
-	addr, _, logs := startWisp(t)
+	addr, _, logs := startWisp(t, "WISP_MAX_CONNS_PER_IP=0") // every connection comes from 127.0.0.1
 
 	var out, errb bytes.Buffer
 	err := run(t.Context(), []string{

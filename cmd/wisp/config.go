@@ -133,8 +133,10 @@ type Config struct {
 	ReqRateIP string `env:"REQ_RATE_IP" envDefault:""`
 	// ConnRateIP limits new connections per client IP (N/period; empty: none). Default empty.
 	ConnRateIP string `env:"CONN_RATE_IP" envDefault:""`
-	// MaxConnsPerIP caps open connections per client IP (count, 0: no cap). Default 0.
-	MaxConnsPerIP int `env:"MAX_CONNS_PER_IP" envDefault:"0"`
+	// MaxConnsPerIP caps open connections per client IP (count, 0: no cap):
+	// with the per-connection budgets, it bounds what one IP can make the
+	// relay hold. Default 20.
+	MaxConnsPerIP int `env:"MAX_CONNS_PER_IP" envDefault:"20"`
 	// RealIPHeader is the header a reverse proxy puts the client's address
 	// in, such as X-Forwarded-For (empty: the TCP peer). Default empty.
 	RealIPHeader string `env:"REAL_IP_HEADER" envDefault:""`
