@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp"
 	"github.com/wisp-relay/wisp/policy"
 	"github.com/wisp-relay/wisp/relay"
 )
@@ -415,7 +416,7 @@ func (d *downWorker) session(ctx context.Context) error {
 	newest := resume
 	tr := newDownTracker(d)
 	want := d.w.stream.filter
-	opt := relay.IngestOptions{Source: policy.SourceStream, Remote: d.w.url}
+	opt := relay.IngestOptions{Source: wisp.SourceStream, Remote: d.w.url}
 	// Until the backlog since resume is complete, the resume point stays
 	// where it was; seen holds the ids received meanwhile.
 	caughtUp := false
@@ -444,8 +445,8 @@ func (d *downWorker) session(ctx context.Context) error {
 		}
 		mark := tr.track(ev.CreatedAt, to)
 		if d.plugin != nil {
-			dec := d.plugin.Check(ctx, &policy.Input{Event: ev, Source: policy.SourceStream, Remote: d.w.url, Received: time.Now()})
-			if dec.Action != policy.Accept {
+			dec := d.plugin.Check(ctx, &wisp.Input{Event: ev, Source: wisp.SourceStream, Remote: d.w.url, Received: time.Now()})
+			if dec.Action != wisp.Accept {
 				tr.settle(mark, true)
 				return ev, true
 			}
@@ -666,8 +667,8 @@ func (u *upWorker) session(ctx context.Context) error {
 				continue
 			}
 			if u.plugin != nil {
-				dec := u.plugin.Check(ctx, &policy.Input{Event: &ev, Raw: it.raw, Source: policy.SourceStream, Remote: u.w.url, Received: time.Now()})
-				if dec.Action != policy.Accept {
+				dec := u.plugin.Check(ctx, &wisp.Input{Event: &ev, Raw: it.raw, Source: wisp.SourceStream, Remote: u.w.url, Received: time.Now()})
+				if dec.Action != wisp.Accept {
 					tr.finish(it.seq)
 					continue
 				}

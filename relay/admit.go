@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
-	"github.com/wisp-relay/wisp/policy"
+	"github.com/wisp-relay/wisp"
 )
 
 // arrival is where an event comes from, as the checks before the verify pool
@@ -13,7 +13,7 @@ import (
 type arrival struct {
 	ctx      context.Context // bounds the policy and the wait for the verify pool
 	c        *conn           // the client connection; nil for Ingest
-	source   policy.Source
+	source   wisp.Source
 	remote   string // the client's IP, or the relay an event came from
 	noVerify bool   // Ingest only: skip the signature check
 	done     func(ok bool, msg string)
@@ -31,7 +31,7 @@ func (r *Relay) admit(ev *nostr.Event, a arrival) (queued, ok bool, msg string) 
 	}
 	if r.draining.Load() {
 		// Shutting down: nothing is checked, looked up or verified any more.
-		return refuse(reason(prefixError, "relay is shutting down"))
+		return refuse(wisp.Reason(wisp.PrefixError, "relay is shutting down"))
 	}
 	raw := canonicalEvent(ev)
 	if why := checkEvent(ev, raw, &r.cfg.Limits, time.Now()); why != "" {
@@ -39,12 +39,12 @@ func (r *Relay) admit(ev *nostr.Event, a arrival) (queued, ok bool, msg string) 
 	}
 	if ev.Kind == nostr.KindClientAuthentication {
 		if a.c != nil {
-			return refuse(reason(prefixInvalid, "auth events are sent with AUTH, not EVENT"))
+			return refuse(wisp.Reason(wisp.PrefixInvalid, "auth events are sent with AUTH, not EVENT"))
 		}
-		return refuse(reason(prefixInvalid, "auth events are not stored"))
+		return refuse(wisp.Reason(wisp.PrefixInvalid, "auth events are not stored"))
 	}
 	if !checkID(ev) {
-		return refuse(reason(prefixInvalid, "event id does not match its content"))
+		return refuse(wisp.Reason(wisp.PrefixInvalid, "event id does not match its content"))
 	}
 	authed := ""
 	if a.c != nil {
@@ -54,22 +54,22 @@ func (r *Relay) admit(ev *nostr.Event, a arrival) (queued, ok bool, msg string) 
 		// NIP-70: only its author, authenticated, may publish it; an
 		// operator's import is trusted.
 		switch {
-		case a.c == nil && a.source == policy.SourceImport:
+		case a.c == nil && a.source == wisp.SourceImport:
 		case a.c == nil || (authed != "" && authed != ev.PubKey):
-			return refuse(reason(prefixRestricted, "this event may only be published by its author (NIP-70)"))
+			return refuse(wisp.Reason(wisp.PrefixRestricted, "this event may only be published by its author (NIP-70)"))
 		case authed == "":
-			return refuse(reason(prefixAuthRequired, "this event may only be published by its author (NIP-70); authenticate first"))
+			return refuse(wisp.Reason(wisp.PrefixAuthRequired, "this event may only be published by its author (NIP-70); authenticate first"))
 		}
 	}
 	vanish := ev.Kind == kindVanish
 	if vanish && !r.forThisRelay(ev, a.c) {
-		return refuse(reason(prefixBlocked, "this request to vanish names other relays"))
+		return refuse(wisp.Reason(wisp.PrefixBlocked, "this request to vanish names other relays"))
 	}
-	var in *policy.Input
+	var in *wisp.Input
 	if r.cfg.Policy != nil {
-		in = &policy.Input{Event: ev, Raw: raw, Source: a.source, Remote: a.remote, Authed: authed, Received: time.Now(), Vanish: vanish}
-		if d := r.cfg.Policy.Early(a.ctx, in); d.Action != policy.Accept {
-			if d.Action == policy.ShadowReject {
+		in = &wisp.Input{Event: ev, Raw: raw, Source: a.source, Remote: a.remote, Authed: authed, Received: time.Now(), Vanish: vanish}
+		if d := r.cfg.Policy.Early(a.ctx, in); d.Action != wisp.Accept {
+			if d.Action == wisp.ShadowReject {
 				r.stats.rejected.Add(1)
 				return false, true, ""
 			}
@@ -87,11 +87,11 @@ func (r *Relay) admit(ev *nostr.Event, a arrival) (queued, ok bool, msg string) 
 			if a.ctx.Err() == nil {
 				r.log.Error("look up event", "id", ev.ID, "err", err)
 			}
-			return false, false, internalError
+			return false, false, wisp.InternalError
 		}
 		if found && sig == ev.Sig {
 			r.stats.duplicate.Add(1)
-			return false, true, reason(prefixDuplicate, "already have this event")
+			return false, true, wisp.Reason(wisp.PrefixDuplicate, "already have this event")
 		}
 	}
 
@@ -104,7 +104,7 @@ func (r *Relay) admit(ev *nostr.Event, a arrival) (queued, ok bool, msg string) 
 	r.drainMu.RLock()
 	if r.draining.Load() {
 		r.drainMu.RUnlock()
-		return false, false, reason(prefixError, "relay is shutting down")
+		return false, false, wisp.Reason(wisp.PrefixError, "relay is shutting down")
 	}
 	r.senders.Add(1)
 	r.inflight.add(p)
@@ -115,9 +115,9 @@ func (r *Relay) admit(ev *nostr.Event, a arrival) (queued, ok bool, msg string) 
 	case r.verifyCh <- p:
 		return true, false, ""
 	case <-a.ctx.Done():
-		return r.withdraw(p, reason(prefixError, "cancelled"))
+		return r.withdraw(p, wisp.Reason(wisp.PrefixError, "cancelled"))
 	case <-r.ctx.Done():
-		return r.withdraw(p, reason(prefixError, "relay is shutting down"))
+		return r.withdraw(p, wisp.Reason(wisp.PrefixError, "relay is shutting down"))
 	}
 }
 

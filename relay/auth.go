@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
-	"github.com/wisp-relay/wisp/policy"
+	"github.com/wisp-relay/wisp"
 )
 
 const (
@@ -40,7 +40,7 @@ func (a *connAuth) init(c *conn) {
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 	a.c = c
 	a.challenge = hex.EncodeToString(b[:])
-	if c.r.cfg.Policy != nil && c.r.cfg.Policy.AuthMode() != policy.AuthOpen {
+	if c.r.cfg.Policy != nil && c.r.cfg.Policy.AuthMode() != wisp.AuthOpen {
 		c.sendChallenge()
 	}
 }
@@ -66,9 +66,9 @@ func (c *conn) sendChallenge() {
 // handleAuth checks a client's AUTH event (NIP-42) and answers it with OK.
 // The event is never stored or broadcast.
 func (c *conn) handleAuth(ev *nostr.Event) {
-	fail := func(msg string) { c.ok(ev.ID, false, reason(prefixInvalid, msg)) }
+	fail := func(msg string) { c.ok(ev.ID, false, wisp.Reason(wisp.PrefixInvalid, msg)) }
 	if c.auth.attempts++; c.auth.attempts > maxAuthAttempts {
-		c.ok(ev.ID, false, reason(prefixRateLimited, "too many AUTH messages on this connection"))
+		c.ok(ev.ID, false, wisp.Reason(wisp.PrefixRateLimited, "too many AUTH messages on this connection"))
 		return
 	}
 	if ev.Kind != nostr.KindClientAuthentication {

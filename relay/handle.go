@@ -5,10 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/nbd-wtf/go-nostr"
-	"github.com/wisp-relay/wisp/policy"
+	"github.com/wisp-relay/wisp"
 	"github.com/wisp-relay/wisp/relay/wsconn"
 )
 
@@ -104,7 +103,7 @@ func (c *conn) handleLoop() {
 		c.inMu.Unlock()
 		signal(c.inSpace)
 		if m.binary {
-			c.notice(reason(prefixInvalid, "binary messages are not supported"))
+			c.notice(wisp.Reason(wisp.PrefixInvalid, "binary messages are not supported"))
 		} else {
 			c.handle(m.data)
 		}
@@ -162,18 +161,18 @@ func (c *conn) handle(data []byte) {
 	case "AUTH":
 		c.handleAuth(msg.event)
 	default:
-		c.notice(reason(prefixInvalid, "unknown message type"))
+		c.notice(wisp.Reason(wisp.PrefixInvalid, "unknown message type"))
 	}
 }
 
 // handleEvent runs the cheap checks, then hands the event to the verify
 // pool. The OK is sent by whoever finishes with the event.
 func (c *conn) handleEvent(ev *nostr.Event) {
-	queued, ok, msg := c.r.admit(ev, arrival{ctx: c.ctx, c: c, source: policy.SourceClient, remote: c.remote})
+	queued, ok, msg := c.r.admit(ev, arrival{ctx: c.ctx, c: c, source: wisp.SourceClient, remote: c.remote})
 	if queued {
 		return
 	}
-	if !ok && strings.HasPrefix(msg, prefixAuthRequired+":") {
+	if !ok && wisp.IsReason(msg, wisp.PrefixAuthRequired) {
 		c.sendChallenge()
 	}
 	c.ok(ev.ID, ok, msg)
@@ -188,13 +187,13 @@ func (c *conn) handleReq(subID string, filters []nostr.Filter) {
 	lim := &r.cfg.Limits
 	c.closeSub(subID) // a REQ with an open id replaces that subscription
 	if len(c.subs) >= lim.MaxSubscriptions {
-		c.closed(subID, reason(prefixBlocked, fmt.Sprintf("too many open subscriptions (at most %d)", lim.MaxSubscriptions)))
+		c.closed(subID, wisp.Reason(wisp.PrefixBlocked, fmt.Sprintf("too many open subscriptions (at most %d)", lim.MaxSubscriptions)))
 		return
 	}
 	for i := range filters {
 		f := &filters[i]
 		if f.Search != "" && !r.searchEnabled() {
-			c.closed(subID, reason(prefixBlocked, "search (NIP-50) is not supported by this relay"))
+			c.closed(subID, wisp.Reason(wisp.PrefixBlocked, "search (NIP-50) is not supported by this relay"))
 			return
 		}
 		switch {
@@ -213,7 +212,7 @@ func (c *conn) handleReq(subID string, filters []nostr.Filter) {
 
 	s := newSub(c, subID, filters)
 	if c.subBytes+s.cost > lim.MaxSubscriptionBytes {
-		c.closed(subID, reason(prefixBlocked, fmt.Sprintf(
+		c.closed(subID, wisp.Reason(wisp.PrefixBlocked, fmt.Sprintf(
 			"the open subscriptions of this connection would hold more than %d bytes; close some or send fewer values", lim.MaxSubscriptionBytes)))
 		return
 	}
@@ -254,9 +253,9 @@ func (c *conn) queryFailure(err error, subID, what string) string {
 	case errors.Is(err, errConnClosing) || c.ctx.Err() != nil:
 		return ""
 	case errors.Is(err, context.DeadlineExceeded):
-		return reason(prefixError, what+" took too long; narrow the filter")
+		return wisp.Reason(wisp.PrefixError, what+" took too long; narrow the filter")
 	default:
 		c.r.log.Error(what, "sub", subID, "err", err)
-		return internalError
+		return wisp.InternalError
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp"
 	"github.com/wisp-relay/wisp/policy"
 	"github.com/wisp-relay/wisp/relay"
 	"github.com/wisp-relay/wisp/storage/sqlite"
@@ -61,7 +62,7 @@ func startNamedRelay(t *testing.T, public string, cfg policy.Config, lists *poli
 
 func TestAuthIgnoresTheHostHeader(t *testing.T) {
 	victim := newKey(t)
-	tr := startNamedRelay(t, publicURL, policy.Config{Auth: policy.AuthWrite}, nil)
+	tr := startNamedRelay(t, publicURL, policy.Config{Auth: wisp.AuthWrite}, nil)
 
 	c := dialAs(t, tr.url, evilHost)
 	challenge := c.expectChallenge()
@@ -85,7 +86,7 @@ func TestAuthIgnoresTheHostHeader(t *testing.T) {
 
 func TestPrivateRelayIgnoresTheHostHeader(t *testing.T) {
 	member := newKey(t)
-	tr := startNamedRelay(t, publicURL, policy.Config{Auth: policy.AuthAll}, policy.NewLists([]string{member.pk}, nil, nil, nil))
+	tr := startNamedRelay(t, publicURL, policy.Config{Auth: wisp.AuthAll}, policy.NewLists([]string{member.pk}, nil, nil, nil))
 
 	in := dialAs(t, tr.url, "relay.example.com")
 	if res := in.authenticate(member, in.expectChallenge(), publicURL); !res.ok {
@@ -131,7 +132,7 @@ func TestGiftWrapsIgnoreTheHostHeader(t *testing.T) {
 // A relay without a configured URL answers only to loopback names.
 func TestAuthWithoutPublicURLAcceptsOnlyLoopback(t *testing.T) {
 	k := newKey(t)
-	tr := startNamedRelay(t, "", policy.Config{Auth: policy.AuthWrite}, nil)
+	tr := startNamedRelay(t, "", policy.Config{Auth: wisp.AuthWrite}, nil)
 	port := tr.url[strings.LastIndex(tr.url, ":"):]
 
 	for _, u := range []string{"ws://localhost" + port, "ws://127.0.0.1" + port, "ws://[::1]" + port} {

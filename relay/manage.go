@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
-	"github.com/wisp-relay/wisp/policy"
+	"github.com/wisp-relay/wisp"
 )
 
 const (
@@ -97,7 +97,7 @@ func (r *Relay) serveManagement(w http.ResponseWriter, req *http.Request) {
 	switch {
 	case err == nil:
 		writeRPC(w, http.StatusOK, rpcResponse{Result: res})
-	case errors.Is(err, policy.ErrUnknownMethod) || errors.Is(err, policy.ErrBadParams):
+	case errors.Is(err, wisp.ErrUnknownMethod) || errors.Is(err, wisp.ErrBadParams):
 		writeRPC(w, http.StatusOK, rpcResponse{Error: err.Error()})
 	default:
 		r.log.Error("management call", "method", call.Method, "admin", caller, "err", err)

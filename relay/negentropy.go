@@ -8,13 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/nbd-wtf/go-nostr/nip77/negentropy"
-	"github.com/wisp-relay/wisp/policy"
+	"github.com/wisp-relay/wisp"
 	"github.com/wisp-relay/wisp/storage"
 )
 
@@ -126,7 +125,7 @@ func (c *conn) handleNeg(data []byte) {
 	var verb string
 	if !utf8.Valid(data) || json.Unmarshal(data, &arr) != nil || len(arr) < 2 || json.Unmarshal(arr[0], &verb) != nil {
 		c.observeIn("")
-		c.notice(reason(prefixInvalid, "malformed negentropy message"))
+		c.notice(wisp.Reason(wisp.PrefixInvalid, "malformed negentropy message"))
 		return
 	}
 	switch verb {
@@ -134,16 +133,16 @@ func (c *conn) handleNeg(data []byte) {
 		c.observeIn(verb)
 	default:
 		c.observeIn("")
-		c.notice(reason(prefixInvalid, "unknown message type "+strconv.Quote(verb)))
+		c.notice(wisp.Reason(wisp.PrefixInvalid, "unknown message type "+strconv.Quote(verb)))
 		return
 	}
 	if !r.cfg.Negentropy.Enabled {
-		c.notice(reason(prefixBlocked, "negentropy (NIP-77) is not supported by this relay"))
+		c.notice(wisp.Reason(wisp.PrefixBlocked, "negentropy (NIP-77) is not supported by this relay"))
 		return
 	}
 	var subID string
 	if json.Unmarshal(arr[1], &subID) != nil || subID == "" || len(subID) > r.cfg.Limits.MaxSubIDLength {
-		c.notice(reason(prefixInvalid, fmt.Sprintf("subscription id must be 1 to %d characters", r.cfg.Limits.MaxSubIDLength)))
+		c.notice(wisp.Reason(wisp.PrefixInvalid, fmt.Sprintf("subscription id must be 1 to %d characters", r.cfg.Limits.MaxSubIDLength)))
 		return
 	}
 	switch verb {
@@ -153,24 +152,24 @@ func (c *conn) handleNeg(data []byte) {
 		// ["NEG-OPEN", id, filter, msg]; an older draft put an id size
 		// before the message.
 		if len(arr) != 4 && len(arr) != 5 {
-			c.negErr(subID, reason(prefixInvalid, "NEG-OPEN takes a subscription id, a filter and a message"))
+			c.negErr(subID, wisp.Reason(wisp.PrefixInvalid, "NEG-OPEN takes a subscription id, a filter and a message"))
 			return
 		}
 		var msg string
 		if json.Unmarshal(arr[len(arr)-1], &msg) != nil {
-			c.negErr(subID, reason(prefixInvalid, "negentropy message must be a hex string"))
+			c.negErr(subID, wisp.Reason(wisp.PrefixInvalid, "negentropy message must be a hex string"))
 			return
 		}
 		c.negOpen(subID, arr[2], msg)
 	case "NEG-MSG":
 		var msg string
 		if len(arr) != 3 || json.Unmarshal(arr[2], &msg) != nil {
-			c.negErr(subID, reason(prefixInvalid, "NEG-MSG takes a subscription id and a hex message"))
+			c.negErr(subID, wisp.Reason(wisp.PrefixInvalid, "NEG-MSG takes a subscription id and a hex message"))
 			return
 		}
 		s, ok := c.negs[subID]
 		if !ok {
-			c.negErr(subID, reason("closed", "no such negentropy session; send NEG-OPEN"))
+			c.negErr(subID, wisp.Reason("closed", "no such negentropy session; send NEG-OPEN"))
 			return
 		}
 		c.negReconcile(subID, s, msg)
@@ -184,7 +183,7 @@ func (c *conn) negOpen(subID string, rawFilter json.RawMessage, msg string) {
 		c.negs = map[string]*negSession{}
 	}
 	if len(c.negs) >= maxNegSessions {
-		c.negErr(subID, reason(prefixBlocked, fmt.Sprintf("too many open negentropy sessions (at most %d)", maxNegSessions)))
+		c.negErr(subID, wisp.Reason(wisp.PrefixBlocked, fmt.Sprintf("too many open negentropy sessions (at most %d)", maxNegSessions)))
 		return
 	}
 	s := jsonScanner{data: rawFilter}
@@ -193,16 +192,16 @@ func (c *conn) negOpen(subID string, rawFilter json.RawMessage, msg string) {
 		jf = s.trailing()
 	}
 	if jf.msg != "" {
-		c.negErr(subID, reason(prefixInvalid, jf.msg))
+		c.negErr(subID, wisp.Reason(wisp.PrefixInvalid, jf.msg))
 		return
 	}
 	if f.Search != "" {
-		c.negErr(subID, reason(prefixBlocked, "search is not supported in negentropy sessions"))
+		c.negErr(subID, wisp.Reason(wisp.PrefixBlocked, "search is not supported in negentropy sessions"))
 		return
 	}
 	filters := []nostr.Filter{f}
 	if why := c.readRefusal(filters); why != "" {
-		if strings.HasPrefix(why, prefixAuthRequired+":") {
+		if wisp.IsReason(why, wisp.PrefixAuthRequired) {
 			c.sendChallenge()
 		}
 		c.negErr(subID, why)
@@ -215,7 +214,7 @@ func (c *conn) negOpen(subID string, rawFilter json.RawMessage, msg string) {
 	mine := maxEvents - c.negEvents
 	relayLeft := r.negMaxTotalEvents() - r.negHeld.Load()
 	if relayLeft <= 0 {
-		c.negErr(subID, reason(prefixRateLimited, "the relay holds as many negentropy sessions as it can; try again later"))
+		c.negErr(subID, wisp.Reason(wisp.PrefixRateLimited, "the relay holds as many negentropy sessions as it can; try again later"))
 		return
 	}
 	allowed := min(mine, int(min(relayLeft, int64(maxEvents))))
@@ -227,13 +226,13 @@ func (c *conn) negOpen(subID string, rawFilter json.RawMessage, msg string) {
 	switch {
 	case err == nil:
 	case errors.Is(err, storage.ErrTooMany) && allowed == maxEvents:
-		c.negErr(subID, reason(prefixBlocked, fmt.Sprintf("this query is too big: more than %d events; narrow the filter", maxEvents)))
+		c.negErr(subID, wisp.Reason(wisp.PrefixBlocked, fmt.Sprintf("this query is too big: more than %d events; narrow the filter", maxEvents)))
 		return
 	case errors.Is(err, storage.ErrTooMany) && allowed == mine:
-		c.negErr(subID, reason(prefixBlocked, fmt.Sprintf("this connection's negentropy sessions would hold more than %d events; close some", maxEvents)))
+		c.negErr(subID, wisp.Reason(wisp.PrefixBlocked, fmt.Sprintf("this connection's negentropy sessions would hold more than %d events; close some", maxEvents)))
 		return
 	case errors.Is(err, storage.ErrTooMany):
-		c.negErr(subID, reason(prefixRateLimited, "the relay holds as many negentropy sessions as it can; try again later"))
+		c.negErr(subID, wisp.Reason(wisp.PrefixRateLimited, "the relay holds as many negentropy sessions as it can; try again later"))
 		return
 	default:
 		if why := c.queryFailure(err, subID, "listing the events"); why != "" {
@@ -244,7 +243,7 @@ func (c *conn) negOpen(subID string, rawFilter json.RawMessage, msg string) {
 	n := vec.Size()
 	if r.negHeld.Add(int64(n)) > r.negMaxTotalEvents() { // others took the room meanwhile
 		r.negHeld.Add(-int64(n))
-		c.negErr(subID, reason(prefixRateLimited, "the relay holds as many negentropy sessions as it can; try again later"))
+		c.negErr(subID, wisp.Reason(wisp.PrefixRateLimited, "the relay holds as many negentropy sessions as it can; try again later"))
 		return
 	}
 	vec.seal()
@@ -258,7 +257,7 @@ func (c *conn) negReconcile(subID string, s *negSession, msg string) {
 	out, err := reconcileSafely(s.neg, msg)
 	if err != nil {
 		c.closeNeg(subID)
-		c.negErr(subID, reason(prefixInvalid, "bad negentropy message: "+err.Error()))
+		c.negErr(subID, wisp.Reason(wisp.PrefixInvalid, "bad negentropy message: "+err.Error()))
 		return
 	}
 	c.negMsg(subID, out)
@@ -291,13 +290,13 @@ func (c *conn) readRefusal(filters []nostr.Filter) string {
 	r := c.r
 	authed := c.auth.pubkey()
 	if r.cfg.Policy != nil {
-		d := r.cfg.Policy.Read(&policy.ReadInput{Remote: c.remote, Authed: authed, Filters: filters, Time: time.Now()})
-		if d.Action != policy.Accept {
+		d := r.cfg.Policy.Read(&wisp.ReadInput{Remote: c.remote, Authed: authed, Filters: filters, Time: time.Now()})
+		if d.Action != wisp.Accept {
 			return d.Reason
 		}
 	}
 	if authed == "" && onlyPrivateKinds(filters) {
-		return reason(prefixAuthRequired, "private messages are served only to their recipients; authenticate first")
+		return wisp.Reason(wisp.PrefixAuthRequired, "private messages are served only to their recipients; authenticate first")
 	}
 	return ""
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp"
 	"github.com/wisp-relay/wisp/relay/wsconn"
 )
 
@@ -83,14 +84,14 @@ func (r *Relay) countOK(ok bool, msg string) {
 	switch {
 	case !ok:
 		r.metrics().Event(OutcomeRejected, reasonPrefix(msg))
-	case strings.HasPrefix(msg, prefixDuplicate+":"):
+	case wisp.IsReason(msg, wisp.PrefixDuplicate):
 		r.metrics().Event(OutcomeDuplicate, "")
 	}
 }
 
 // knownPrefixes bounds the label values of refusals.
-var knownPrefixes = []string{prefixInvalid, prefixDuplicate, prefixBlocked, prefixRateLimited,
-	prefixRestricted, prefixAuthRequired, prefixPoW, prefixError}
+var knownPrefixes = []string{wisp.PrefixInvalid, wisp.PrefixDuplicate, wisp.PrefixBlocked, wisp.PrefixRateLimited,
+	wisp.PrefixRestricted, wisp.PrefixAuthRequired, wisp.PrefixPoW, wisp.PrefixError}
 
 // reasonPrefix returns the NIP-01 prefix of a reason, "other" for none.
 func reasonPrefix(msg string) string {

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
-	"github.com/wisp-relay/wisp/policy"
+	"github.com/wisp-relay/wisp"
 	"github.com/wisp-relay/wisp/storage"
 )
 
@@ -16,11 +16,11 @@ type pending struct {
 	ev  *nostr.Event
 	raw []byte
 	c   *conn
-	in  *policy.Input // for the policy's late stage; nil without a policy
+	in  *wisp.Input // for the policy's late stage; nil without a policy
 
 	// Set for events fed through Ingest (c is nil), see ingest.go.
 	noVerify bool
-	source   policy.Source
+	source   wisp.Source
 	origin   string                    // the relay it came from, if any
 	done     func(ok bool, msg string) // called with the answer
 }
@@ -117,7 +117,7 @@ func (r *Relay) verifyLoop() {
 		}
 		if !p.noVerify && !r.sigs.verifyChecked(p.ev) {
 			r.stats.rejected.Add(1)
-			r.answer(p, false, reason(prefixInvalid, "bad signature"))
+			r.answer(p, false, wisp.Reason(wisp.PrefixInvalid, "bad signature"))
 			continue
 		}
 		if !r.judgeLate(p) {
@@ -194,7 +194,7 @@ func (r *Relay) writeBatch(batch []*pending, items []storage.Item) {
 			continue
 		}
 		if err != nil {
-			r.answer(p, false, internalError)
+			r.answer(p, false, wisp.InternalError)
 			continue
 		}
 		res := results[i]
@@ -208,16 +208,16 @@ func (r *Relay) writeBatch(batch []*pending, items []storage.Item) {
 			r.notifyStored(p, res.Seq)
 		case storage.Duplicate:
 			r.stats.duplicate.Add(1)
-			r.answer(p, true, reason(prefixDuplicate, "already have this event"))
+			r.answer(p, true, wisp.Reason(wisp.PrefixDuplicate, "already have this event"))
 		case storage.Deleted:
 			r.stats.rejected.Add(1)
-			r.answer(p, false, reason(prefixBlocked, "this event was deleted by its author (NIP-09, NIP-62)"))
+			r.answer(p, false, wisp.Reason(wisp.PrefixBlocked, "this event was deleted by its author (NIP-09, NIP-62)"))
 		case storage.Superseded:
 			r.stats.rejected.Add(1)
-			r.answer(p, false, reason(prefixBlocked, "a newer version of this event is already stored"))
+			r.answer(p, false, wisp.Reason(wisp.PrefixBlocked, "a newer version of this event is already stored"))
 		default:
 			r.log.Error("save: unknown outcome", "outcome", res.Outcome)
-			r.answer(p, false, internalError)
+			r.answer(p, false, wisp.InternalError)
 		}
 	}
 	clear(items) // hold no events until the next batch

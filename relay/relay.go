@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wisp-relay/wisp"
 	"github.com/wisp-relay/wisp/relay/wsconn"
 	"github.com/wisp-relay/wisp/storage"
 )
@@ -387,7 +388,7 @@ func (r *Relay) drainAndGoAway(ctx context.Context) error {
 		err = fmt.Errorf("drain events: %w", err)
 		left := r.inflight.snapshot()
 		for _, p := range left {
-			r.answer(p, false, reason(prefixError, "relay is shutting down"))
+			r.answer(p, false, wisp.Reason(wisp.PrefixError, "relay is shutting down"))
 		}
 		r.log.Warn("shutdown: events not stored in time", "events", len(left))
 	}

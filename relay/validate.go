@@ -5,6 +5,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp"
 	"github.com/wisp-relay/wisp/storage"
 )
 
@@ -17,37 +18,37 @@ import (
 // and AUTH treat it.
 func checkEvent(ev *nostr.Event, raw []byte, lim *Limits, now time.Time) string {
 	if lim.MaxEventBytes > 0 && len(raw) > lim.MaxEventBytes {
-		return reason(prefixInvalid, "event too large")
+		return wisp.Reason(wisp.PrefixInvalid, "event too large")
 	}
 	if lim.MaxEventTags > 0 && len(ev.Tags) > lim.MaxEventTags {
-		return reason(prefixInvalid, "too many tags")
+		return wisp.Reason(wisp.PrefixInvalid, "too many tags")
 	}
 	if lim.MaxContentLength > 0 && len(ev.Content) > lim.MaxContentLength && utf8.RuneCountInString(ev.Content) > lim.MaxContentLength {
-		return reason(prefixInvalid, "content too long")
+		return wisp.Reason(wisp.PrefixInvalid, "content too long")
 	}
 	// Compared in whole seconds, as created_at is.
 	unix := now.Unix()
 	if int64(ev.CreatedAt) > unix+int64(lim.CreatedAtFuture/time.Second) {
-		return reason(prefixInvalid, "created_at too far in the future")
+		return wisp.Reason(wisp.PrefixInvalid, "created_at too far in the future")
 	}
 	if lim.CreatedAtPast > 0 && int64(ev.CreatedAt) < unix-int64(lim.CreatedAtPast/time.Second) {
-		return reason(prefixInvalid, "created_at too far in the past")
+		return wisp.Reason(wisp.PrefixInvalid, "created_at too far in the past")
 	}
 	if lim.MaxTagValueBytes > 0 {
 		for _, tag := range ev.Tags {
 			for _, e := range tag {
 				if len(e) > lim.MaxTagValueBytes {
-					return reason(prefixInvalid, "tag element too long")
+					return wisp.Reason(wisp.PrefixInvalid, "tag element too long")
 				}
 			}
 		}
 	}
 	exp, ok, err := storage.Expiration(ev.Tags)
 	if err != nil {
-		return reason(prefixInvalid, "malformed expiration tag")
+		return wisp.Reason(wisp.PrefixInvalid, "malformed expiration tag")
 	}
 	if ok && exp <= unix {
-		return reason(prefixInvalid, "event has expired")
+		return wisp.Reason(wisp.PrefixInvalid, "event has expired")
 	}
 	return ""
 }
