@@ -6,7 +6,8 @@ import (
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
-	"github.com/wisp-relay/wisp/relay"
+	"github.com/wisp-relay/wisp/storage"
+	"github.com/wisp-relay/wisp/storage/sqlite"
 )
 
 // An event with several expiration tags expires at the earliest, wherever
@@ -14,8 +15,8 @@ import (
 // REQ and COUNT no longer serve the event, before any sweep, and the sweep
 // deletes it.
 func TestSeveralExpirationTagsEarliestWins(t *testing.T) {
-	held := startRelay(t, func(c *relay.Config) { c.ExpirySweep = time.Hour })
-	swept := startRelay(t, func(c *relay.Config) { c.ExpirySweep = 20 * time.Millisecond })
+	held := startRelayOpts(t, sqlite.Options{Upkeep: storage.Upkeep{Sweep: time.Hour}})
+	swept := startRelayOpts(t, sqlite.Options{Upkeep: storage.Upkeep{Sweep: 20 * time.Millisecond}})
 	k := newKey(t)
 	created := now()
 	expires := created + 2

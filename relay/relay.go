@@ -28,10 +28,9 @@ type Config struct {
 	// Verifier names the signature verifier compiled in ("btcec" or
 	// "libsecp256k1"); shown in NIP-11 and on the front page.
 	Verifier      string
-	VerifyWorkers int           // signature-check workers (0: GOMAXPROCS)
-	WriteBatchMax int           // most events in one write transaction (0: 500)
-	WriteQueue    int           // events waiting for the writer before EVENTs wait (0: 4096)
-	ExpirySweep   time.Duration // how often expired events are purged (0: 1m)
+	VerifyWorkers int // signature-check workers (0: GOMAXPROCS)
+	WriteBatchMax int // most events in one write transaction (0: 500)
+	WriteQueue    int // events waiting for the writer before EVENTs wait (0: 4096)
 	// PingInterval is how often every client is pinged; one from which
 	// nothing at all came within an interval after a ping is dropped. 0: 45s.
 	PingInterval time.Duration
@@ -127,9 +126,6 @@ func New(cfg Config, store storage.Store) *Relay {
 	if cfg.PingInterval <= 0 {
 		cfg.PingInterval = 45 * time.Second
 	}
-	if cfg.ExpirySweep <= 0 {
-		cfg.ExpirySweep = time.Minute
-	}
 	if cfg.Verifier == "" {
 		cfg.Verifier = "btcec"
 	}
@@ -157,7 +153,8 @@ func New(cfg Config, store storage.Store) *Relay {
 }
 
 // Start starts the relay's background workers: signature checks, the
-// writer and the expiry sweep.
+// writer and the keepalive pings. (The store sweeps expired events
+// itself.)
 func (r *Relay) Start() {
 	r.started = true
 	r.verifiers.Store(int32(r.cfg.VerifyWorkers))
@@ -165,7 +162,6 @@ func (r *Relay) Start() {
 		r.workers.Go(r.verifyLoop)
 	}
 	r.workers.Go(r.writeLoop)
-	r.workers.Go(r.sweepLoop)
 	r.workers.Go(r.pingLoop)
 }
 
@@ -479,25 +475,6 @@ func (r *Relay) pingLoop() {
 			c.keepalive()
 		}
 		clear(conns) // don't keep closed connections alive until the next tick
-	}
-}
-
-// sweepLoop purges expired events; queries never serve them meanwhile.
-func (r *Relay) sweepLoop() {
-	t := time.NewTicker(r.cfg.ExpirySweep)
-	defer t.Stop()
-	for {
-		select {
-		case <-r.ctx.Done():
-			return
-		case <-t.C:
-			n, err := r.store.DeleteExpired(r.ctx, time.Now().Unix())
-			if err != nil && r.ctx.Err() == nil {
-				r.log.Error("purge expired events", "err", err)
-			} else if n > 0 {
-				r.log.Debug("purged expired events", "count", n)
-			}
-		}
 	}
 }
 

@@ -35,3 +35,18 @@ func openTestStoreWith(t testing.TB, opts Options) *Store {
 	})
 	return s
 }
+
+// openTestStoreAt opens the store at path, closed when the test ends.
+func openTestStoreAt(t testing.TB, path string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), path, Options{ReadConns: 2})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return s
+}

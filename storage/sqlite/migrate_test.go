@@ -259,7 +259,7 @@ func TestMigrateExpirationToEarliest(t *testing.T) {
 	}
 	db.Close()
 
-	s, err := Open(t.Context(), path, Options{})
+	s, err := Open(t.Context(), path, Options{manualUpkeep: true}) // no sweep before the checks
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,8 +33,8 @@ import (
 // either way. A delete trigger removes a deleted or replaced event from the
 // index with its row.
 //
-// Who moves the watermark: IndexSearch, called from a background loop of
-// the program (the store starts nothing itself), indexes the tail in
+// Who moves the watermark: IndexSearch, called by the store's own
+// background work (searchIndexer in upkeep.go), indexes the tail in
 // chunks, one INSERT ... SELECT each: FTS4 writes its pending terms out as
 // a new segment at every statement, which made the old insert trigger cost
 // a segment per event. Save never indexes: even a lone event's index write
@@ -95,9 +95,9 @@ const indexRangeSQL = `INSERT INTO events_search (docid, content)
 // of them (the search kinds' content is indexed, other kinds only passed
 // over), in one write transaction, and returns how many it passed; fewer
 // than chunk means the index has caught up. A chunk holds the writer for
-// its duration (BenchmarkIndexSearch: 10-13 µs per note). Run it from a
-// background loop (see SearchLag and LoadedBatches for when), and until it
-// returns less than chunk after a bulk load.
+// its duration (BenchmarkIndexSearch: 10-13 µs per note); searchIndexer
+// decides when (see SearchLag and LoadedBatches), and Close runs it until
+// it returns less than chunk.
 func (s *Store) IndexSearch(ctx context.Context, chunk int) (int, error) {
 	if chunk <= 0 {
 		return 0, nil

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/mattn/go-sqlite3"
 	"github.com/wisp-relay/wisp/storage"
@@ -70,6 +71,14 @@ type Options struct {
 	// survives the process crashing but not the machine, which may lose
 	// the last commits since a checkpoint, already answered OK true.
 	FullSync bool
+	// Upkeep is the background work the store does until Close (see
+	// upkeep.go): expiry and retention; CheckpointInterval is how often the
+	// WAL is truncated and the planner's statistics refreshed (0: never).
+	Upkeep             storage.Upkeep
+	CheckpointInterval time.Duration
+	// manualUpkeep turns the background work off, Close's included: for
+	// tests that drive IndexSearch and checkpoints themselves.
+	manualUpkeep bool
 	// PageBytes bounds the events one Query reads from the database before
 	// it hands them on and reads more (0 means DefaultPageBytes); see
 	// pages.go.
@@ -79,8 +88,9 @@ type Options struct {
 // Store is an event store in one SQLite database file.
 type Store struct {
 	// mu makes Close wait for calls in flight; methods hold it for reading.
-	mu     sync.RWMutex
-	closed bool
+	mu        sync.RWMutex
+	closed    bool
+	closeOnce sync.Once
 
 	file string
 	w    *sql.DB // the one writer connection, BEGIN IMMEDIATE
@@ -95,6 +105,7 @@ type Store struct {
 	loadedBatches atomic.Int64
 	countCap      int // see count.go
 	pageBytes     int // see pages.go
+	upkeep        upkeep
 }
 
 // Open opens (creating if needed) the database at path, migrates it to the
@@ -193,6 +204,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	ok = true
+	if !opts.manualUpkeep {
+		s.startUpkeep(opts)
+	}
 	return s, nil
 }
 
@@ -238,9 +252,12 @@ func escapePath(path string) string {
 	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
 }
 
-// Close waits for calls in flight, then closes every connection. Calls after
-// Close return storage.ErrClosed; a second Close does nothing.
+// Close stops the store's background work, completes the search index and
+// checkpoints the WAL (each within its time; see upkeep.go), waits for
+// calls in flight, then closes every connection. Calls after Close return
+// storage.ErrClosed; a second Close does nothing.
 func (s *Store) Close() error {
+	s.closeOnce.Do(s.stopUpkeep) // needs the store open: before the lock below
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
