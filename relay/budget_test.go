@@ -157,3 +157,51 @@ func TestBigAnswerLeavesRoomForLiveEvents(t *testing.T) {
 		t.Fatalf("after the answer: %s %v, want EOSE", data, err)
 	}
 }
+
+// The query timeout bounds the work of a stored query, not the time a
+// slow client takes to read its answer: a phone on a poor network gets its
+// whole answer however long it takes.
+func TestSlowReaderGetsTheWholeAnswer(t *testing.T) {
+	tr := startRelay(t, func(c *relay.Config) { c.Limits.QueryTimeout = 300 * time.Millisecond })
+	pub := dial(t, tr.url)
+	k := newKey(t)
+	base := now()
+	const stored = 2000 // 8 MB: more than the sockets' buffers take
+	for i := range stored {
+		pub.send("EVENT", k.sign(t, 1, base-int64(i), strings.Repeat("x", 4000)))
+	}
+	for range stored {
+		if res := pub.expectOK(); !res.ok {
+			t.Fatalf("publish: %+v", res)
+		}
+	}
+	slow := dialSlow(t, tr.url)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := slow.Write(ctx, websocket.MessageText, []byte(`["REQ","big",{"kinds":[1],"limit":5000}]`)); err != nil {
+		t.Fatal(err)
+	}
+	start, events := time.Now(), 0
+	for {
+		_, data, err := slow.Read(ctx)
+		if err != nil {
+			t.Fatalf("after %d events: %v", events, err)
+		}
+		if strings.HasPrefix(string(data), `["EOSE"`) {
+			break
+		}
+		if !strings.HasPrefix(string(data), `["EVENT"`) {
+			t.Fatalf("after %d events, %.80s", events, data)
+		}
+		events++
+		if events%100 == 0 {
+			time.Sleep(30 * time.Millisecond) // a slow reader: 600 ms in all
+		}
+	}
+	if events != stored {
+		t.Fatalf("%d events, want %d", events, stored)
+	}
+	if time.Since(start) < 300*time.Millisecond {
+		t.Fatal("the answer came faster than the query timeout: the test proves nothing")
+	}
+}

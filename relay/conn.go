@@ -47,10 +47,11 @@ type conn struct {
 	in *inbox // messages read and not yet handled, see inbox.go
 
 	// The handler's state: one handler goroutine runs at a time.
-	subs      map[string]*sub        // open subscriptions
-	subBytes  int                    // their cost, see budget.go
-	negs      map[string]*negSession // NIP-77 sessions (negentropy.go)
-	negEvents int                    // the events they hold
+	queryClock *workClock             // the stored query being answered, see workclock.go
+	subs       map[string]*sub        // open subscriptions
+	subBytes   int                    // their cost, see budget.go
+	negs       map[string]*negSession // NIP-77 sessions (negentropy.go)
+	negEvents  int                    // the events they hold
 
 	auth connAuth // NIP-42 state, see auth.go
 
@@ -102,8 +103,14 @@ func (c *conn) sendNoWait(f frame) {
 }
 
 // sendWait queues a frame of the handler's (see outbox.put); it reports
-// false if the connection is closing.
-func (c *conn) sendWait(f frame) bool { return c.out.put(c.ctx, f) }
+// false if the connection is closing. The clock of a stored query being
+// answered stops while it waits on the client.
+func (c *conn) sendWait(f frame) bool {
+	if c.queryClock != nil {
+		return c.out.put(c.ctx, f, c.queryClock)
+	}
+	return c.out.put(c.ctx, f, nil)
+}
 
 // flushInline writes the handler's queued frames from the handler.
 func (c *conn) flushInline() bool { return c.out.flush() }

@@ -149,8 +149,9 @@ func (c *conn) handleReq(subID string, filters []nostr.Filter) {
 	}
 	c.openSub(s) // before the query: live events park in s.pending
 
-	ctx, cancel := context.WithTimeout(c.ctx, lim.QueryTimeout)
-	watermark, err := c.query(ctx, subID, filters, func(raw []byte) error {
+	clock := newWorkClock(c.ctx, lim.QueryTimeout)
+	c.queryClock = clock
+	watermark, err := c.query(clock, subID, filters, func(raw []byte) error {
 		if private && !c.maySeeRaw(raw) {
 			return nil
 		}
@@ -159,7 +160,8 @@ func (c *conn) handleReq(subID string, filters []nostr.Filter) {
 		}
 		return nil
 	})
-	cancel()
+	c.queryClock = nil
+	clock.release()
 	if err != nil {
 		c.closeSub(subID)
 		if why := c.queryFailure(err, subID, "query"); why != "" {

@@ -98,11 +98,19 @@ func (o *outbox) offer(f frame) bool {
 	return true
 }
 
+// pauser is told when put waits on the client (its writes, or room in
+// the queue): a query's clock stops meanwhile (workClock).
+type pauser interface {
+	pause()
+	resume()
+}
+
 // put queues f for the handler, which writes its frames itself once a
 // message is handled (flush), or as soon as flushBytes wait. While half
 // the budget is queued it writes, or waits for the writer until ctx is
-// done. It reports false if the outbox is closing.
-func (o *outbox) put(ctx context.Context, f frame) bool {
+// done. It reports false if the outbox is closing. waiting, if not nil, is
+// paused while put writes or waits.
+func (o *outbox) put(ctx context.Context, f frame, waiting pauser) bool {
 	for {
 		o.mu.Lock()
 		if o.closing {
@@ -115,20 +123,36 @@ func (o *outbox) put(ctx context.Context, f frame) bool {
 			full := o.pending >= flushBytes
 			o.mu.Unlock()
 			if full {
-				o.flush()
+				o.flushWaiting(waiting)
 			}
 			return true
 		}
 		o.mu.Unlock()
-		if o.flush() {
+		if o.flushWaiting(waiting) {
 			continue
+		}
+		if waiting != nil {
+			waiting.pause()
 		}
 		select {
 		case <-o.space:
 		case <-ctx.Done():
 			return false
 		}
+		if waiting != nil {
+			waiting.resume()
+		}
 	}
+}
+
+// flushWaiting is flush, with waiting paused while it writes.
+func (o *outbox) flushWaiting(waiting pauser) bool {
+	if waiting == nil {
+		return o.flush()
+	}
+	waiting.pause()
+	defer waiting.resume()
+	return o.flush()
 }
 
 // flush writes what is queued from the calling goroutine, the handler,

@@ -119,7 +119,7 @@ func TestOutboxPutLeavesHalfForOffers(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	put := make(chan bool)
-	go func() { put <- o.put(context.Background(), text(string(make([]byte, 45)))) }()
+	go func() { put <- o.put(context.Background(), text(string(make([]byte, 45))), nil) }()
 	select {
 	case <-put:
 		t.Fatal("put went past half the budget")
@@ -141,7 +141,7 @@ func TestOutboxPutLeavesHalfForOffers(t *testing.T) {
 	sock.hold()
 	o.offer(text(string(make([]byte, 60))))
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { put <- o.put(ctx, text("y")) }()
+	go func() { put <- o.put(ctx, text("y"), nil) }()
 	cancel()
 	if <-put {
 		t.Fatal("put reported queued after its context ended")
@@ -158,7 +158,7 @@ func TestOutboxCloseGoesLast(t *testing.T) {
 		t.Fatal("close started twice, or not at all")
 	}
 	o.offer(text("after"))
-	if o.put(context.Background(), text("after")) {
+	if o.put(context.Background(), text("after"), nil) {
 		t.Fatal("put accepted after close")
 	}
 	release()
