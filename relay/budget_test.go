@@ -72,6 +72,24 @@ func anys(fs []nostr.Filter) []any {
 	return out
 }
 
+// stored is how many 4 KB notes publishBulk stores: 8 MB, more than the
+// sockets' buffers take.
+const stored = 2000
+
+// publishBulk publishes n notes of k's of 4 KB, the OKs awaited after.
+func publishBulk(t *testing.T, pub *client, k key, n int) {
+	t.Helper()
+	base := now()
+	for i := range n {
+		pub.send("EVENT", k.sign(t, 1, base-int64(i), strings.Repeat("x", 4000)))
+	}
+	for range n {
+		if res := pub.expectOK(); !res.ok {
+			t.Fatalf("publish: %+v", res)
+		}
+	}
+}
+
 // dialSlow dials with a small socket receive buffer, so that what the
 // client does not read stays queued in the relay, as a slow phone's would.
 func dialSlow(t *testing.T, url string) *websocket.Conn {
@@ -101,18 +119,8 @@ func dialSlow(t *testing.T, url string) *websocket.Conn {
 func TestBigAnswerLeavesRoomForLiveEvents(t *testing.T) {
 	const budget = 64 << 10
 	tr := startRelay(t, func(c *relay.Config) { c.Limits.MaxPendingBytes = budget })
-	pub := dial(t, tr.url)
-	k := newKey(t)
-	base := now()
-	const stored = 2000 // 8 MB: more than the sockets' buffers take
-	for i := range stored {
-		pub.send("EVENT", k.sign(t, 1, base-int64(i), strings.Repeat("x", 4000)))
-	}
-	for range stored {
-		if res := pub.expectOK(); !res.ok {
-			t.Fatalf("publish: %+v", res)
-		}
-	}
+	pub, k := dial(t, tr.url), newKey(t)
+	publishBulk(t, pub, k, stored)
 
 	slow := dialSlow(t, tr.url)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -163,18 +171,8 @@ func TestBigAnswerLeavesRoomForLiveEvents(t *testing.T) {
 // whole answer however long it takes.
 func TestSlowReaderGetsTheWholeAnswer(t *testing.T) {
 	tr := startRelay(t, func(c *relay.Config) { c.Limits.QueryTimeout = 300 * time.Millisecond })
-	pub := dial(t, tr.url)
-	k := newKey(t)
-	base := now()
-	const stored = 2000 // 8 MB: more than the sockets' buffers take
-	for i := range stored {
-		pub.send("EVENT", k.sign(t, 1, base-int64(i), strings.Repeat("x", 4000)))
-	}
-	for range stored {
-		if res := pub.expectOK(); !res.ok {
-			t.Fatalf("publish: %+v", res)
-		}
-	}
+	pub, k := dial(t, tr.url), newKey(t)
+	publishBulk(t, pub, k, stored)
 	slow := dialSlow(t, tr.url)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
