@@ -1,4 +1,4 @@
-package storage
+package unicode61
 
 import (
 	"slices"
@@ -8,7 +8,7 @@ import (
 )
 
 // TermSubstring relies on ſ and K being the only letters outside ASCII that
-// fold into it; storage/sqlite's tests check fold against SQLite itself.
+// fold into it; gen_table.go and storage/sqlite's tests check fold against SQLite itself.
 func TestTermSubstring(t *testing.T) {
 	var toASCII []rune
 	for r := rune(utf8.RuneSelf); r <= unicode.MaxRune; r++ {
