@@ -17,13 +17,21 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	storagetest.Run(t, func(t *testing.T) storage.Store {
-		s, err := Open(t.Context(), filepath.Join(t.TempDir(), "wisp.db"), Options{ReadConns: 2})
-		if err != nil {
-			t.Fatalf("open: %v", err)
-		}
-		return s
-	})
+	storagetest.Run(t, conformanceEngine())
+}
+
+// conformanceEngine opens stores on database files in the test's
+// directory; Settle brings the search index up to date.
+func conformanceEngine() storagetest.Engine {
+	return storagetest.Engine{
+		NewDB: func(t *testing.T) storagetest.Opener {
+			path := filepath.Join(t.TempDir(), "wisp.db")
+			return func(opts storagetest.Options) (storage.Store, error) {
+				return Open(t.Context(), path, Options{ReadConns: 2, SearchKinds: opts.SearchKinds, CountCap: opts.CountCap})
+			}
+		},
+		Settle: func(t *testing.T, s storage.Store) { catchUp(t, s.(*Store), 100) },
+	}
 }
 
 func TestOpenCreatesDirectory(t *testing.T) {
