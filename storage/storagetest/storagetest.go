@@ -794,6 +794,19 @@ func testDeletionInBatch(t *testing.T, f *fixture) {
 	d2 := deletion(t, a, 201, []string{e2.Event.ID}, nil)
 	f.save(items(e1, d1, d2, e2), storage.Stored, storage.Stored, storage.Stored, storage.Deleted)
 	f.expectIDs(filters(nostr.Filter{Kinds: []int{1}}))
+
+	// A stored version deleted by address, then sent again in the same
+	// batch: gone, so no duplicate, and refused by the tombstone.
+	x := event(t, a, 30023, 100, nostr.Tags{{"d", "x"}}, "x")
+	f.saveOne(x, storage.Stored)
+	f.save(items(deletion(t, a, 150, nil, []string{fmt.Sprintf("30023:%s:x", a.pk)}), x), storage.Stored, storage.Deleted)
+	// A stored version deleted by id: an older version sent after it in the
+	// same batch is the address's only one.
+	p2 := event(t, a, 0, 200, nil, "profile 200")
+	p1 := event(t, a, 0, 100, nil, "profile 100")
+	f.saveOne(p2, storage.Stored)
+	f.save(items(deletion(t, a, 300, []string{p2.Event.ID}, nil), p1), storage.Stored, storage.Stored)
+	f.expectIDs(filters(nostr.Filter{Kinds: []int{0, 30023}}), p1.Event.ID)
 }
 
 func testExpiration(t *testing.T, f *fixture) {
