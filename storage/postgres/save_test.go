@@ -1,0 +1,197 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp/storage"
+)
+
+func TestBadItems(t *testing.T) {
+	s := openTestStore(t, Options{})
+	good := func() *nostr.Event {
+		return &nostr.Event{ID: strings.Repeat("a", 64), PubKey: strings.Repeat("b", 64), Kind: 1}
+	}
+	cases := map[string]func(ev *nostr.Event) storage.Item{
+		"nil event": func(*nostr.Event) storage.Item { return storage.Item{Raw: []byte("{}")} },
+		"empty raw": func(ev *nostr.Event) storage.Item { return storage.Item{Event: ev} },
+		"uppercase id": func(ev *nostr.Event) storage.Item {
+			ev.ID = strings.ToUpper(ev.ID)
+			return storage.Item{Event: ev, Raw: []byte("{}")}
+		},
+		"short pubkey": func(ev *nostr.Event) storage.Item {
+			ev.PubKey = ev.PubKey[1:]
+			return storage.Item{Event: ev, Raw: []byte("{}")}
+		},
+		"ephemeral kind": func(ev *nostr.Event) storage.Item { ev.Kind = 20001; return storage.Item{Event: ev, Raw: []byte("{}")} },
+	}
+	for name, mk := range cases {
+		ok := storage.Item{Event: good(), Raw: []byte("{}")}
+		ok.Event.ID = strings.Repeat("c", 64)
+		_, err := s.Save(context.Background(), []storage.Item{ok, mk(good())})
+		if !errors.Is(err, ErrBadEvent) {
+			t.Errorf("%s: %v, want ErrBadEvent", name, err)
+		}
+		if has, _ := s.Has(context.Background(), ok.Event.ID); has {
+			t.Errorf("%s: the good event of the failed batch was stored", name)
+		}
+	}
+}
+
+// A batch cancelled while it runs is rolled back whole, and the store
+// keeps working on its other connections.
+func TestSaveCancelledMidway(t *testing.T) {
+	s := openTestStore(t, Options{MaxConns: 2})
+	c := newCorpus(10)
+	batch := make([]storage.Item, 5000)
+	for i := range batch {
+		batch[i] = c.item()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(20*time.Millisecond, cancel)
+	_, err := s.Save(ctx, batch)
+	if err == nil {
+		t.Skip("the batch finished before the cancellation")
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("save: %v, want context.Canceled", err)
+	}
+	for _, it := range []storage.Item{batch[0], batch[len(batch)-1]} {
+		if ok, _ := s.Has(context.Background(), it.Event.ID); ok {
+			t.Error("part of a cancelled batch was stored")
+		}
+	}
+	res, err := s.Save(context.Background(), batch[:10])
+	if err != nil {
+		t.Fatalf("save after a cancelled batch: %v", err)
+	}
+	if res[0].Outcome != storage.Stored {
+		t.Errorf("outcome %v, want stored", res[0].Outcome)
+	}
+}
+
+// retry runs again on a deadlock or serialization failure, up to its
+// attempts, and not on other errors.
+func TestRetry(t *testing.T) {
+	deadlock := &pgconn.PgError{Code: "40P01"}
+	other := &pgconn.PgError{Code: "23505"}
+	for _, c := range []struct {
+		errs  []error
+		calls int
+		err   error
+	}{
+		{[]error{deadlock, nil}, 2, nil},
+		{[]error{deadlock, &pgconn.PgError{Code: "40001"}, nil}, 3, nil},
+		{[]error{other, nil}, 1, other},
+		{[]error{deadlock, deadlock, deadlock, deadlock, nil}, 4, deadlock},
+	} {
+		calls := 0
+		err := retry(context.Background(), func() error {
+			calls++
+			return c.errs[calls-1]
+		})
+		if calls != c.calls || !errors.Is(err, c.err) && err != c.err {
+			t.Errorf("%v: %d calls, %v; want %d, %v", c.errs, calls, err, c.calls, c.err)
+		}
+	}
+}
+
+// The tsvector literal: positions capped as PostgreSQL keeps them, long and
+// invalid words stored as a digest that the query asks for the same way.
+func TestSearchVector(t *testing.T) {
+	if v := searchVector(" ... !"); v != nil {
+		t.Errorf("no words: %q", *v)
+	}
+	v := searchVector("Zap zap ZAP it's")
+	if v == nil || *v != "'zap':1,2,3 'it':4 's':5" {
+		t.Errorf("vector %v", *v)
+	}
+	long := strings.Repeat("é", 150) // 300 bytes
+	v = searchVector(long + " " + long)
+	q, _ := searchQuery(strings.ToUpper(long))
+	if lex := lexeme([]byte(long)); !strings.HasPrefix(lex, "#") || *v != "'"+lex+"':1,2" || q != "'"+lex+"'" {
+		t.Errorf("long word: vector %q query %q", *v, q)
+	}
+	var b strings.Builder
+	for range 20000 {
+		b.WriteString("w ")
+	}
+	v = searchVector(b.String())
+	if n := strings.Count(*v, ","); n != maxPositions-1 {
+		t.Errorf("%d positions kept, want %d", n+1, maxPositions)
+	}
+	b.Reset()
+	for i := range 20000 {
+		fmt.Fprintf(&b, "w%d ", i)
+	}
+	v = searchVector(b.String())
+	if !strings.Contains(*v, "'w16382':16383 'w16383':16383") || strings.Contains(*v, ":16384") {
+		t.Error("positions past 16383 are not held at 16383")
+	}
+	if q, ok := searchQuery("a'b c\\d"); !ok || q != "'a' & 'b' & 'c' & 'd'" {
+		t.Errorf("query %q", q)
+	}
+	if _, ok := searchQuery("key:value"); ok {
+		t.Error("a search of extensions only has words")
+	}
+}
+
+func TestReadStats(t *testing.T) {
+	ctx := context.Background()
+	url := pg.Database(t)
+	if _, err := ReadStats(ctx, url); err == nil {
+		t.Error("stats of a database without wisp's schema")
+	}
+	s := openURL(t, url, Options{SearchKinds: []int{1, 30023}})
+	sk := nostr.GeneratePrivateKey()
+	now := time.Now().Unix()
+	if _, err := s.Save(ctx, []storage.Item{
+		signedItem(t, sk, 1, 100, "a"), signedItem(t, sk, 1, 200, "b"), signedItem(t, sk, 7, 150, "+"),
+		signedItem(t, sk, 1, 300, "gone", nostr.Tag{"expiration", fmt.Sprint(now - 1)}),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := ReadStats(ctx, url) // while the store is open
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.SchemaVersion != len(migrations()) || st.KnownVersion != len(migrations()) {
+		t.Errorf("versions %d/%d", st.SchemaVersion, st.KnownVersion)
+	}
+	if st.Events != 4 || st.Expired != 1 || !slices.Equal(st.ByKind, []KindCount{{1, 3}, {7, 1}}) {
+		t.Errorf("counts %d expired %d by kind %v", st.Events, st.Expired, st.ByKind)
+	}
+	if st.Oldest.Unix() != 100 || st.Newest.Unix() != 300 || st.DBBytes == 0 {
+		t.Errorf("oldest %v newest %v size %d", st.Oldest, st.Newest, st.DBBytes)
+	}
+	if !slices.Equal(st.SearchKinds, []int{1, 30023}) {
+		t.Errorf("search kinds %v", st.SearchKinds)
+	}
+}
+
+// A store follows search kinds another process changed: its next save
+// indexes by the database's list.
+func TestSearchKindsFollowDatabase(t *testing.T) {
+	ctx := context.Background()
+	url := pg.Database(t)
+	a := openURL(t, url, Options{SearchKinds: []int{1}})
+	b := openURL(t, url, Options{SearchKinds: []int{1, 7}})
+	sk := nostr.GeneratePrivateKey()
+	if _, err := a.Save(ctx, []storage.Item{signedItem(t, sk, 7, 100, "reaction words")}); err != nil {
+		t.Fatal(err)
+	}
+	if k := a.SearchKinds(); !slices.Equal(k, []int{1, 7}) {
+		t.Errorf("kinds after a save: %v", k)
+	}
+	n, _, err := b.Count(ctx, []nostr.Filter{{Search: "words"}})
+	if err != nil || n != 1 {
+		t.Errorf("search finds %d, %v; want the reaction", n, err)
+	}
+}
