@@ -33,6 +33,8 @@ func schemaOf(t *testing.T, url string) []string {
 			FROM pg_constraint WHERE connamespace = 'public'::regnamespace`,
 		`SELECT 'sequence ' || sequencename || ' ' || data_type FROM pg_sequences WHERE schemaname = 'public'`,
 		`SELECT 'version ' || version FROM wisp_schema`,
+		`SELECT 'trigger ' || pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal`,
+		`SELECT 'function ' || proname || ' ' || md5(prosrc) FROM pg_proc WHERE pronamespace = 'public'::regnamespace`,
 	} {
 		rows, err := conn.Query(ctx, q)
 		if err != nil {

@@ -179,7 +179,7 @@ func (s *Store) DeleteExpired(ctx context.Context, now int64) (int64, error) {
 
 // deleteChunks runs a DELETE (whose last argument is the chunk size) until
 // it removes fewer than chunk rows, and returns how many it removed. Tag
-// rows go with their event through ON DELETE CASCADE.
+// rows go with their event (the events_delete_tags trigger).
 func (s *Store) deleteChunks(ctx context.Context, op string, chunk int64, sql string, args ...any) (int64, error) {
 	var total int64
 	for {

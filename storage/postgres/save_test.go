@@ -195,3 +195,64 @@ func TestSearchKindsFollowDatabase(t *testing.T) {
 		t.Errorf("search finds %d, %v; want the reaction", n, err)
 	}
 }
+
+// Tag rows go with replaced, deleted, expired, vanished and retired events
+// (the events_delete_tags trigger), and tombstones accumulate sanely.
+func TestTagsFollowEvents(t *testing.T) {
+	s := openTestStore(t, Options{})
+	ctx := context.Background()
+	sk := nostr.GeneratePrivateKey()
+	count := func(table string) int {
+		var n int
+		if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	save := func(its ...storage.Item) {
+		t.Helper()
+		if _, err := s.Save(ctx, its); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v1 := signedItem(t, sk, 30000, 1, "", nostr.Tag{"d", "x"}, nostr.Tag{"p", "a"}, nostr.Tag{"p", "a"}, nostr.Tag{"long", "not indexed"})
+	v2 := signedItem(t, sk, 30000, 2, "", nostr.Tag{"d", "x"}, nostr.Tag{"t", "t"})
+	note := signedItem(t, sk, 1, 1, "", nostr.Tag{"t", "t"}, nostr.Tag{"expiration", "5"})
+	save(v1)
+	if n := count("tags"); n != 2 { // d and one p: duplicates and long names are not kept
+		t.Errorf("%d tag rows, want 2", n)
+	}
+	save(v2, note)
+	if n := count("tags"); n != 3 {
+		t.Errorf("after replacement: %d tag rows, want 3", n)
+	}
+	if _, err := s.DeleteExpired(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	if n := count("tags"); n != 2 {
+		t.Errorf("after expiry: %d tag rows, want 2", n)
+	}
+	addr := fmt.Sprintf("30000:%s:x", v1.Event.PubKey)
+	save(signedItem(t, sk, 5, 10, "", nostr.Tag{"a", addr}), signedItem(t, sk, 5, 5, "", nostr.Tag{"a", addr}, nostr.Tag{"e", v2.Event.ID}))
+	if n := count("tags"); n != 3 { // only the deletions' own a, a and e tags
+		t.Errorf("after deletion: %d tag rows, want 3", n)
+	}
+	var until int64
+	if err := s.pool.QueryRow(ctx, "SELECT until FROM deleted_addresses").Scan(&until); err != nil || until != 10 {
+		t.Errorf("address tombstone until %d (%v), want the latest deletion's 10", until, err)
+	}
+	if n := count("deleted_ids"); n != 1 {
+		t.Errorf("%d id tombstones, want 1", n)
+	}
+	save(signedItem(t, sk, 7, 20, "+", nostr.Tag{"e", v2.Event.ID}))
+	if _, err := s.DeleteOld(ctx, 7, 7, 100); err != nil {
+		t.Fatal(err)
+	}
+	if n := count("tags"); n != 3 {
+		t.Errorf("after retention: %d tag rows, want 3", n)
+	}
+	save(signedItem(t, sk, 62, 50, "", nostr.Tag{"relay", "ALL_RELAYS"}))
+	if n := count("tags"); n != 0 { // the deletions went, and "relay" is not indexed
+		t.Errorf("after vanish: %d tag rows, want 0", n)
+	}
+}
