@@ -43,6 +43,11 @@ import (
 // Install is what a test that skips says to do.
 const Install = "install PostgreSQL (Debian: apt-get install postgresql) or put initdb and postgres on PATH"
 
+// RequireEnv, set to 1, makes tests fail rather than skip without
+// PostgreSQL: .ci/run sets it once it has installed PostgreSQL, so that CI
+// never passes by skipping.
+const RequireEnv = "WISP_TEST_REQUIRE_POSTGRES"
+
 // appRole is the unprivileged role that owns the test databases, so that
 // tests find any use of a privilege a relay's own role would not have.
 const appRole = "wisp"
@@ -135,6 +140,9 @@ func (s *Server) Database(t testing.TB) string {
 func (s *Server) check(t testing.TB) {
 	t.Helper()
 	if s.missing != nil {
+		if os.Getenv(RequireEnv) == "1" {
+			t.Fatalf("pgtest: no PostgreSQL, and %s=1: %v; %s", RequireEnv, s.missing, Install)
+		}
 		t.Skipf("pgtest: no PostgreSQL: %v; %s", s.missing, Install)
 	}
 	if s.err != nil {

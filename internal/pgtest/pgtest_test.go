@@ -47,6 +47,7 @@ func TestDatabase(t *testing.T) {
 }
 
 func TestMissingBinariesSkip(t *testing.T) {
+	t.Setenv(RequireEnv, "")
 	s := &Server{missing: os.ErrNotExist}
 	ran := false
 	t.Run("skipped", func(t *testing.T) {
