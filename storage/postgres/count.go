@@ -35,7 +35,7 @@ func (s *Store) CountHLL(ctx context.Context, filters []nostr.Filter, offset int
 // countSelects returns the SELECT of cols of the events each filter
 // matches (no limit, no order), joined by UNION: the events matched by any.
 // ok is false when no filter can match.
-func (s *Store) countSelects(p *params, filters []nostr.Filter, now int64, cols string) (string, bool) {
+func countSelects(p *params, filters []nostr.Filter, now int64, cols string) (string, bool) {
 	var branches []string
 	for i := range filters {
 		f := &filters[i]
@@ -48,7 +48,7 @@ func (s *Store) countSelects(p *params, filters []nostr.Filter, now int64, cols 
 			continue
 		}
 		query, ok := searchQuery(f.Search)
-		if !ok || len(s.SearchKinds()) == 0 {
+		if !ok {
 			continue
 		}
 		var w where
@@ -73,7 +73,7 @@ func (s *Store) count(ctx context.Context, filters []nostr.Filter, hllOffset int
 	if hllOffset >= 0 {
 		cols = "e.seq, e.pubkey"
 	}
-	sel, ok := s.countSelects(&p, filters, now, cols)
+	sel, ok := countSelects(&p, filters, now, cols)
 	if !ok {
 		if hllOffset >= 0 {
 			return 0, false, make([]byte, 256), nil

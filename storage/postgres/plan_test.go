@@ -110,12 +110,12 @@ func TestQueryPlans(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			sql, args := s.buildQuery([]nostr.Filter{tc.f}, now)
+			sql, args := buildQuery([]nostr.Filter{tc.f}, now)
 			check(t, "query", sql, args, tc.want)
 			f := tc.f
 			f.Limit = 0
 			var p params
-			sel, ok := s.countSelects(&p, []nostr.Filter{f}, now, "e.seq")
+			sel, ok := countSelects(&p, []nostr.Filter{f}, now, "e.seq")
 			if !ok {
 				t.Fatal("count: no select")
 			}

@@ -72,7 +72,7 @@ const (
 
 // buildQuery returns the statement serving filters: the watermark's row and
 // one parenthesised branch per filter that can match, joined by UNION ALL.
-func (s *Store) buildQuery(filters []nostr.Filter, now int64) (string, []any) {
+func buildQuery(filters []nostr.Filter, now int64) (string, []any) {
 	var p params
 	var b strings.Builder
 	b.WriteString(watermarkRow)
@@ -88,7 +88,7 @@ func (s *Store) buildQuery(filters []nostr.Filter, now int64) (string, []any) {
 		}
 		var branch string
 		if f.Search != "" {
-			if branch, ok = s.searchBranch(&p, &fp, f.Search, now, limit); !ok {
+			if branch, ok = searchBranch(&p, &fp, f.Search, now, limit); !ok {
 				continue
 			}
 		} else {
@@ -103,11 +103,9 @@ func (s *Store) buildQuery(filters []nostr.Filter, now int64) (string, []any) {
 
 // searchBranch is the branch of a search filter: the newest
 // maxSearchCandidates matches, ranked, the best limit of them (0: all);
-// the JSON is read for those only.
-func (s *Store) searchBranch(p *params, fp *filterParts, search string, now int64, limit int) (string, bool) {
-	if len(s.SearchKinds()) == 0 {
-		return "", false
-	}
+// the JSON is read for those only. Only events of the indexed kinds have a
+// vector, so with search off nothing matches.
+func searchBranch(p *params, fp *filterParts, search string, now int64, limit int) (string, bool) {
 	query, ok := searchQuery(search)
 	if !ok {
 		return "", false
@@ -130,7 +128,7 @@ func (s *Store) searchBranch(p *params, fp *filterParts, search string, now int6
 // read runs the query statement and returns its rows merged, without
 // repeats, in order, and the watermark.
 func (s *Store) read(ctx context.Context, filters []nostr.Filter) ([]row, int64, error) {
-	sql, args := s.buildQuery(filters, time.Now().Unix())
+	sql, args := buildQuery(filters, time.Now().Unix())
 	rs, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, 0, queryErr(ctx, err)
