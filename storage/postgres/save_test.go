@@ -256,3 +256,35 @@ func TestTagsFollowEvents(t *testing.T) {
 		t.Errorf("after vanish: %d tag rows, want 0", n)
 	}
 }
+
+// New search entries wait in the index's pending list until a flush (or
+// a large enough insert, or autovacuum) merges them; searches find them
+// either way.
+func TestFlushSearchIndex(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t, Options{SearchKinds: []int{1}})
+	c := newCorpus(10)
+	c.load(t, s, 1000)
+	search := func() int64 {
+		t.Helper()
+		n, _, err := s.Count(ctx, []nostr.Filter{{Search: "lazy fox"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := search()
+	if pages, err := s.FlushSearchIndex(ctx); err != nil || pages == 0 {
+		t.Fatalf("flush: %d pages, %v; want some", pages, err)
+	}
+	if pages, err := s.FlushSearchIndex(ctx); err != nil || pages != 0 {
+		t.Errorf("second flush: %d pages, %v; want none", pages, err)
+	}
+	if after := search(); after != before || after == 0 {
+		t.Errorf("search found %d before the flush, %d after", before, after)
+	}
+	s.Close()
+	if _, err := s.FlushSearchIndex(ctx); !errors.Is(err, storage.ErrClosed) {
+		t.Errorf("flush after close: %v", err)
+	}
+}

@@ -283,3 +283,23 @@ func indexKind(ctx context.Context, tx pgx.Tx, kind int) error {
 		after = seqs[len(seqs)-1]
 	}
 }
+
+// FlushSearchIndex moves the entries waiting in the search index's pending
+// list into the index proper (gin_clean_pending_list) and returns how many
+// pending pages it emptied. GIN adds new entries to that list, which is
+// cheap, and merges it when it passes gin_pending_list_limit (4 MiB by
+// default) inside whichever insert passes it, that is inside a Save,
+// holding the write lock, or when autovacuum gets to the table. Run from a
+// background loop every few seconds, it keeps that merge off the writers'
+// path and the list, which every search reads in full, short.
+func (s *Store) FlushSearchIndex(ctx context.Context) (int64, error) {
+	if err := s.enter(); err != nil {
+		return 0, err
+	}
+	defer s.mu.RUnlock()
+	var pages int64
+	if err := s.pool.QueryRow(ctx, "SELECT gin_clean_pending_list('events_search'::regclass)").Scan(&pages); err != nil {
+		return 0, fmt.Errorf("flush search index: %w", err)
+	}
+	return pages, nil
+}
