@@ -83,6 +83,14 @@ func open(ctx context.Context, url string, opts Options, steps []string) (*Store
 	// are cached; a generic plan for a shape would not know whether a kind
 	// or a tag value is common, and LIMIT queries hinge on that.
 	params["plan_cache_mode"] = "force_custom_plan"
+	// OK true means durable: a Save returns once its commit is flushed.
+	// A database or role set to synchronous_commit=off would answer
+	// before, so such a session is set back to on; stronger settings
+	// (remote_write, remote_apply for read replicas) are kept.
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		_, err := c.Exec(ctx, "SELECT set_config('synchronous_commit', 'on', false) WHERE current_setting('synchronous_commit') = 'off'")
+		return err
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)

@@ -288,3 +288,27 @@ func TestFlushSearchIndex(t *testing.T) {
 		t.Errorf("flush after close: %v", err)
 	}
 }
+
+// A database set to synchronous_commit=off would let Save return before
+// its commit is on disk: the store's sessions set it back to on, and keep
+// a stronger setting.
+func TestSynchronousCommit(t *testing.T) {
+	ctx := context.Background()
+	url := pg.Database(t)
+	for _, c := range []struct{ db, want string }{{"off", "on"}, {"remote_apply", "remote_apply"}, {"local", "local"}} {
+		setup := openURL(t, url, Options{})
+		var db string
+		if err := setup.pool.QueryRow(ctx, "SELECT current_database()").Scan(&db); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := setup.pool.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s SET synchronous_commit = %s", db, c.db)); err != nil {
+			t.Fatal(err)
+		}
+		setup.Close()
+		s := openURL(t, url, Options{MaxConns: 1})
+		var got string
+		if err := s.pool.QueryRow(ctx, "SHOW synchronous_commit").Scan(&got); err != nil || got != c.want {
+			t.Errorf("database set to %s: session has %q (%v), want %s", c.db, got, err, c.want)
+		}
+	}
+}
