@@ -43,22 +43,20 @@ type plan struct {
 	stored  []int  // items stored, in order: each gets a sequence number
 
 	// Deletions of rows stored before the batch.
-	delIDs   [][32]byte         // replaced versions
-	delA     map[addrKey]int64  // NIP-09 a targets, up to a created_at
-	vanish   map[[32]byte]int64 // NIP-62 requests: pubkey, up to a created_at
-	addrTomb map[addrKey]int64  // address tombstones to record
-	tombs    map[tombKey]bool   // NIP-09 e targets with the deleting pubkey: deleted, and tombstones to record
+	delIDs [][32]byte         // replaced versions
+	delA   map[addrKey]int64  // NIP-09 a targets up to a created_at: deleted, and tombstones to record
+	vanish map[[32]byte]int64 // NIP-62 requests: pubkey, up to a created_at
+	tombs  map[tombKey]bool   // NIP-09 e targets with the deleting pubkey: deleted, and tombstones to record
 }
 
 // decide works out the plan of items against st, which it changes.
 func decide(items []item, st *dbState) *plan {
 	p := &plan{
-		results:  make([]storage.Result, len(items)),
-		live:     make([]bool, len(items)),
-		delA:     map[addrKey]int64{},
-		vanish:   map[[32]byte]int64{},
-		addrTomb: map[addrKey]int64{},
-		tombs:    map[tombKey]bool{},
+		results: make([]storage.Result, len(items)),
+		live:    make([]bool, len(items)),
+		delA:    map[addrKey]int64{},
+		vanish:  map[[32]byte]int64{},
+		tombs:   map[tombKey]bool{},
 	}
 	d := decider{items: items, st: st, p: p, liveByID: map[[32]byte]int{}, byID: map[[32]byte]int{}}
 	for i := range items {
@@ -239,9 +237,6 @@ func (d *decider) applyDeletion(del *item) {
 		a := addrKey{del.pk, t.kind, t.d}
 		if u, ok := d.p.delA[a]; !ok || del.created > u {
 			d.p.delA[a] = del.created
-		}
-		if u, ok := d.p.addrTomb[a]; !ok || del.created > u {
-			d.p.addrTomb[a] = del.created
 		}
 		if u, ok := d.st.addrTomb[a]; !ok || del.created > u {
 			d.st.addrTomb[a] = del.created

@@ -272,7 +272,6 @@ func write(ctx context.Context, conn *pgxpool.Conn, its []item, p *plan) ([]int6
 		pks, kinds, ds, untils := addrArgs(p.delA)
 		b.Queue(`DELETE FROM events AS e USING unnest($1::bytea[], $2::integer[], $3::bytea[], $4::bigint[]) AS a (pubkey, kind, d, until)
 			WHERE e.pubkey = a.pubkey AND e.kind = a.kind AND e.d_tag = a.d AND e.created_at <= a.until`, pks, kinds, ds, untils)
-		pks, kinds, ds, untils = addrArgs(p.addrTomb)
 		b.Queue(`INSERT INTO deleted_addresses (pubkey, kind, d, until)
 			SELECT * FROM unnest($1::bytea[], $2::integer[], $3::bytea[], $4::bigint[])
 			ON CONFLICT (pubkey, kind, d) DO UPDATE SET until = greatest(deleted_addresses.until, excluded.until)`, pks, kinds, ds, untils)
