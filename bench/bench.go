@@ -30,8 +30,16 @@ const (
 	PhaseIdle   = "idle"
 )
 
-// Phases lists every phase in running order.
+// PhaseHostile runs only when asked for (hostile.go): it measures what
+// connections that never read make the relay hold, not its speed.
+const PhaseHostile = "hostile"
+
+// Phases lists the phases a run goes through by default, in running order.
 func Phases() []string { return []string{PhaseIngest, PhaseQuery, PhaseFanout, PhaseIdle} }
+
+// AllPhases lists every phase in running order, those run only when asked
+// for included.
+func AllPhases() []string { return append(Phases(), PhaseHostile) }
 
 // Config is one run of the tool. DefaultConfig gives the issue's workload.
 type Config struct {
@@ -41,16 +49,21 @@ type Config struct {
 	Corpus    CorpusSpec
 	CorpusDir string // cache of signed corpora; empty: no cache
 
-	Conns      int           // ingest connections and concurrent query clients
-	InFlight   int           // EVENTs awaiting their OK per ingest connection
-	Duplicates int           // stored events re-sent after ingest
-	Queries    int           // REQs in the query mix
-	FanoutSubs int           // fan-out subscribers
-	FanoutN    int           // events published in the fan-out phase
-	FanoutRate float64       // fan-out events per second
-	IdleConns  int           // idle connections, each with one subscription
-	Wait       time.Duration // longest wait for one answer (OK, EOSE, delivery)
-	PhaseLimit time.Duration // longest any phase may run
+	Conns      int     // ingest connections and concurrent query clients
+	InFlight   int     // EVENTs awaiting their OK per ingest connection
+	Duplicates int     // stored events re-sent after ingest
+	Queries    int     // REQs in the query mix
+	FanoutSubs int     // fan-out subscribers
+	FanoutN    int     // events published in the fan-out phase
+	FanoutRate float64 // fan-out events per second
+	IdleConns  int     // idle connections, each with one subscription
+	// HostileConns are the connections of each hostile attack, held for
+	// HostileHold; the relay's memory is then watched for HostileRelease.
+	HostileConns   int
+	HostileHold    time.Duration
+	HostileRelease time.Duration
+	Wait           time.Duration // longest wait for one answer (OK, EOSE, delivery)
+	PhaseLimit     time.Duration // longest any phase may run
 
 	PID int // relay process for CPU, disk and memory figures; 0: none
 
@@ -62,19 +75,22 @@ type Config struct {
 // (set Corpus.Until) or cache directory.
 func DefaultConfig(url string) Config {
 	return Config{
-		URL:        url,
-		Phases:     Phases(),
-		Corpus:     CorpusSpec{Seed: 1, Events: 20000, Keys: 500},
-		Conns:      8,
-		InFlight:   50,
-		Duplicates: 2000,
-		Queries:    4000,
-		FanoutSubs: 200,
-		FanoutN:    1000,
-		FanoutRate: 200,
-		IdleConns:  2000,
-		Wait:       15 * time.Second,
-		PhaseLimit: 5 * time.Minute,
+		URL:            url,
+		Phases:         Phases(),
+		Corpus:         CorpusSpec{Seed: 1, Events: 20000, Keys: 500},
+		Conns:          8,
+		InFlight:       50,
+		Duplicates:     2000,
+		Queries:        4000,
+		FanoutSubs:     200,
+		FanoutN:        1000,
+		FanoutRate:     200,
+		IdleConns:      2000,
+		HostileConns:   40,
+		HostileHold:    5 * time.Second,
+		HostileRelease: 20 * time.Second,
+		Wait:           15 * time.Second,
+		PhaseLimit:     5 * time.Minute,
 	}
 }
 
@@ -86,8 +102,8 @@ func (c *Config) validate() error {
 		return errors.New("no phase to run")
 	}
 	for _, p := range c.Phases {
-		if !slices.Contains(Phases(), p) {
-			return fmt.Errorf("unknown phase %q (phases: %s)", p, strings.Join(Phases(), ","))
+		if !slices.Contains(AllPhases(), p) {
+			return fmt.Errorf("unknown phase %q (phases: %s)", p, strings.Join(AllPhases(), ","))
 		}
 	}
 	positive := []struct {
@@ -96,6 +112,7 @@ func (c *Config) validate() error {
 	}{
 		{"connections", c.Conns}, {"events in flight", c.InFlight}, {"queries", c.Queries},
 		{"fan-out subscribers", c.FanoutSubs}, {"fan-out events", c.FanoutN}, {"idle connections", c.IdleConns},
+		{"hostile connections", c.HostileConns},
 	}
 	for _, p := range positive {
 		if p.v < 1 {
@@ -117,16 +134,17 @@ func (c *Config) runs(phase string) bool { return slices.Contains(c.Phases, phas
 
 // Report is the result of a run; its JSON form is what --json prints.
 type Report struct {
-	URL      string        `json:"url"`
-	Relay    RelayInfo     `json:"relay"`
-	Tool     ToolInfo      `json:"tool"`
-	Corpus   CorpusInfo    `json:"corpus"`
-	PID      int           `json:"pid,omitempty"`
-	Ingest   *IngestReport `json:"ingest,omitempty"`
-	Query    *QueryReport  `json:"query,omitempty"`
-	Fanout   *FanoutReport `json:"fanout,omitempty"`
-	Idle     *IdleReport   `json:"idle,omitempty"`
-	Warnings []string      `json:"warnings,omitempty"`
+	URL      string         `json:"url"`
+	Relay    RelayInfo      `json:"relay"`
+	Tool     ToolInfo       `json:"tool"`
+	Corpus   CorpusInfo     `json:"corpus"`
+	PID      int            `json:"pid,omitempty"`
+	Ingest   *IngestReport  `json:"ingest,omitempty"`
+	Query    *QueryReport   `json:"query,omitempty"`
+	Fanout   *FanoutReport  `json:"fanout,omitempty"`
+	Idle     *IdleReport    `json:"idle,omitempty"`
+	Hostile  *HostileReport `json:"hostile,omitempty"`
+	Warnings []string       `json:"warnings,omitempty"`
 }
 
 // ToolInfo describes the measuring side.
@@ -237,6 +255,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		{PhaseQuery, r.query},
 		{PhaseFanout, r.fanout},
 		{PhaseIdle, r.idle},
+		{PhaseHostile, r.hostile},
 	}
 	for _, s := range steps {
 		if !cfg.runs(s.name) {
@@ -269,6 +288,9 @@ func (r *runner) checkOpenFiles() {
 	}
 	if r.cfg.runs(PhaseIdle) {
 		need = max(need, uint64(r.cfg.IdleConns+16))
+	}
+	if r.cfg.runs(PhaseHostile) {
+		need = max(need, uint64(r.cfg.HostileConns+16))
 	}
 	got, err := raiseOpenFiles(need)
 	if err != nil {

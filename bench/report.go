@@ -104,6 +104,17 @@ func WriteText(w io.Writer, rep *Report) error {
 		tw.Flush()
 	}
 
+	if h := rep.Hostile; h != nil {
+		fmt.Fprintf(&b, "\nhostile: %d connections that never read, each attack in turn (relay RSS in MiB)\n", h.Connections)
+		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ATTACK\tOPENED\tBEFORE\tPEAK HELD\tAFTER CLOSE\tREPLIES")
+		for _, a := range h.Attacks {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", a.Name, a.Opened,
+				mib(a.RSSBeforeKiB), mib(a.RSSPeakKiB), mib(a.RSSAfterKiB), countList(a.Replies))
+		}
+		tw.Flush()
+	}
+
 	var notes []string
 	if in := rep.Ingest; in != nil {
 		notes = append(notes, sendNotes("ingest", &in.SendReport)...)
@@ -125,6 +136,13 @@ func WriteText(w io.Writer, rep *Report) error {
 		}
 		if f.Accepted < f.Events {
 			notes = append(notes, fmt.Sprintf("fanout: %d of %d published events accepted (OK false: %s; %d timeouts)", f.Accepted, f.Events, countList(f.OKFalse), f.Timeouts))
+		}
+	}
+	if h := rep.Hostile; h != nil {
+		for _, a := range h.Attacks {
+			if len(a.Failed) > 0 {
+				notes = append(notes, fmt.Sprintf("hostile %s failures: %s", a.Name, countList(a.Failed)))
+			}
 		}
 	}
 	if i := rep.Idle; i != nil {
@@ -254,4 +272,12 @@ func clip(s string, n int) string {
 		return s
 	}
 	return s[:n-1] + "…"
+}
+
+// mib shows KiB as MiB, or - when not measured.
+func mib(kib int64) string {
+	if kib <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", float64(kib)/1024)
 }

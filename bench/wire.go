@@ -32,7 +32,7 @@ func dial(ctx context.Context, url string) (*websocket.Conn, error) {
 		resp.Body.Close()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", url, err)
+		return nil, dialError(url, resp, err)
 	}
 	ws.SetReadLimit(readLimit)
 	return ws, nil
@@ -150,6 +150,8 @@ func parseRelayMsg(data []byte) (relayMsg, error) {
 		m.sub, m.reason = str(1), str(2)
 	case "NOTICE":
 		m.reason = str(1)
+	case "NEG-ERR":
+		m.sub, m.reason = str(1), str(2)
 	}
 	return m, nil
 }
@@ -230,4 +232,14 @@ func fetchInfo(ctx context.Context, wsURL string) (RelayInfo, error) {
 		return info, fmt.Errorf("decode nip-11 document: %w", err)
 	}
 	return info, nil
+}
+
+// dialError says why a dial failed, with a hint where the relay refused
+// more connections from this machine's address.
+func dialError(url string, resp *http.Response, err error) error {
+	if resp != nil && resp.StatusCode == http.StatusTooManyRequests {
+		return fmt.Errorf("dial %s: the relay refuses more connections from this IP address (HTTP 429); "+
+			"run it without its per-IP connection cap for a load test (wisp: WISP_MAX_CONNS_PER_IP=0): %w", url, err)
+	}
+	return fmt.Errorf("dial %s: %w", url, err)
 }

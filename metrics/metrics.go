@@ -130,6 +130,10 @@ func New(src Sources) *Metrics {
 				Namespace: namespace, Name: "slow_consumer_evictions_total",
 				Help: "Clients closed for falling behind their outbound byte budget.",
 			}, func() float64 { return float64(src.Stats().SlowEvictions) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Namespace: namespace, Name: "outbound_queued_bytes",
+				Help: "Bytes queued for clients and not yet written to their sockets.",
+			}, func() float64 { return float64(src.Stats().QueuedBytes) }),
 		)
 	}
 	if src.DBSizes != nil {

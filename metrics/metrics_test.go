@@ -67,7 +67,7 @@ next:
 }
 
 func TestMetricsText(t *testing.T) {
-	stats := relay.Stats{Connections: 3, Subscriptions: 7, SlowEvictions: 2}
+	stats := relay.Stats{Connections: 3, Subscriptions: 7, SlowEvictions: 2, QueuedBytes: 4096}
 	m := New(Sources{
 		Stats:        func() relay.Stats { return stats },
 		DBSizes:      func() (int64, int64, error) { return 4096, 1024, nil },
@@ -111,6 +111,7 @@ func TestMetricsText(t *testing.T) {
 		{"wisp_connections_open", nil, 3},
 		{"wisp_subscriptions_open", nil, 7},
 		{"wisp_slow_consumer_evictions_total", nil, 2},
+		{"wisp_outbound_queued_bytes", nil, 4096},
 		{"wisp_database_bytes", []string{"file", "db"}, 4096},
 		{"wisp_database_bytes", []string{"file", "wal"}, 1024},
 		{"wisp_database_events", nil, 42},

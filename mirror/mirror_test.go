@@ -17,8 +17,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp"
 	"github.com/wisp-relay/wisp/mirror"
-	"github.com/wisp-relay/wisp/policy"
 	"github.com/wisp-relay/wisp/relay"
 	"github.com/wisp-relay/wisp/storage/sqlite"
 )
@@ -102,7 +102,7 @@ func (n *node) put(evs []*nostr.Event) {
 	var bad []string
 	for _, ev := range evs {
 		wg.Add(1)
-		n.relay.Ingest(context.Background(), ev, relay.IngestOptions{Source: policy.SourceImport, NoVerify: true}, func(r relay.IngestResult) {
+		n.relay.Ingest(context.Background(), ev, relay.IngestOptions{Source: wisp.SourceImport, NoVerify: true}, func(r relay.IngestResult) {
 			if r.Outcome == relay.IngestRejected {
 				mu.Lock()
 				bad = append(bad, r.Reason)

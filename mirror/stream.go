@@ -3,25 +3,30 @@ package mirror
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp"
 	"github.com/wisp-relay/wisp/policy"
 	"github.com/wisp-relay/wisp/relay"
 )
 
 // Live streams. A down worker keeps a subscription open on the remote
-// relay and ingests every event it sends (source stream). After a
-// disconnect it reconnects with backoff and subscribes again from the
-// newest created_at it saw (inclusive: the second is sent again and
-// deduplicated); when the remote answers that REQ with stored events, it
+// relay and ingests every event it sends (source stream). Its position
+// moves only over events the local relay has answered for good (stored,
+// duplicate or refused; see downTracker): one answered `error:` ends the
+// session and is fetched again. After a disconnect it reconnects with
+// backoff and subscribes again from that position (inclusive: the second
+// is sent again and deduplicated); when the remote answers that REQ with stored events, it
 // pages back by until (with a limit) to the resume point, so that more
 // events than the remote's limit published during the outage are not
 // missed. An up worker follows the local store by sequence number (woken
@@ -296,16 +301,104 @@ type downWorker struct {
 	w      worker
 	key    string
 	plugin *policy.Plugin
+
 	// since is the resume point: every matching event the remote had
-	// before it has been received.
+	// before it has been stored here (or refused for good). Ingest's
+	// answers move it, on the writer's goroutine, hence the lock.
+	mu    sync.Mutex
 	since nostr.Timestamp
 }
 
-func (d *downWorker) commit(t nostr.Timestamp) {
-	if t > d.since {
+func (d *downWorker) resumePoint() nostr.Timestamp {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.since
+}
+
+// moveTo sets the resume point to t: forward as events are stored, or back
+// to an event that was not, so that the next session fetches it again.
+func (d *downWorker) moveTo(t nostr.Timestamp, back bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if t > d.since || back && t < d.since {
 		d.since = t
 		d.m.pos.set(d.key, int64(t))
 	}
+}
+
+// downTracker moves a down worker's resume point over the events of one
+// session in the order they arrived, and only once the local relay has
+// answered each for good (stored, duplicate, refused): an event not
+// answered yet holds it back. One answered `error:` (the relay failed or
+// is shutting down: try again) stops it for the rest of the session, sets
+// it back to that event's second if it was past it, and ends the session
+// (failed), so that the next one fetches the event again.
+type downTracker struct {
+	d      *downWorker
+	mu     sync.Mutex
+	marks  []*downMark
+	failed chan struct{} // closed at the first failure
+	fail   bool
+	limit  nostr.Timestamp // after a failure, the point may not pass this
+}
+
+type downMark struct {
+	at   nostr.Timestamp // the event's created_at
+	to   nostr.Timestamp // where the point may move once it is answered (0: nowhere)
+	done bool
+}
+
+func newDownTracker(d *downWorker) *downTracker {
+	return &downTracker{d: d, failed: make(chan struct{})}
+}
+
+// track notes an event received, before it is ingested; to is where the
+// point may move once it and every event before it are answered.
+func (t *downTracker) track(at, to nostr.Timestamp) *downMark {
+	m := &downMark{at: at, to: to}
+	t.mu.Lock()
+	t.marks = append(t.marks, m)
+	t.mu.Unlock()
+	return m
+}
+
+// upTo moves the point to at once every event received so far is answered.
+func (t *downTracker) upTo(at nostr.Timestamp) {
+	t.settle(t.track(at, at), true)
+}
+
+// settle records the answer for m: final, or to be tried again.
+func (t *downTracker) settle(m *downMark, final bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !final {
+		if !t.fail {
+			t.fail, t.limit = true, m.at
+			close(t.failed)
+		}
+		t.limit = min(t.limit, m.at)
+		t.d.moveTo(t.limit, true)
+		return
+	}
+	m.done = true
+	to := nostr.Timestamp(0)
+	for len(t.marks) > 0 && t.marks[0].done {
+		to = max(to, t.marks[0].to)
+		t.marks[0] = nil
+		t.marks = t.marks[1:]
+	}
+	if t.fail {
+		to = min(to, t.limit)
+	}
+	if to > 0 {
+		t.d.moveTo(to, false)
+	}
+}
+
+// final reports whether an ingest answer is for good: anything but
+// `error:`, which asks to try again.
+func final(r relay.IngestResult) bool {
+	return r.Outcome != relay.IngestRejected || !strings.HasPrefix(r.Reason, "error:")
 }
 
 func (d *downWorker) session(ctx context.Context) error {
@@ -319,10 +412,11 @@ func (d *downWorker) session(ctx context.Context) error {
 	defer cancel()
 	go keepAlive(sctx, c)
 
-	resume := d.since
+	resume := d.resumePoint()
 	newest := resume
+	tr := newDownTracker(d)
 	want := d.w.stream.filter
-	opt := relay.IngestOptions{Source: policy.SourceStream, Remote: d.w.url}
+	opt := relay.IngestOptions{Source: wisp.SourceStream, Remote: d.w.url}
 	// Until the backlog since resume is complete, the resume point stays
 	// where it was; seen holds the ids received meanwhile.
 	caughtUp := false
@@ -343,12 +437,17 @@ func (d *downWorker) session(ctx context.Context) error {
 		}
 		d.m.stats.Received.Add(1)
 		newest = max(newest, ev.CreatedAt)
+		// While catching up, only the end of the backlog moves the point
+		// (finish); then each live event does, once it is answered.
+		to := nostr.Timestamp(0)
 		if caughtUp {
-			d.commit(ev.CreatedAt)
+			to = ev.CreatedAt
 		}
+		mark := tr.track(ev.CreatedAt, to)
 		if d.plugin != nil {
-			dec := d.plugin.Check(ctx, &policy.Input{Event: ev, Source: policy.SourceStream, Remote: d.w.url, Received: time.Now()})
-			if dec.Action != policy.Accept {
+			dec := d.plugin.Check(ctx, &wisp.Input{Event: ev, Source: wisp.SourceStream, Remote: d.w.url, Received: time.Now()})
+			if dec.Action != wisp.Accept {
+				tr.settle(mark, true)
 				return ev, true
 			}
 		}
@@ -357,13 +456,14 @@ func (d *downWorker) session(ctx context.Context) error {
 			if r.Outcome == relay.IngestStored {
 				d.m.stats.Stored.Add(1)
 			}
+			tr.settle(mark, final(r))
 		})
 		return ev, true
 	}
 	finish := func() {
 		caughtUp = true
 		seen = nil
-		d.commit(newest)
+		tr.upTo(newest)
 	}
 
 	liveID := randomID("mirror-")
@@ -405,6 +505,8 @@ func (d *downWorker) session(ctx context.Context) error {
 			return nil
 		case <-c.done:
 			return c.closedErr()
+		case <-tr.failed:
+			return errors.New("an event was not stored here; fetching it again")
 		case <-pageTimer:
 			return fmt.Errorf("no EOSE within %s while catching up", pageTimeout)
 		case m := <-live:
@@ -565,8 +667,8 @@ func (u *upWorker) session(ctx context.Context) error {
 				continue
 			}
 			if u.plugin != nil {
-				dec := u.plugin.Check(ctx, &policy.Input{Event: &ev, Raw: it.raw, Source: policy.SourceStream, Remote: u.w.url, Received: time.Now()})
-				if dec.Action != policy.Accept {
+				dec := u.plugin.Check(ctx, &wisp.Input{Event: &ev, Raw: it.raw, Source: wisp.SourceStream, Remote: u.w.url, Received: time.Now()})
+				if dec.Action != wisp.Accept {
 					tr.finish(it.seq)
 					continue
 				}

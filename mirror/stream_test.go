@@ -3,9 +3,11 @@ package mirror_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -173,4 +175,92 @@ func TestUpStreamSendsWhatAnotherProcessStored(t *testing.T) {
 	if sent := st.Sent.Load(); sent != int64(len(evs)) {
 		t.Errorf("sent %d events up, want %d (no echo of the event that came down)", sent, len(evs))
 	}
+}
+
+// failingStore is a real SQLite store whose Save fails, while failing is
+// set, for any batch holding the event id: a disk that hiccups.
+type failingStore struct {
+	*sqlite.Store
+	id       string
+	failing  atomic.Bool
+	failures atomic.Int64
+}
+
+func (s *failingStore) Save(ctx context.Context, items []storage.Item) ([]storage.Result, error) {
+	for _, it := range items {
+		if it.Event.ID == s.id && s.failing.Load() {
+			s.failures.Add(1)
+			return nil, errors.New("disk hiccup")
+		}
+	}
+	return s.Store.Save(ctx, items)
+}
+
+// A down stream moves its position only over events the local relay has
+// stored: one the relay failed to store (`error: internal error`) holds it
+// back, even when later events came, so that after a restart the stream
+// fetches it again.
+func TestDownStreamKeepsEventTheRelayFailedToStore(t *testing.T) {
+	remote := startNode(t, false)
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "local.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	start := nostr.Now()
+	missed := &nostr.Event{CreatedAt: start + 5, Kind: 1, Tags: nostr.Tags{}, Content: "not stored at first"}
+	later := &nostr.Event{CreatedAt: start + 10, Kind: 1, Tags: nostr.Tags{}, Content: "stored"}
+	for _, ev := range []*nostr.Event{missed, later} {
+		if err := ev.Sign(corpusKey); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store := &failingStore{Store: db, id: missed.ID}
+	store.failing.Store(true)
+	rl := relay.New(relay.Config{Limits: relay.DefaultLimits()}, store)
+	rl.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		rl.Shutdown(ctx)
+	})
+	state := filepath.Join(t.TempDir(), "state.json")
+	stream := fmt.Sprintf(`{"dir":"down","urls":[%q],"filter":{"kinds":[1]}}`, remote.url)
+	m, stop := runManager(t, rl, db, stream, state)
+	waitFor(t, 5*time.Second, "the stream to connect", func() bool { return m.Stats().Connects.Load() >= 1 })
+
+	publish(t, remote.url, missed)
+	publish(t, remote.url, later)
+	waitFor(t, 5*time.Second, "both events to come down and the first to fail", func() bool {
+		return m.Stats().Received.Load() >= 2 && store.failures.Load() >= 1
+	})
+	stop()
+	pos := readPositions(t, state)
+	for key, at := range pos {
+		if at > int64(missed.CreatedAt) {
+			t.Errorf("position %s is %d, past the event not stored (%d)", key, at, missed.CreatedAt)
+		}
+	}
+
+	store.failing.Store(false)
+	runManager(t, rl, db, stream, state)
+	waitFor(t, 5*time.Second, "the event fetched again after the restart", func() bool {
+		ok, _ := db.Has(context.Background(), missed.ID)
+		return ok
+	})
+}
+
+func readPositions(t *testing.T, path string) map[string]int64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Positions map[string]int64 `json:"positions"`
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		t.Fatal(err)
+	}
+	return f.Positions
 }

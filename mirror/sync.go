@@ -17,7 +17,7 @@ import (
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/nbd-wtf/go-nostr/nip77/negentropy"
 	"github.com/nbd-wtf/go-nostr/nip77/negentropy/storage/vector"
-	"github.com/wisp-relay/wisp/policy"
+	"github.com/wisp-relay/wisp"
 	"github.com/wisp-relay/wisp/relay"
 	"github.com/wisp-relay/wisp/storage"
 )
@@ -312,7 +312,7 @@ func (s *syncer) reconcile(ctx context.Context) (have, need []string, err error)
 func (s *syncer) ingest(ctx context.Context, ev *nostr.Event) {
 	s.downloaded.Add(1)
 	s.ingests.Add(1)
-	s.opt.Local.Ingest(ctx, ev, relay.IngestOptions{Source: policy.SourceSync, Remote: s.opt.URL}, func(r relay.IngestResult) {
+	s.opt.Local.Ingest(ctx, ev, relay.IngestOptions{Source: wisp.SourceSync, Remote: s.opt.URL}, func(r relay.IngestResult) {
 		switch r.Outcome {
 		case relay.IngestStored:
 			s.stored.Add(1)

@@ -3,7 +3,6 @@ package policy
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -13,19 +12,9 @@ import (
 	"sync"
 
 	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp"
 	"github.com/wisp-relay/wisp/storage"
 )
-
-// Errors of NIP-86 calls; their text reaches the admin.
-var (
-	ErrUnknownMethod = errors.New("unknown method")
-	ErrBadParams     = errors.New("invalid params")
-)
-
-// RelayInfo is the part of the relay's description an admin may change.
-type RelayInfo struct {
-	Name, Description, Icon string
-}
 
 // Settings keys of the relay's description.
 const (
@@ -72,7 +61,7 @@ func (a *Admin) Load(ctx context.Context) error {
 }
 
 // Info returns base with what admins changed.
-func (a *Admin) Info(base RelayInfo) RelayInfo {
+func (a *Admin) Info(base wisp.RelayInfo) wisp.RelayInfo {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	if v, ok := a.settings[settingName]; ok {
@@ -133,7 +122,7 @@ func (a *Admin) Methods() []string {
 func (a *Admin) Call(ctx context.Context, caller, name string, raw []json.RawMessage) (any, error) {
 	i := slices.IndexFunc(methods, func(m method) bool { return m.name == name })
 	if i < 0 {
-		return nil, fmt.Errorf("%w %q", ErrUnknownMethod, name)
+		return nil, fmt.Errorf("%w %q", wisp.ErrUnknownMethod, name)
 	}
 	if methods[i].call == nil {
 		return a.Methods(), nil
@@ -177,7 +166,7 @@ func (p params) reason() string {
 }
 
 func (p params) bad(what string) error {
-	return fmt.Errorf("%w for %s: want %s", ErrBadParams, p.name, what)
+	return fmt.Errorf("%w for %s: want %s", wisp.ErrBadParams, p.name, what)
 }
 
 func (p params) pubkey() (string, error) {

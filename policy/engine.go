@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/wisp-relay/wisp"
 )
 
 // Config is the operator's policy, from WISP_ variables.
 type Config struct {
-	Auth AuthMode
+	Auth wisp.AuthMode
 	// MinPoW is the NIP-13 difficulty every client event needs (bits, 0: none).
 	MinPoW int
 	// Token buckets (zero: no limit).
@@ -24,13 +26,6 @@ type Config struct {
 	Plugin        string
 	PluginTimeout time.Duration
 	Logger        *slog.Logger // nil: discard
-}
-
-// Limitation is what NIP-11 advertises about the policy in force.
-type Limitation struct {
-	AuthRequired     bool // reads and writes need AUTH
-	RestrictedWrites bool // some events are refused for who or what they are
-	MinPoW           int
 }
 
 // Policy is the relay's whole policy: the gate for new connections, the
@@ -76,7 +71,7 @@ func New(cfg Config, lists *Lists) (*Policy, error) {
 	p.early.addGuard("event-rate-ip", RateLimit(cfg.EventRateIP, "IP address", ClientIP))
 	p.early.Add("banned-event", BannedEvents(lists))
 	p.early.Add("denied-pubkey", PubkeyDeny(lists))
-	if cfg.Auth >= AuthWrite {
+	if cfg.Auth >= wisp.AuthWrite {
 		p.early.Add("auth", AuthForWrites())
 	}
 	p.early.Add("allowed-pubkey", PubkeyAllow(lists))
@@ -99,13 +94,13 @@ func New(cfg Config, lists *Lists) (*Policy, error) {
 func (p *Policy) Lists() *Lists { return p.lists }
 
 // AuthMode is the configured NIP-42 mode.
-func (p *Policy) AuthMode() AuthMode { return p.cfg.Auth }
+func (p *Policy) AuthMode() wisp.AuthMode { return p.cfg.Auth }
 
 // Limitation summarizes the policy for NIP-11.
-func (p *Policy) Limitation() Limitation {
-	return Limitation{
-		AuthRequired: p.cfg.Auth == AuthAll,
-		RestrictedWrites: p.cfg.Auth >= AuthWrite || p.cfg.MinPoW > 0 || p.plugin != nil ||
+func (p *Policy) Limitation() wisp.Limitation {
+	return wisp.Limitation{
+		AuthRequired: p.cfg.Auth == wisp.AuthAll,
+		RestrictedWrites: p.cfg.Auth >= wisp.AuthWrite || p.cfg.MinPoW > 0 || p.plugin != nil ||
 			p.lists.allowListActive() || p.lists.restrictsKinds(),
 		MinPoW: p.cfg.MinPoW,
 	}
@@ -113,56 +108,60 @@ func (p *Policy) Limitation() Limitation {
 
 // Connect decides whether a new websocket from remote may open. When it
 // may, release must be called once the connection ends.
-func (p *Policy) Connect(remote string, now time.Time) (d Decision, release func()) {
+func (p *Policy) Connect(remote string, now time.Time) (d wisp.Decision, release func()) {
 	if p.lists.IPBlocked(remote) {
-		return Rejected(PrefixBlocked, "your IP address is blocked"), nil
+		return wisp.Rejected(wisp.PrefixBlocked, "your IP address is blocked"), nil
 	}
 	key := addrKey(remote)
 	if !p.connLimit.allow(key, now) {
-		return Rejected(PrefixRateLimited, fmt.Sprintf("too many new connections: at most %d per %s", p.cfg.ConnRateIP.N, p.cfg.ConnRateIP.Per)), nil
+		return wisp.Rejected(wisp.PrefixRateLimited, fmt.Sprintf("too many new connections: at most %d per %s", p.cfg.ConnRateIP.N, p.cfg.ConnRateIP.Per)), nil
 	}
 	release, ok := p.conns.acquire(key)
 	if !ok {
-		return Rejected(PrefixRateLimited, fmt.Sprintf("too many open connections from your IP address (at most %d)", p.cfg.MaxConnsPerIP)), nil
+		return wisp.Rejected(wisp.PrefixRateLimited, fmt.Sprintf("too many open connections from your IP address (at most %d)", p.cfg.MaxConnsPerIP)), nil
 	}
-	return Accepted, release
+	return wisp.Accepted, release
 }
 
 // Read decides whether a REQ (or COUNT) may be served.
-func (p *Policy) Read(in *ReadInput) Decision {
+func (p *Policy) Read(in *wisp.ReadInput) wisp.Decision {
 	if p.lists.IPBlocked(in.Remote) {
-		return Rejected(PrefixBlocked, "your IP address is blocked")
+		return wisp.Rejected(wisp.PrefixBlocked, "your IP address is blocked")
 	}
 	now := in.Time
 	if now.IsZero() {
 		now = time.Now()
 	}
 	if !p.reqLimit.allow(addrKey(in.Remote), now) {
-		return Rejected(PrefixRateLimited, fmt.Sprintf("slow down: at most %d subscriptions per %s", p.cfg.ReqRateIP.N, p.cfg.ReqRateIP.Per))
+		return wisp.Rejected(wisp.PrefixRateLimited, fmt.Sprintf("slow down: at most %d subscriptions per %s", p.cfg.ReqRateIP.N, p.cfg.ReqRateIP.Per))
 	}
-	if p.cfg.Auth == AuthAll {
+	if p.cfg.Auth == wisp.AuthAll {
 		switch {
 		case in.Authed == "":
-			return Rejected(PrefixAuthRequired, "this relay serves only authenticated members (NIP-42)")
+			return wisp.Rejected(wisp.PrefixAuthRequired, "this relay serves only authenticated members (NIP-42)")
 		case p.lists.PubkeyBanned(in.Authed):
-			return Rejected(PrefixRestricted, "this pubkey is banned from this relay")
+			return wisp.Rejected(wisp.PrefixRestricted, "this pubkey is banned from this relay")
 		case !p.lists.PubkeyAllowed(in.Authed):
-			return Rejected(PrefixRestricted, "this pubkey is not a member of this relay")
+			return wisp.Rejected(wisp.PrefixRestricted, "this pubkey is not a member of this relay")
 		}
 	}
-	return Accepted
+	return wisp.Accepted
 }
 
 // Early runs the rules that need no verified signature.
-func (p *Policy) Early(ctx context.Context, in *Input) Decision { return p.early.Check(ctx, in) }
+func (p *Policy) Early(ctx context.Context, in *wisp.Input) wisp.Decision {
+	return p.early.Check(ctx, in)
+}
 
 // Late runs the rules that trust the signature or may block.
-func (p *Policy) Late(ctx context.Context, in *Input) Decision { return p.late.Check(ctx, in) }
+func (p *Policy) Late(ctx context.Context, in *wisp.Input) wisp.Decision {
+	return p.late.Check(ctx, in)
+}
 
 // Check runs both stages, for events whose signature the caller checked
 // already (imports, mirrors).
-func (p *Policy) Check(ctx context.Context, in *Input) Decision {
-	if d := p.Early(ctx, in); d.Action != Accept {
+func (p *Policy) Check(ctx context.Context, in *wisp.Input) wisp.Decision {
+	if d := p.Early(ctx, in); d.Action != wisp.Accept {
 		return d
 	}
 	return p.Late(ctx, in)

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/wisp-relay/wisp"
 )
 
 // Plugin is a strfry write-policy plugin: an external program that gets one
@@ -111,26 +113,26 @@ type pluginAnswer struct {
 }
 
 // sourceType names a source as strfry does.
-func sourceType(in *Input) string {
+func sourceType(in *wisp.Input) string {
 	switch in.Source {
-	case SourceImport:
+	case wisp.SourceImport:
 		return "Import"
-	case SourceStream:
+	case wisp.SourceStream:
 		return "Stream"
-	case SourceSync:
+	case wisp.SourceSync:
 		return "Sync"
 	}
 	return ipFamily(in.Remote)
 }
 
 // Check asks the plugin about one event.
-func (p *Plugin) Check(ctx context.Context, in *Input) Decision {
+func (p *Plugin) Check(ctx context.Context, in *wisp.Input) wisp.Decision {
 	raw := in.Raw
 	if raw == nil {
 		var err error
 		if raw, err = json.Marshal(in.Event); err != nil {
 			p.log.Error("plugin: encode event", "err", err)
-			return Decision{Action: Reject, Reason: InternalError}
+			return wisp.Decision{Action: wisp.Reject, Reason: wisp.InternalError}
 		}
 	}
 	received := in.Received
@@ -147,36 +149,36 @@ func (p *Plugin) Check(ctx context.Context, in *Input) Decision {
 	})
 	if err != nil {
 		p.log.Error("plugin: encode request", "err", err)
-		return Decision{Action: Reject, Reason: InternalError}
+		return wisp.Decision{Action: wisp.Reject, Reason: wisp.InternalError}
 	}
 	ans, err := p.ask(ctx, append(line, '\n'))
 	if err != nil {
 		if ctx.Err() == nil {
 			p.log.Error("plugin failed; event rejected, plugin restarts", "id", in.Event.ID, "err", err)
 		}
-		return Decision{Action: Reject, Reason: InternalError}
+		return wisp.Decision{Action: wisp.Reject, Reason: wisp.InternalError}
 	}
 	if ans.ID != in.Event.ID {
 		p.fail(fmt.Errorf("answered id %q for event %s: %w", ans.ID, in.Event.ID, ErrPluginAnswer))
-		return Decision{Action: Reject, Reason: InternalError}
+		return wisp.Decision{Action: wisp.Reject, Reason: wisp.InternalError}
 	}
 	switch ans.Action {
 	case "accept":
-		return Accepted
+		return wisp.Accepted
 	case "shadowReject":
-		return Decision{Action: ShadowReject}
+		return wisp.Decision{Action: wisp.ShadowReject}
 	case "reject":
 		msg := strings.TrimSpace(ans.Msg)
 		switch {
 		case msg == "":
-			msg = Reason(PrefixBlocked, "rejected by the relay's write policy")
-		case !hasPrefix(msg):
-			msg = Reason(PrefixBlocked, msg)
+			msg = wisp.Reason(wisp.PrefixBlocked, "rejected by the relay's write policy")
+		case !wisp.HasPrefix(msg):
+			msg = wisp.Reason(wisp.PrefixBlocked, msg)
 		}
-		return Decision{Action: Reject, Reason: msg}
+		return wisp.Decision{Action: wisp.Reject, Reason: msg}
 	}
 	p.fail(fmt.Errorf("unknown action %q: %w", ans.Action, ErrPluginAnswer))
-	return Decision{Action: Reject, Reason: InternalError}
+	return wisp.Decision{Action: wisp.Reject, Reason: wisp.InternalError}
 }
 
 // fail logs err and stops the plugin, which restarts for the next event.

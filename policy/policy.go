@@ -21,141 +21,24 @@ import (
 	"net"
 	"runtime/debug"
 	"strings"
-	"time"
 
-	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp"
 )
-
-// Machine-readable prefixes of NIP-01 and NIP-42. The relay builds its own
-// answers from these too, so each prefix is spelt in one place.
-const (
-	PrefixDuplicate    = "duplicate"
-	PrefixBlocked      = "blocked"
-	PrefixRateLimited  = "rate-limited"
-	PrefixRestricted   = "restricted"
-	PrefixAuthRequired = "auth-required"
-	PrefixPoW          = "pow"
-	PrefixInvalid      = "invalid"
-	PrefixError        = "error"
-)
-
-// Reason joins a prefix and a message as NIP-01 asks: "prefix: message".
-func Reason(prefix, msg string) string { return prefix + ": " + msg }
-
-// InternalError is what a client sees when a rule failed on our side; the
-// details go to the log.
-const InternalError = PrefixError + ": internal error"
-
-// Source says where an event comes from.
-type Source uint8
-
-const (
-	// SourceClient: a client's EVENT over a websocket.
-	SourceClient Source = iota
-	// SourceImport: `wisp import` or another local bulk load.
-	SourceImport
-	// SourceStream: a live feed from another relay (strfry's "Stream").
-	SourceStream
-	// SourceSync: mirroring or negentropy sync with another relay.
-	SourceSync
-)
-
-func (s Source) String() string {
-	switch s {
-	case SourceClient:
-		return "client"
-	case SourceImport:
-		return "import"
-	case SourceStream:
-		return "stream"
-	case SourceSync:
-		return "sync"
-	}
-	return "unknown"
-}
-
-// Input is what a write rule sees.
-type Input struct {
-	Event *nostr.Event
-	// Raw is the event's canonical JSON, when the caller has it (plugins
-	// get it verbatim; nil means they get json.Marshal(Event)).
-	Raw    []byte
-	Source Source
-	// Remote is the client's IP address for SourceClient, the other relay's
-	// URL for SourceStream and SourceSync, and empty for SourceImport.
-	Remote string
-	// Authed is the pubkey the connection authenticated as (NIP-42), or "".
-	Authed string
-	// Received is when the relay received the event.
-	Received time.Time
-	// Vanish marks a NIP-62 request to vanish that names this relay. Such
-	// requests must be honoured whoever sends them, so only the rules that
-	// protect the relay itself (blocked IPs, rate limits) judge them.
-	Vanish bool
-}
-
-// ReadInput is what a read rule sees: one REQ (or COUNT).
-type ReadInput struct {
-	Remote  string
-	Authed  string
-	Filters []nostr.Filter
-	Time    time.Time
-}
-
-// Action is what a rule decided.
-type Action uint8
-
-const (
-	// Accept lets the event (or the read) through to the next rule.
-	Accept Action = iota
-	// Reject refuses it with Decision.Reason.
-	Reject
-	// ShadowReject answers the sender as if the event were stored, but
-	// stores and broadcasts nothing.
-	ShadowReject
-)
-
-func (a Action) String() string {
-	switch a {
-	case Accept:
-		return "accept"
-	case Reject:
-		return "reject"
-	case ShadowReject:
-		return "shadowReject"
-	}
-	return "unknown"
-}
-
-// Decision is a rule's answer. Reason carries a NIP-01 prefix when Action
-// is Reject.
-type Decision struct {
-	Action Action
-	Reason string
-}
-
-// Accepted is the decision of a rule with nothing against the input.
-var Accepted = Decision{}
-
-// Rejected returns a Reject decision with a prefixed reason.
-func Rejected(prefix, msg string) Decision {
-	return Decision{Action: Reject, Reason: Reason(prefix, msg)}
-}
 
 // Rule judges one event.
 type Rule interface {
-	Check(ctx context.Context, in *Input) Decision
+	Check(ctx context.Context, in *wisp.Input) wisp.Decision
 }
 
 // RuleFunc adapts a function to Rule.
-type RuleFunc func(ctx context.Context, in *Input) Decision
+type RuleFunc func(ctx context.Context, in *wisp.Input) wisp.Decision
 
 // Check calls f.
-func (f RuleFunc) Check(ctx context.Context, in *Input) Decision { return f(ctx, in) }
+func (f RuleFunc) Check(ctx context.Context, in *wisp.Input) wisp.Decision { return f(ctx, in) }
 
 // ReadRule judges one REQ.
 type ReadRule interface {
-	CheckRead(in *ReadInput) Decision
+	CheckRead(in *wisp.ReadInput) wisp.Decision
 }
 
 // Chain runs rules in order and returns the first decision that is not
@@ -192,50 +75,35 @@ func (c *Chain) addGuard(name string, r Rule) *Chain {
 func (c *Chain) Len() int { return len(c.rules) }
 
 // Check runs the chain.
-func (c *Chain) Check(ctx context.Context, in *Input) (d Decision) {
+func (c *Chain) Check(ctx context.Context, in *wisp.Input) (d wisp.Decision) {
 	for _, nr := range c.rules {
 		if in.Vanish && !nr.vanish {
 			continue
 		}
 		d = c.run(ctx, nr, in)
-		if d.Action != Accept {
+		if d.Action != wisp.Accept {
 			return d
 		}
 	}
-	return Accepted
+	return wisp.Accepted
 }
 
-func (c *Chain) run(ctx context.Context, nr namedRule, in *Input) (d Decision) {
+func (c *Chain) run(ctx context.Context, nr namedRule, in *wisp.Input) (d wisp.Decision) {
 	defer func() {
 		if p := recover(); p != nil {
 			if c.log != nil {
 				c.log.Error("policy rule panicked", "rule", nr.name, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			}
-			d = Decision{Action: Reject, Reason: InternalError}
+			d = wisp.Decision{Action: wisp.Reject, Reason: wisp.InternalError}
 		}
 	}()
 	d = nr.rule.Check(ctx, in)
-	if d.Action == Reject && !hasPrefix(d.Reason) {
+	if d.Action == wisp.Reject && !wisp.HasPrefix(d.Reason) {
 		// A rule must say why with a prefix; a bare message would break
 		// clients that parse it.
-		d.Reason = Reason(PrefixBlocked, strings.TrimSpace(d.Reason))
+		d.Reason = wisp.Reason(wisp.PrefixBlocked, strings.TrimSpace(d.Reason))
 	}
 	return d
-}
-
-// hasPrefix reports whether a reason starts with a NIP-01 prefix.
-func hasPrefix(reason string) bool {
-	p, _, ok := strings.Cut(reason, ": ")
-	if !ok || p == "" {
-		return false
-	}
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		if !(c >= 'a' && c <= 'z' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // ipFamily returns "IP4" or "IP6" for an address, as strfry names them.

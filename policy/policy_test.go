@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp"
 )
 
 func TestParseRate(t *testing.T) {
@@ -108,32 +109,34 @@ func TestLeadingZeroBits(t *testing.T) {
 func TestChainFailsClosed(t *testing.T) {
 	var c Chain
 	calls := 0
-	c.Add("counts", RuleFunc(func(context.Context, *Input) Decision { calls++; return Accepted }))
-	c.Add("panics", RuleFunc(func(context.Context, *Input) Decision { panic("boom") }))
-	c.Add("never", RuleFunc(func(context.Context, *Input) Decision { t.Fatal("ran after a failure"); return Accepted }))
-	d := c.Check(context.Background(), &Input{Event: &nostr.Event{}})
-	if d.Action != Reject || d.Reason != "error: internal error" || calls != 1 {
+	c.Add("counts", RuleFunc(func(context.Context, *wisp.Input) wisp.Decision { calls++; return wisp.Accepted }))
+	c.Add("panics", RuleFunc(func(context.Context, *wisp.Input) wisp.Decision { panic("boom") }))
+	c.Add("never", RuleFunc(func(context.Context, *wisp.Input) wisp.Decision { t.Fatal("ran after a failure"); return wisp.Accepted }))
+	d := c.Check(context.Background(), &wisp.Input{Event: &nostr.Event{}})
+	if d.Action != wisp.Reject || d.Reason != "error: internal error" || calls != 1 {
 		t.Fatalf("decision %+v after %d calls", d, calls)
 	}
 
 	var c2 Chain
-	c2.Add("bare", RuleFunc(func(context.Context, *Input) Decision { return Decision{Action: Reject, Reason: "no"} }))
-	if d := c2.Check(context.Background(), &Input{Event: &nostr.Event{}}); d.Reason != "blocked: no" {
+	c2.Add("bare", RuleFunc(func(context.Context, *wisp.Input) wisp.Decision {
+		return wisp.Decision{Action: wisp.Reject, Reason: "no"}
+	}))
+	if d := c2.Check(context.Background(), &wisp.Input{Event: &nostr.Event{}}); d.Reason != "blocked: no" {
 		t.Fatalf("unprefixed reason became %q", d.Reason)
 	}
 }
 
 func TestVanishSkipsAllButGuards(t *testing.T) {
-	p, err := New(Config{Auth: AuthWrite, MinPoW: 20}, NewLists(nil, []string{"ab"}, nil, nil))
+	p, err := New(Config{Auth: wisp.AuthWrite, MinPoW: 20}, NewLists(nil, []string{"ab"}, nil, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := &Input{Event: &nostr.Event{PubKey: "ab", Kind: 62, ID: "ff"}, Remote: "192.0.2.1", Vanish: true}
-	if d := p.Check(context.Background(), in); d.Action != Accept {
+	in := &wisp.Input{Event: &nostr.Event{PubKey: "ab", Kind: 62, ID: "ff"}, Remote: "192.0.2.1", Vanish: true}
+	if d := p.Check(context.Background(), in); d.Action != wisp.Accept {
 		t.Fatalf("request to vanish: %+v", d)
 	}
 	p.Lists().put(ListBlockedIPs, "192.0.2.1", "")
-	if d := p.Check(context.Background(), in); d.Action != Reject {
+	if d := p.Check(context.Background(), in); d.Action != wisp.Reject {
 		t.Fatal("blocked IP let through a request to vanish")
 	}
 }

@@ -5,89 +5,55 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/wisp-relay/wisp"
 )
-
-// AuthMode says what NIP-42 authentication is required for.
-type AuthMode uint8
-
-const (
-	// AuthOpen: anyone may read and write; AUTH is optional (needed only
-	// for private messages and protected events).
-	AuthOpen AuthMode = iota
-	// AuthWrite: publishing needs AUTH first.
-	AuthWrite
-	// AuthAll: reading and publishing need AUTH first (a private relay).
-	AuthAll
-)
-
-// ParseAuthMode reads "open", "write" or "all".
-func ParseAuthMode(s string) (AuthMode, error) {
-	switch s {
-	case "open", "":
-		return AuthOpen, nil
-	case "write":
-		return AuthWrite, nil
-	case "all":
-		return AuthAll, nil
-	}
-	return 0, fmt.Errorf("%q: want open, write or all", s)
-}
-
-func (m AuthMode) String() string {
-	switch m {
-	case AuthWrite:
-		return "write"
-	case AuthAll:
-		return "all"
-	}
-	return "open"
-}
 
 // IPBlock refuses events from blocked IP addresses.
 func IPBlock(l *Lists) Rule {
-	return RuleFunc(func(_ context.Context, in *Input) Decision {
-		if in.Source == SourceClient && l.IPBlocked(in.Remote) {
-			return Rejected(PrefixBlocked, "your IP address is blocked")
+	return RuleFunc(func(_ context.Context, in *wisp.Input) wisp.Decision {
+		if in.Source == wisp.SourceClient && l.IPBlocked(in.Remote) {
+			return wisp.Rejected(wisp.PrefixBlocked, "your IP address is blocked")
 		}
-		return Accepted
+		return wisp.Accepted
 	})
 }
 
 // RateLimit refuses events past a rate per key; key picks the key (the
 // client's IP, the event's pubkey) and "" means not limited.
-func RateLimit(r Rate, what string, key func(*Input) string) Rule {
+func RateLimit(r Rate, what string, key func(*wisp.Input) string) Rule {
 	l := newLimiter(r)
 	if l == nil {
 		return nil
 	}
-	return RuleFunc(func(_ context.Context, in *Input) Decision {
+	return RuleFunc(func(_ context.Context, in *wisp.Input) wisp.Decision {
 		k := key(in)
 		if k == "" {
-			return Accepted
+			return wisp.Accepted
 		}
 		now := in.Received
 		if now.IsZero() {
 			now = time.Now()
 		}
 		if !l.allow(k, now) {
-			return Rejected(PrefixRateLimited, fmt.Sprintf("slow down: at most %d events per %s per %s", r.N, r.Per, what))
+			return wisp.Rejected(wisp.PrefixRateLimited, fmt.Sprintf("slow down: at most %d events per %s per %s", r.N, r.Per, what))
 		}
-		return Accepted
+		return wisp.Accepted
 	})
 }
 
 // ClientIP is the rate-limit key of client events: their IP address (for
 // IPv6, its /64).
-func ClientIP(in *Input) string {
-	if in.Source != SourceClient || in.Remote == "" {
+func ClientIP(in *wisp.Input) string {
+	if in.Source != wisp.SourceClient || in.Remote == "" {
 		return ""
 	}
 	return addrKey(in.Remote)
 }
 
 // EventPubkey is the rate-limit key by author, for client events.
-func EventPubkey(in *Input) string {
-	if in.Source != SourceClient {
+func EventPubkey(in *wisp.Input) string {
+	if in.Source != wisp.SourceClient {
 		return ""
 	}
 	return in.Event.PubKey
@@ -95,22 +61,22 @@ func EventPubkey(in *Input) string {
 
 // BannedEvents refuses event ids an admin banned.
 func BannedEvents(l *Lists) Rule {
-	return RuleFunc(func(_ context.Context, in *Input) Decision {
+	return RuleFunc(func(_ context.Context, in *wisp.Input) wisp.Decision {
 		if l.EventBanned(in.Event.ID) {
-			return Rejected(PrefixBlocked, "this event is banned from this relay")
+			return wisp.Rejected(wisp.PrefixBlocked, "this event is banned from this relay")
 		}
-		return Accepted
+		return wisp.Accepted
 	})
 }
 
 // PubkeyDeny refuses events by a denied pubkey, and from a connection
 // authenticated as one.
 func PubkeyDeny(l *Lists) Rule {
-	return RuleFunc(func(_ context.Context, in *Input) Decision {
+	return RuleFunc(func(_ context.Context, in *wisp.Input) wisp.Decision {
 		if l.PubkeyBanned(in.Event.PubKey) || (in.Authed != "" && l.PubkeyBanned(in.Authed)) {
-			return Rejected(PrefixBlocked, "pubkey is banned from this relay")
+			return wisp.Rejected(wisp.PrefixBlocked, "pubkey is banned from this relay")
 		}
-		return Accepted
+		return wisp.Accepted
 	})
 }
 
@@ -119,24 +85,24 @@ func PubkeyDeny(l *Lists) Rule {
 // publish what others signed, such as a reposted note). With an empty list
 // everyone passes. An event an admin allowed passes too.
 func PubkeyAllow(l *Lists) Rule {
-	return RuleFunc(func(_ context.Context, in *Input) Decision {
+	return RuleFunc(func(_ context.Context, in *wisp.Input) wisp.Decision {
 		if l.PubkeyAllowed(in.Event.PubKey) || (in.Authed != "" && l.PubkeyAllowed(in.Authed)) || l.EventAllowed(in.Event.ID) {
-			return Accepted
+			return wisp.Accepted
 		}
-		if in.Source == SourceClient && in.Authed == "" {
-			return Rejected(PrefixAuthRequired, "this relay accepts events only from its members; authenticate first")
+		if in.Source == wisp.SourceClient && in.Authed == "" {
+			return wisp.Rejected(wisp.PrefixAuthRequired, "this relay accepts events only from its members; authenticate first")
 		}
-		return Rejected(PrefixRestricted, "this pubkey is not allowed to publish here")
+		return wisp.Rejected(wisp.PrefixRestricted, "this pubkey is not allowed to publish here")
 	})
 }
 
 // KindFilter refuses kinds the allow and deny lists keep out.
 func KindFilter(l *Lists) Rule {
-	return RuleFunc(func(_ context.Context, in *Input) Decision {
+	return RuleFunc(func(_ context.Context, in *wisp.Input) wisp.Decision {
 		if !l.KindAllowed(in.Event.Kind) && !l.EventAllowed(in.Event.ID) {
-			return Rejected(PrefixBlocked, "events of kind "+strconv.Itoa(in.Event.Kind)+" are not accepted here")
+			return wisp.Rejected(wisp.PrefixBlocked, "events of kind "+strconv.Itoa(in.Event.Kind)+" are not accepted here")
 		}
-		return Accepted
+		return wisp.Accepted
 	})
 }
 
@@ -147,9 +113,9 @@ func MinPoW(bits int) Rule {
 	if bits <= 0 {
 		return nil
 	}
-	return RuleFunc(func(_ context.Context, in *Input) Decision {
-		if in.Source != SourceClient {
-			return Accepted
+	return RuleFunc(func(_ context.Context, in *wisp.Input) wisp.Decision {
+		if in.Source != wisp.SourceClient {
+			return wisp.Accepted
 		}
 		var target = -1
 		for _, tag := range in.Event.Tags {
@@ -161,15 +127,15 @@ func MinPoW(bits int) Rule {
 			}
 		}
 		if target < 0 {
-			return Rejected(PrefixPoW, fmt.Sprintf("this relay needs proof of work of %d bits with a committed target (NIP-13 nonce tag)", bits))
+			return wisp.Rejected(wisp.PrefixPoW, fmt.Sprintf("this relay needs proof of work of %d bits with a committed target (NIP-13 nonce tag)", bits))
 		}
 		if target < bits {
-			return Rejected(PrefixPoW, fmt.Sprintf("committed target %d is below the required %d bits", target, bits))
+			return wisp.Rejected(wisp.PrefixPoW, fmt.Sprintf("committed target %d is below the required %d bits", target, bits))
 		}
 		if d := leadingZeroBits(in.Event.ID); d < bits {
-			return Rejected(PrefixPoW, fmt.Sprintf("difficulty %d is below the required %d bits", d, bits))
+			return wisp.Rejected(wisp.PrefixPoW, fmt.Sprintf("difficulty %d is below the required %d bits", d, bits))
 		}
-		return Accepted
+		return wisp.Accepted
 	})
 }
 
@@ -201,10 +167,10 @@ func leadingZeroBits(id string) int {
 // AuthForWrites asks client events to come from an authenticated
 // connection.
 func AuthForWrites() Rule {
-	return RuleFunc(func(_ context.Context, in *Input) Decision {
-		if in.Source == SourceClient && in.Authed == "" {
-			return Rejected(PrefixAuthRequired, "this relay accepts events only after authentication (NIP-42)")
+	return RuleFunc(func(_ context.Context, in *wisp.Input) wisp.Decision {
+		if in.Source == wisp.SourceClient && in.Authed == "" {
+			return wisp.Rejected(wisp.PrefixAuthRequired, "this relay accepts events only after authentication (NIP-42)")
 		}
-		return Accepted
+		return wisp.Accepted
 	})
 }

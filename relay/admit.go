@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
-	"github.com/wisp-relay/wisp/policy"
+	"github.com/wisp-relay/wisp"
 )
 
 // arrival is where an event comes from, as the checks before the verify pool
@@ -13,7 +13,7 @@ import (
 type arrival struct {
 	ctx      context.Context // bounds the policy and the wait for the verify pool
 	c        *conn           // the client connection; nil for Ingest
-	source   policy.Source
+	source   wisp.Source
 	remote   string // the client's IP, or the relay an event came from
 	noVerify bool   // Ingest only: skip the signature check
 	done     func(ok bool, msg string)
@@ -29,18 +29,22 @@ func (r *Relay) admit(ev *nostr.Event, a arrival) (queued, ok bool, msg string) 
 		r.stats.rejected.Add(1)
 		return false, false, why
 	}
+	if r.draining.Load() {
+		// Shutting down: nothing is checked, looked up or verified any more.
+		return refuse(wisp.Reason(wisp.PrefixError, "relay is shutting down"))
+	}
 	raw := canonicalEvent(ev)
 	if why := checkEvent(ev, raw, &r.cfg.Limits, time.Now()); why != "" {
 		return refuse(why)
 	}
 	if ev.Kind == nostr.KindClientAuthentication {
 		if a.c != nil {
-			return refuse(reason(prefixInvalid, "auth events are sent with AUTH, not EVENT"))
+			return refuse(wisp.Reason(wisp.PrefixInvalid, "auth events are sent with AUTH, not EVENT"))
 		}
-		return refuse(reason(prefixInvalid, "auth events are not stored"))
+		return refuse(wisp.Reason(wisp.PrefixInvalid, "auth events are not stored"))
 	}
 	if !checkID(ev) {
-		return refuse(reason(prefixInvalid, "event id does not match its content"))
+		return refuse(wisp.Reason(wisp.PrefixInvalid, "event id does not match its content"))
 	}
 	authed := ""
 	if a.c != nil {
@@ -50,22 +54,22 @@ func (r *Relay) admit(ev *nostr.Event, a arrival) (queued, ok bool, msg string) 
 		// NIP-70: only its author, authenticated, may publish it; an
 		// operator's import is trusted.
 		switch {
-		case a.c == nil && a.source == policy.SourceImport:
+		case a.c == nil && a.source == wisp.SourceImport:
 		case a.c == nil || (authed != "" && authed != ev.PubKey):
-			return refuse(reason(prefixRestricted, "this event may only be published by its author (NIP-70)"))
+			return refuse(wisp.Reason(wisp.PrefixRestricted, "this event may only be published by its author (NIP-70)"))
 		case authed == "":
-			return refuse(reason(prefixAuthRequired, "this event may only be published by its author (NIP-70); authenticate first"))
+			return refuse(wisp.Reason(wisp.PrefixAuthRequired, "this event may only be published by its author (NIP-70); authenticate first"))
 		}
 	}
 	vanish := ev.Kind == kindVanish
 	if vanish && !r.forThisRelay(ev, a.c) {
-		return refuse(reason(prefixBlocked, "this request to vanish names other relays"))
+		return refuse(wisp.Reason(wisp.PrefixBlocked, "this request to vanish names other relays"))
 	}
-	var in *policy.Input
+	var in *wisp.Input
 	if r.cfg.Policy != nil {
-		in = &policy.Input{Event: ev, Raw: raw, Source: a.source, Remote: a.remote, Authed: authed, Received: time.Now(), Vanish: vanish}
-		if d := r.cfg.Policy.Early(a.ctx, in); d.Action != policy.Accept {
-			if d.Action == policy.ShadowReject {
+		in = &wisp.Input{Event: ev, Raw: raw, Source: a.source, Remote: a.remote, Authed: authed, Received: time.Now(), Vanish: vanish}
+		if d := r.cfg.Policy.Early(a.ctx, in); d.Action != wisp.Accept {
+			if d.Action == wisp.ShadowReject {
 				r.stats.rejected.Add(1)
 				return false, true, ""
 			}
@@ -73,55 +77,73 @@ func (r *Relay) admit(ev *nostr.Event, a arrival) (queued, ok bool, msg string) 
 		}
 	}
 	if !isEphemeral(ev.Kind) {
-		// A stored event needs no second signature check: its id commits
-		// to its content, and what is stored was verified.
-		have, err := r.store.Has(a.ctx, ev.ID)
+		// A stored event with the very signature received needs no second
+		// check: its id commits to its content, and what is stored was
+		// verified. The id does not commit to the signature, though: one
+		// that differs (corrupted, or another valid one) is verified like a
+		// new event, and Save then finds the duplicate.
+		sig, found, err := r.store.StoredSig(a.ctx, ev.ID)
 		if err != nil {
 			if a.ctx.Err() == nil {
 				r.log.Error("look up event", "id", ev.ID, "err", err)
 			}
-			return false, false, internalError
+			return false, false, wisp.InternalError
 		}
-		if have {
+		if found && sig == ev.Sig {
 			r.stats.duplicate.Add(1)
-			return false, true, reason(prefixDuplicate, "already have this event")
+			return false, true, wisp.Reason(wisp.PrefixDuplicate, "already have this event")
 		}
 	}
-
-	r.drainMu.RLock()
-	if r.draining {
-		r.drainMu.RUnlock()
-		return false, false, reason(prefixError, "relay is shutting down")
-	}
-	r.inflight.Add(1)
-	r.drainMu.RUnlock()
 
 	p := &pending{ev: ev, raw: raw, c: a.c, in: in, noVerify: a.noVerify, source: a.source, done: a.done}
 	if a.c == nil {
 		p.origin = a.remote
 	}
+	// Registered as a sender under drainMu, so that Shutdown closes
+	// verifyCh only once no admit can send on it.
+	r.drainMu.RLock()
+	if r.draining.Load() {
+		r.drainMu.RUnlock()
+		return false, false, wisp.Reason(wisp.PrefixError, "relay is shutting down")
+	}
+	r.senders.Add(1)
+	r.inflight.add(p)
+	r.drainMu.RUnlock()
+	defer r.senders.Done()
+
 	select {
 	case r.verifyCh <- p:
 		return true, false, ""
 	case <-a.ctx.Done():
-		r.inflight.Done()
-		return false, false, reason(prefixError, "cancelled")
+		return r.withdraw(p, wisp.Reason(wisp.PrefixError, "cancelled"))
 	case <-r.ctx.Done():
-		r.inflight.Done()
-		return false, false, reason(prefixError, "relay is shutting down")
+		return r.withdraw(p, wisp.Reason(wisp.PrefixError, "relay is shutting down"))
 	}
 }
 
+// withdraw takes back an event admit could not queue, for its caller to
+// answer with why; unless Shutdown has answered it meanwhile.
+func (r *Relay) withdraw(p *pending, why string) (queued, ok bool, msg string) {
+	if !r.inflight.finish(p) {
+		return true, false, "" // answered already
+	}
+	return false, false, why
+}
+
 // forThisRelay reports whether a request to vanish (NIP-62) names
-// ALL_RELAYS or this relay: as the client's connection knows it, or by the
-// public URL for events that come through Ingest.
+// ALL_RELAYS or this relay. Events that come through Ingest were meant for
+// another relay first, so for them only the configured URLs count, never
+// the loopback names an unconfigured relay answers to.
 func (r *Relay) forThisRelay(ev *nostr.Event, c *conn) bool {
 	if c != nil {
-		return c.auth.namesThisRelay(ev)
+		return r.id.namesThisRelay(ev)
 	}
-	mine := urlHost(r.cfg.Info.PublicURL)
+	return r.id.configured() && r.id.namesThisRelay(ev) || isForAllRelays(ev)
+}
+
+func isForAllRelays(ev *nostr.Event) bool {
 	for _, tag := range ev.Tags {
-		if len(tag) >= 2 && tag[0] == "relay" && (tag[1] == allRelays || (mine != "" && urlHost(tag[1]) == mine)) {
+		if len(tag) >= 2 && tag[0] == "relay" && tag[1] == allRelays {
 			return true
 		}
 	}

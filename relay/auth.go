@@ -5,16 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"net"
-	"net/http"
-	"net/url"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
-	"github.com/wisp-relay/wisp/policy"
+	"github.com/wisp-relay/wisp"
 )
 
 const (
@@ -34,26 +30,17 @@ const (
 type connAuth struct {
 	c         *conn
 	challenge string
-	// hosts are the host names an AUTH or vanish relay tag may name: the
-	// public URL's and the one the client connected to.
-	hosts    []string
-	sent     atomic.Bool
-	authed   atomic.Pointer[string]
-	attempts int // handler goroutine only
+	sent      atomic.Bool
+	authed    atomic.Pointer[string]
+	attempts  int // handler goroutine only
 }
 
-func (a *connAuth) init(c *conn, req *http.Request) {
+func (a *connAuth) init(c *conn) {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 	a.c = c
 	a.challenge = hex.EncodeToString(b[:])
-	if h := urlHost(c.r.cfg.Info.PublicURL); h != "" {
-		a.hosts = append(a.hosts, h)
-	}
-	if h := hostOnly(req.Host); h != "" {
-		a.hosts = append(a.hosts, h)
-	}
-	if c.r.cfg.Policy != nil && c.r.cfg.Policy.AuthMode() != policy.AuthOpen {
+	if c.r.cfg.Policy != nil && c.r.cfg.Policy.AuthMode() != wisp.AuthOpen {
 		c.sendChallenge()
 	}
 }
@@ -79,9 +66,9 @@ func (c *conn) sendChallenge() {
 // handleAuth checks a client's AUTH event (NIP-42) and answers it with OK.
 // The event is never stored or broadcast.
 func (c *conn) handleAuth(ev *nostr.Event) {
-	fail := func(msg string) { c.ok(ev.ID, false, reason(prefixInvalid, msg)) }
+	fail := func(msg string) { c.ok(ev.ID, false, wisp.Reason(wisp.PrefixInvalid, msg)) }
 	if c.auth.attempts++; c.auth.attempts > maxAuthAttempts {
-		c.ok(ev.ID, false, reason(prefixRateLimited, "too many AUTH messages on this connection"))
+		c.ok(ev.ID, false, wisp.Reason(wisp.PrefixRateLimited, "too many AUTH messages on this connection"))
 		return
 	}
 	if ev.Kind != nostr.KindClientAuthentication {
@@ -102,7 +89,7 @@ func (c *conn) handleAuth(ev *nostr.Event) {
 	}
 	named := false
 	for _, tag := range ev.Tags {
-		if len(tag) >= 2 && tag[0] == "relay" && c.auth.isThisRelay(tag[1]) {
+		if len(tag) >= 2 && tag[0] == "relay" && c.r.id.isThisRelay(tag[1]) {
 			named = true
 			break
 		}
@@ -119,56 +106,6 @@ func (c *conn) handleAuth(ev *nostr.Event) {
 	c.auth.authed.Store(&pk)
 	c.r.log.Debug("client authenticated", "remote", c.remote, "pubkey", pk)
 	c.ok(ev.ID, true, "")
-}
-
-// isThisRelay reports whether a relay URL names this relay: its host name
-// is the public URL's or the one the client connected to. NIP-42 suggests
-// the host name is enough; the challenge already binds the connection.
-func (a *connAuth) isThisRelay(u string) bool {
-	h := urlHost(u)
-	if h == "" {
-		return false
-	}
-	for _, mine := range a.hosts {
-		if h == mine {
-			return true
-		}
-	}
-	return false
-}
-
-// namesThisRelay reports whether a request to vanish (NIP-62) is for this
-// relay: a relay tag names it or ALL_RELAYS.
-func (a *connAuth) namesThisRelay(ev *nostr.Event) bool {
-	for _, tag := range ev.Tags {
-		if len(tag) >= 2 && tag[0] == "relay" && (tag[1] == allRelays || a.isThisRelay(tag[1])) {
-			return true
-		}
-	}
-	return false
-}
-
-// urlHost is the lowercase host name of a URL, without port.
-func urlHost(s string) string {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return ""
-	}
-	if !strings.Contains(s, "://") {
-		s = "ws://" + s
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return ""
-	}
-	return strings.ToLower(u.Hostname())
-}
-
-func hostOnly(hostport string) string {
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		return strings.ToLower(strings.Trim(h, "[]"))
-	}
-	return strings.ToLower(strings.Trim(hostport, "[]"))
 }
 
 // Private messages (NIP-17 gift wraps, NIP-04 direct messages) are served

@@ -6,11 +6,12 @@ import (
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp"
 	"github.com/wisp-relay/wisp/policy"
 )
 
 func TestAuthChecksTheEvent(t *testing.T) {
-	tr := startPolicyRelay(t, policy.Config{Auth: policy.AuthWrite}, nil)
+	tr := startPolicyRelay(t, policy.Config{Auth: wisp.AuthWrite}, nil)
 	c := dial(t, tr.url)
 	challenge := c.expectChallenge() // sent at connect when AUTH is required
 	k := newKey(t)
@@ -59,7 +60,7 @@ func TestAuthChecksTheEvent(t *testing.T) {
 
 func TestAuthModeAll(t *testing.T) {
 	member, stranger := newKey(t), newKey(t)
-	tr := startPolicyRelay(t, policy.Config{Auth: policy.AuthAll}, policy.NewLists([]string{member.pk}, nil, nil, nil))
+	tr := startPolicyRelay(t, policy.Config{Auth: wisp.AuthAll}, policy.NewLists([]string{member.pk}, nil, nil, nil))
 
 	c := dial(t, tr.url)
 	challenge := c.expectChallenge()
@@ -207,7 +208,7 @@ func TestPrivateMessagesLive(t *testing.T) {
 // Each AUTH costs a signature check outside any rate limit, so one
 // connection gets a bounded number.
 func TestAuthAttemptsAreBounded(t *testing.T) {
-	tr := startPolicyRelay(t, policy.Config{Auth: policy.AuthWrite}, nil)
+	tr := startPolicyRelay(t, policy.Config{Auth: wisp.AuthWrite}, nil)
 	c := dial(t, tr.url)
 	challenge := c.expectChallenge()
 	k := newKey(t)

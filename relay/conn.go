@@ -73,10 +73,13 @@ type conn struct {
 	handling bool // a handler goroutine is running
 	inSpace  chan struct{}
 	handlers sync.WaitGroup
+	away     awayState // closing for shutdown, see goaway.go
 
 	// The handler's state: one handler goroutine runs at a time.
-	subs map[string]*sub        // open subscriptions
-	negs map[string]*negSession // NIP-77 sessions (negentropy.go)
+	subs      map[string]*sub        // open subscriptions
+	subBytes  int                    // their cost, see budget.go
+	negs      map[string]*negSession // NIP-77 sessions (negentropy.go)
+	negEvents int                    // the events they hold
 
 	auth connAuth // NIP-42 state, see auth.go
 
@@ -164,9 +167,12 @@ func (c *conn) sendNoWait(f frame) {
 }
 
 // sendWait queues f for the handler, which writes its frames itself once
-// the message is handled (flushInline), or as soon as flushBytes wait. Over
-// the budget it writes, or waits for the writer. It reports false if the
-// connection is closing.
+// the message is handled (flushInline), or as soon as flushBytes wait.
+// The handler's frames (a REQ's stored events above all) may fill only
+// half the budget: past it the handler writes, or waits for the writer,
+// and the other half stays for live events, which sendNoWait would
+// otherwise count as a slow consumer's whenever a big answer is on its
+// way. It reports false if the connection is closing.
 func (c *conn) sendWait(f frame) bool {
 	for {
 		c.mu.Lock()
@@ -174,7 +180,7 @@ func (c *conn) sendWait(f frame) bool {
 			c.mu.Unlock()
 			return false
 		}
-		if c.pendingBytes == 0 || c.pendingBytes+f.size() <= c.r.cfg.Limits.MaxPendingBytes {
+		if c.pendingBytes == 0 || c.pendingBytes+f.size() <= c.r.cfg.Limits.MaxPendingBytes/2 {
 			c.queue = append(c.queue, f)
 			c.pendingBytes += f.size()
 			full := c.pendingBytes >= flushBytes

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp"
 	"github.com/wisp-relay/wisp/storage"
 )
 
@@ -32,12 +33,12 @@ func (c *conn) handleCount(subID string, filters []nostr.Filter) {
 	for i := range filters {
 		f := &filters[i]
 		if f.Search != "" && !r.searchEnabled() {
-			c.closed(subID, reason(prefixBlocked, "search (NIP-50) is not supported by this relay"))
+			c.closed(subID, wisp.Reason(wisp.PrefixBlocked, "search (NIP-50) is not supported by this relay"))
 			return
 		}
 		for _, k := range f.Kinds {
 			if isPrivateKind(k) {
-				c.closed(subID, reason(prefixRestricted, "private messages are not counted"))
+				c.closed(subID, wisp.Reason(wisp.PrefixRestricted, "private messages are not counted"))
 				return
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp"
 	"github.com/wisp-relay/wisp/policy"
 )
 
@@ -21,7 +22,7 @@ import (
 // wraps.
 func TestGoNostrAuthFlow(t *testing.T) {
 	member := newKey(t)
-	tr := startPolicyRelay(t, policy.Config{Auth: policy.AuthWrite}, policy.NewLists([]string{member.pk}, nil, nil, nil))
+	tr := startPolicyRelay(t, policy.Config{Auth: wisp.AuthWrite}, policy.NewLists([]string{member.pk}, nil, nil, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	rl := goNostrConnect(t, tr.url)

@@ -5,10 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/nbd-wtf/go-nostr"
-	"github.com/wisp-relay/wisp/policy"
+	"github.com/wisp-relay/wisp"
 	"github.com/wisp-relay/wisp/relay/wsconn"
 )
 
@@ -53,9 +52,16 @@ func (c *conn) readLoop() {
 
 // dispatch queues m for the handler, starting it when it is not running,
 // and waits while maxInbox messages wait. It reports false when the
-// connection is ending.
+// connection is ending. During a shutdown it drops what comes after the
+// close frame, and waits for that frame once it has handed over its share
+// (see goaway.go).
 func (c *conn) dispatch(m inMsg) bool {
 	c.inMu.Lock()
+	if c.away.dropLocked() {
+		c.inMu.Unlock()
+		return true
+	}
+	c.away.holding = true
 	for len(c.inbox) >= maxInbox || len(c.inbox) > 0 && c.inBytes+len(m.data) > maxInboxBytes {
 		c.inMu.Unlock()
 		select {
@@ -67,13 +73,15 @@ func (c *conn) dispatch(m inMsg) bool {
 	}
 	c.inbox = append(c.inbox, m)
 	c.inBytes += len(m.data)
+	c.away.holding = false
 	if !c.handling {
 		c.handling = true
 		c.handlers.Add(1)
 		go c.handleLoop()
 	}
+	wait := c.away.handedLocked()
 	c.inMu.Unlock()
-	return true
+	return c.waitClose(wait)
 }
 
 // handleLoop handles queued messages in order until none waits.
@@ -84,6 +92,7 @@ func (c *conn) handleLoop() {
 		if len(c.inbox) == 0 {
 			c.inbox = nil // an idle connection holds no slice
 			c.handling = false
+			c.closeIfAnsweredLocked() // going away: all read is answered
 			c.inMu.Unlock()
 			return
 		}
@@ -94,7 +103,7 @@ func (c *conn) handleLoop() {
 		c.inMu.Unlock()
 		signal(c.inSpace)
 		if m.binary {
-			c.notice(reason(prefixInvalid, "binary messages are not supported"))
+			c.notice(wisp.Reason(wisp.PrefixInvalid, "binary messages are not supported"))
 		} else {
 			c.handle(m.data)
 		}
@@ -152,50 +161,39 @@ func (c *conn) handle(data []byte) {
 	case "AUTH":
 		c.handleAuth(msg.event)
 	default:
-		c.notice(reason(prefixInvalid, "unknown message type"))
+		c.notice(wisp.Reason(wisp.PrefixInvalid, "unknown message type"))
 	}
 }
 
 // handleEvent runs the cheap checks, then hands the event to the verify
 // pool. The OK is sent by whoever finishes with the event.
 func (c *conn) handleEvent(ev *nostr.Event) {
-	queued, ok, msg := c.r.admit(ev, arrival{ctx: c.ctx, c: c, source: policy.SourceClient, remote: c.remote})
+	queued, ok, msg := c.r.admit(ev, arrival{ctx: c.ctx, c: c, source: wisp.SourceClient, remote: c.remote})
 	if queued {
 		return
 	}
-	if !ok && strings.HasPrefix(msg, prefixAuthRequired+":") {
+	if !ok && wisp.IsReason(msg, wisp.PrefixAuthRequired) {
 		c.sendChallenge()
 	}
 	c.ok(ev.ID, ok, msg)
 }
 
-func (c *conn) handleClose(subID string) {
-	if s, ok := c.subs[subID]; ok {
-		delete(c.subs, subID)
-		c.r.index.remove(s)
-		s.close()
-	}
-}
+func (c *conn) handleClose(subID string) { c.closeSub(subID) }
 
 // handleReq serves stored events, EOSE, then live events, with no gap and
 // no repeat between the two (see sub).
 func (c *conn) handleReq(subID string, filters []nostr.Filter) {
 	r := c.r
 	lim := &r.cfg.Limits
-	if old, ok := c.subs[subID]; ok {
-		// A REQ with an open id replaces that subscription.
-		delete(c.subs, subID)
-		r.index.remove(old)
-		old.close()
-	}
+	c.closeSub(subID) // a REQ with an open id replaces that subscription
 	if len(c.subs) >= lim.MaxSubscriptions {
-		c.closed(subID, reason(prefixBlocked, fmt.Sprintf("too many open subscriptions (at most %d)", lim.MaxSubscriptions)))
+		c.closed(subID, wisp.Reason(wisp.PrefixBlocked, fmt.Sprintf("too many open subscriptions (at most %d)", lim.MaxSubscriptions)))
 		return
 	}
 	for i := range filters {
 		f := &filters[i]
 		if f.Search != "" && !r.searchEnabled() {
-			c.closed(subID, reason(prefixBlocked, "search (NIP-50) is not supported by this relay"))
+			c.closed(subID, wisp.Reason(wisp.PrefixBlocked, "search (NIP-50) is not supported by this relay"))
 			return
 		}
 		switch {
@@ -213,8 +211,12 @@ func (c *conn) handleReq(subID string, filters []nostr.Filter) {
 	private := mayMatchPrivate(filters) // then each event's visibility is checked
 
 	s := newSub(c, subID, filters)
-	c.subs[subID] = s
-	r.index.add(s) // before the query: live events park in s.pending
+	if c.subBytes+s.cost > lim.MaxSubscriptionBytes {
+		c.closed(subID, wisp.Reason(wisp.PrefixBlocked, fmt.Sprintf(
+			"the open subscriptions of this connection would hold more than %d bytes; close some or send fewer values", lim.MaxSubscriptionBytes)))
+		return
+	}
+	c.openSub(s) // before the query: live events park in s.pending
 
 	ctx, cancel := context.WithTimeout(c.ctx, lim.QueryTimeout)
 	watermark, err := c.query(ctx, subID, filters, func(raw []byte) error {
@@ -228,9 +230,7 @@ func (c *conn) handleReq(subID string, filters []nostr.Filter) {
 	})
 	cancel()
 	if err != nil {
-		delete(c.subs, subID)
-		r.index.remove(s)
-		s.close()
+		c.closeSub(subID)
 		if why := c.queryFailure(err, subID, "query"); why != "" {
 			c.closed(subID, why)
 		}
@@ -253,9 +253,9 @@ func (c *conn) queryFailure(err error, subID, what string) string {
 	case errors.Is(err, errConnClosing) || c.ctx.Err() != nil:
 		return ""
 	case errors.Is(err, context.DeadlineExceeded):
-		return reason(prefixError, what+" took too long; narrow the filter")
+		return wisp.Reason(wisp.PrefixError, what+" took too long; narrow the filter")
 	default:
 		c.r.log.Error(what, "sub", subID, "err", err)
-		return internalError
+		return wisp.InternalError
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wisp-relay/wisp/policy"
+	"github.com/wisp-relay/wisp"
 )
 
 // softwareURL is what NIP-11's software field must be: the project's homepage.
@@ -23,7 +23,7 @@ type infoParams struct {
 	version, verifier string
 	nips              []int
 	url               string
-	policy            policy.Limitation // auth_required, restricted_writes, min_pow_difficulty
+	policy            wisp.Limitation // auth_required, restricted_writes, min_pow_difficulty
 }
 
 type infoDoc struct {

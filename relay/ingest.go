@@ -4,13 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/nbd-wtf/go-nostr"
-	"github.com/wisp-relay/wisp/policy"
+	"github.com/wisp-relay/wisp"
 )
 
 // Events that do not come from a client connection (imports, live mirrors,
@@ -54,7 +53,7 @@ type IngestResult struct {
 // IngestOptions say where ingested events come from.
 type IngestOptions struct {
 	// Source is passed to the policy (import, stream or sync).
-	Source policy.Source
+	Source wisp.Source
 	// Remote is the other relay's URL for stream and sync, "" for imports.
 	// Stored-event hooks see it as the event's origin.
 	Remote string
@@ -80,7 +79,7 @@ func (r *Relay) Ingest(ctx context.Context, ev *nostr.Event, opt IngestOptions, 
 
 func ingestResult(ok bool, msg string) IngestResult {
 	switch {
-	case ok && strings.HasPrefix(msg, prefixDuplicate+":"):
+	case ok && wisp.IsReason(msg, wisp.PrefixDuplicate):
 		return IngestResult{Outcome: IngestDuplicate, Reason: msg}
 	case ok:
 		return IngestResult{Outcome: IngestStored, Reason: msg}
@@ -97,7 +96,7 @@ type StoredEvent struct {
 	// Source and Origin say where it came from: a client (Origin ""), an
 	// import, or another relay (Origin is its URL), so that a mirror never
 	// sends an event back to the relay it came from.
-	Source policy.Source
+	Source wisp.Source
 	Origin string
 }
 
@@ -146,7 +145,7 @@ func (r *Relay) notifyStored(p *pending, seq int64) {
 	if fns == nil || len(*fns) == 0 {
 		return
 	}
-	source := policy.SourceClient
+	source := wisp.SourceClient
 	if p.c == nil {
 		source = p.source
 	}

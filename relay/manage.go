@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
-	"github.com/wisp-relay/wisp/policy"
+	"github.com/wisp-relay/wisp"
 )
 
 const (
@@ -97,7 +97,7 @@ func (r *Relay) serveManagement(w http.ResponseWriter, req *http.Request) {
 	switch {
 	case err == nil:
 		writeRPC(w, http.StatusOK, rpcResponse{Result: res})
-	case errors.Is(err, policy.ErrUnknownMethod) || errors.Is(err, policy.ErrBadParams):
+	case errors.Is(err, wisp.ErrUnknownMethod) || errors.Is(err, wisp.ErrBadParams):
 		writeRPC(w, http.StatusOK, rpcResponse{Error: err.Error()})
 	default:
 		r.log.Error("management call", "method", call.Method, "admin", caller, "err", err)
@@ -188,12 +188,12 @@ func (r *Relay) checkHTTPAuth(req *http.Request, body []byte) (string, error) {
 }
 
 // isThisEndpoint reports whether a NIP-98 u tag names this relay's URL:
-// the host name of the public URL or of the request, and the request's path
-// ("" and "/" alike). The scheme is not compared: clients put the relay's
-// ws(s):// URL or its http(s):// twin.
+// a host name this relay answers to by its configuration (identity.go;
+// never the request's Host header), and the request's path ("" and "/"
+// alike). The scheme is not compared: clients put the relay's ws(s):// URL
+// or its http(s):// twin.
 func (r *Relay) isThisEndpoint(req *http.Request, u string) bool {
-	h := urlHost(u)
-	if h == "" || (h != urlHost(r.cfg.Info.PublicURL) && h != hostOnly(req.Host)) {
+	if !r.id.isThisRelay(u) {
 		return false
 	}
 	rest := u

@@ -8,14 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/nbd-wtf/go-nostr/nip77/negentropy"
-	"github.com/nbd-wtf/go-nostr/nip77/negentropy/storage/vector"
-	"github.com/wisp-relay/wisp/policy"
+	"github.com/wisp-relay/wisp"
 	"github.com/wisp-relay/wisp/storage"
 )
 
@@ -36,15 +34,27 @@ type NegentropyConfig struct {
 	// FrameBytes caps one negentropy message the relay sends, before hex
 	// encoding (0: 65536; at least 4096).
 	FrameBytes int
+	// MaxTotalEvents caps the events all open sessions of the relay hold
+	// together (0: 2000000, 80 MB): past it a NEG-OPEN is refused with
+	// rate-limited: until others close.
+	MaxTotalEvents int
 }
 
 const (
-	defaultNegMaxEvents  = 500000
-	defaultNegFrameBytes = 65536
-	// maxNegSessions bounds the open sessions of one connection: each
-	// holds its whole id list in memory.
+	defaultNegMaxEvents      = 500000
+	defaultNegMaxTotalEvents = 2000000
+	defaultNegFrameBytes     = 65536
+	// maxNegSessions bounds the open sessions of one connection; together
+	// they hold at most MaxEvents events.
 	maxNegSessions = 4
 )
+
+func (r *Relay) negMaxTotalEvents() int64 {
+	if r.cfg.Negentropy.MaxTotalEvents > 0 {
+		return int64(r.cfg.Negentropy.MaxTotalEvents)
+	}
+	return defaultNegMaxTotalEvents
+}
 
 func (r *Relay) negMaxEvents() int {
 	if r.cfg.Negentropy.MaxEvents > 0 {
@@ -63,7 +73,20 @@ func (r *Relay) negFrameBytes() int {
 
 // negSession is one open NEG-OPEN.
 type negSession struct {
-	neg *negentropy.Negentropy
+	neg    *negentropy.Negentropy
+	events int // held in its vector, counted in conn.negEvents and Relay.negHeld
+}
+
+// closeNeg ends a session, if open, and gives back what it held.
+// Handler goroutine only (and the connection's end).
+func (c *conn) closeNeg(subID string) {
+	s, ok := c.negs[subID]
+	if !ok {
+		return
+	}
+	delete(c.negs, subID)
+	c.negEvents -= s.events
+	c.r.negHeld.Add(-int64(s.events))
 }
 
 var negPrefix = []byte(`"NEG-`)
@@ -102,7 +125,7 @@ func (c *conn) handleNeg(data []byte) {
 	var verb string
 	if !utf8.Valid(data) || json.Unmarshal(data, &arr) != nil || len(arr) < 2 || json.Unmarshal(arr[0], &verb) != nil {
 		c.observeIn("")
-		c.notice(reason(prefixInvalid, "malformed negentropy message"))
+		c.notice(wisp.Reason(wisp.PrefixInvalid, "malformed negentropy message"))
 		return
 	}
 	switch verb {
@@ -110,43 +133,43 @@ func (c *conn) handleNeg(data []byte) {
 		c.observeIn(verb)
 	default:
 		c.observeIn("")
-		c.notice(reason(prefixInvalid, "unknown message type "+strconv.Quote(verb)))
+		c.notice(wisp.Reason(wisp.PrefixInvalid, "unknown message type "+strconv.Quote(verb)))
 		return
 	}
 	if !r.cfg.Negentropy.Enabled {
-		c.notice(reason(prefixBlocked, "negentropy (NIP-77) is not supported by this relay"))
+		c.notice(wisp.Reason(wisp.PrefixBlocked, "negentropy (NIP-77) is not supported by this relay"))
 		return
 	}
 	var subID string
 	if json.Unmarshal(arr[1], &subID) != nil || subID == "" || len(subID) > r.cfg.Limits.MaxSubIDLength {
-		c.notice(reason(prefixInvalid, fmt.Sprintf("subscription id must be 1 to %d characters", r.cfg.Limits.MaxSubIDLength)))
+		c.notice(wisp.Reason(wisp.PrefixInvalid, fmt.Sprintf("subscription id must be 1 to %d characters", r.cfg.Limits.MaxSubIDLength)))
 		return
 	}
 	switch verb {
 	case "NEG-CLOSE":
-		delete(c.negs, subID)
+		c.closeNeg(subID)
 	case "NEG-OPEN":
 		// ["NEG-OPEN", id, filter, msg]; an older draft put an id size
 		// before the message.
 		if len(arr) != 4 && len(arr) != 5 {
-			c.negErr(subID, reason(prefixInvalid, "NEG-OPEN takes a subscription id, a filter and a message"))
+			c.negErr(subID, wisp.Reason(wisp.PrefixInvalid, "NEG-OPEN takes a subscription id, a filter and a message"))
 			return
 		}
 		var msg string
 		if json.Unmarshal(arr[len(arr)-1], &msg) != nil {
-			c.negErr(subID, reason(prefixInvalid, "negentropy message must be a hex string"))
+			c.negErr(subID, wisp.Reason(wisp.PrefixInvalid, "negentropy message must be a hex string"))
 			return
 		}
 		c.negOpen(subID, arr[2], msg)
 	case "NEG-MSG":
 		var msg string
 		if len(arr) != 3 || json.Unmarshal(arr[2], &msg) != nil {
-			c.negErr(subID, reason(prefixInvalid, "NEG-MSG takes a subscription id and a hex message"))
+			c.negErr(subID, wisp.Reason(wisp.PrefixInvalid, "NEG-MSG takes a subscription id and a hex message"))
 			return
 		}
 		s, ok := c.negs[subID]
 		if !ok {
-			c.negErr(subID, reason("closed", "no such negentropy session; send NEG-OPEN"))
+			c.negErr(subID, wisp.Reason("closed", "no such negentropy session; send NEG-OPEN"))
 			return
 		}
 		c.negReconcile(subID, s, msg)
@@ -155,12 +178,12 @@ func (c *conn) handleNeg(data []byte) {
 
 func (c *conn) negOpen(subID string, rawFilter json.RawMessage, msg string) {
 	r := c.r
-	delete(c.negs, subID) // a NEG-OPEN with an open id replaces it
+	c.closeNeg(subID) // a NEG-OPEN with an open id replaces it
 	if c.negs == nil {
 		c.negs = map[string]*negSession{}
 	}
 	if len(c.negs) >= maxNegSessions {
-		c.negErr(subID, reason(prefixBlocked, fmt.Sprintf("too many open negentropy sessions (at most %d)", maxNegSessions)))
+		c.negErr(subID, wisp.Reason(wisp.PrefixBlocked, fmt.Sprintf("too many open negentropy sessions (at most %d)", maxNegSessions)))
 		return
 	}
 	s := jsonScanner{data: rawFilter}
@@ -169,33 +192,47 @@ func (c *conn) negOpen(subID string, rawFilter json.RawMessage, msg string) {
 		jf = s.trailing()
 	}
 	if jf.msg != "" {
-		c.negErr(subID, reason(prefixInvalid, jf.msg))
+		c.negErr(subID, wisp.Reason(wisp.PrefixInvalid, jf.msg))
 		return
 	}
 	if f.Search != "" {
-		c.negErr(subID, reason(prefixBlocked, "search is not supported in negentropy sessions"))
+		c.negErr(subID, wisp.Reason(wisp.PrefixBlocked, "search is not supported in negentropy sessions"))
 		return
 	}
 	filters := []nostr.Filter{f}
 	if why := c.readRefusal(filters); why != "" {
-		if strings.HasPrefix(why, prefixAuthRequired+":") {
+		if wisp.IsReason(why, wisp.PrefixAuthRequired) {
 			c.sendChallenge()
 		}
 		c.negErr(subID, why)
 		return
 	}
 
-	vec := vector.New()
+	// What the session may hold: the per-session cap, less what the
+	// connection's other sessions hold, and what the relay has left.
 	maxEvents := r.negMaxEvents()
+	mine := maxEvents - c.negEvents
+	relayLeft := r.negMaxTotalEvents() - r.negHeld.Load()
+	if relayLeft <= 0 {
+		c.negErr(subID, wisp.Reason(wisp.PrefixRateLimited, "the relay holds as many negentropy sessions as it can; try again later"))
+		return
+	}
+	allowed := min(mine, int(min(relayLeft, int64(maxEvents))))
+
+	vec := &negVector{}
 	ctx, cancel := context.WithTimeout(c.ctx, r.cfg.Limits.QueryTimeout)
-	err := c.listIDs(ctx, filters, maxEvents, func(createdAt int64, id string) {
-		vec.Insert(nostr.Timestamp(createdAt), id)
-	})
+	err := c.listIDs(ctx, filters, allowed, vec.insert)
 	cancel()
 	switch {
 	case err == nil:
+	case errors.Is(err, storage.ErrTooMany) && allowed == maxEvents:
+		c.negErr(subID, wisp.Reason(wisp.PrefixBlocked, fmt.Sprintf("this query is too big: more than %d events; narrow the filter", maxEvents)))
+		return
+	case errors.Is(err, storage.ErrTooMany) && allowed == mine:
+		c.negErr(subID, wisp.Reason(wisp.PrefixBlocked, fmt.Sprintf("this connection's negentropy sessions would hold more than %d events; close some", maxEvents)))
+		return
 	case errors.Is(err, storage.ErrTooMany):
-		c.negErr(subID, reason(prefixBlocked, fmt.Sprintf("this query is too big: more than %d events; narrow the filter", maxEvents)))
+		c.negErr(subID, wisp.Reason(wisp.PrefixRateLimited, "the relay holds as many negentropy sessions as it can; try again later"))
 		return
 	default:
 		if why := c.queryFailure(err, subID, "listing the events"); why != "" {
@@ -203,17 +240,24 @@ func (c *conn) negOpen(subID string, rawFilter json.RawMessage, msg string) {
 		}
 		return
 	}
-	vec.Seal()
-	sess := &negSession{neg: negentropy.New(vec, r.negFrameBytes())}
+	n := vec.Size()
+	if r.negHeld.Add(int64(n)) > r.negMaxTotalEvents() { // others took the room meanwhile
+		r.negHeld.Add(-int64(n))
+		c.negErr(subID, wisp.Reason(wisp.PrefixRateLimited, "the relay holds as many negentropy sessions as it can; try again later"))
+		return
+	}
+	vec.seal()
+	sess := &negSession{neg: negentropy.New(vec, r.negFrameBytes()), events: n}
 	c.negs[subID] = sess
+	c.negEvents += n
 	c.negReconcile(subID, sess, msg)
 }
 
 func (c *conn) negReconcile(subID string, s *negSession, msg string) {
 	out, err := reconcileSafely(s.neg, msg)
 	if err != nil {
-		delete(c.negs, subID)
-		c.negErr(subID, reason(prefixInvalid, "bad negentropy message: "+err.Error()))
+		c.closeNeg(subID)
+		c.negErr(subID, wisp.Reason(wisp.PrefixInvalid, "bad negentropy message: "+err.Error()))
 		return
 	}
 	c.negMsg(subID, out)
@@ -230,8 +274,12 @@ func reconcileSafely(neg *negentropy.Negentropy, msg string) (out string, err er
 	if len(msg)%2 != 0 {
 		return "", errors.New("odd hex length")
 	}
-	if _, err := hex.DecodeString(msg); err != nil {
+	b, err := hex.DecodeString(msg)
+	if err != nil {
 		return "", errors.New("not hex")
+	}
+	if err := checkNegMessage(b); err != nil {
+		return "", err
 	}
 	return neg.Reconcile(msg)
 }
@@ -242,13 +290,13 @@ func (c *conn) readRefusal(filters []nostr.Filter) string {
 	r := c.r
 	authed := c.auth.pubkey()
 	if r.cfg.Policy != nil {
-		d := r.cfg.Policy.Read(&policy.ReadInput{Remote: c.remote, Authed: authed, Filters: filters, Time: time.Now()})
-		if d.Action != policy.Accept {
+		d := r.cfg.Policy.Read(&wisp.ReadInput{Remote: c.remote, Authed: authed, Filters: filters, Time: time.Now()})
+		if d.Action != wisp.Accept {
 			return d.Reason
 		}
 	}
 	if authed == "" && onlyPrivateKinds(filters) {
-		return reason(prefixAuthRequired, "private messages are served only to their recipients; authenticate first")
+		return wisp.Reason(wisp.PrefixAuthRequired, "private messages are served only to their recipients; authenticate first")
 	}
 	return ""
 }
@@ -256,12 +304,12 @@ func (c *conn) readRefusal(filters []nostr.Filter) string {
 // listIDs lists (created_at, hex id) of the events the connection may see
 // that match filters: from the id index when the filters cannot match
 // private messages, else by reading each event to check who may see it.
-func (c *conn) listIDs(ctx context.Context, filters []nostr.Filter, maxEvents int, fn func(createdAt int64, id string)) error {
+func (c *conn) listIDs(ctx context.Context, filters []nostr.Filter, maxEvents int, fn func(createdAt int64, id []byte)) error {
 	store := c.r.store
 	lister, canList := store.(storage.IDLister)
 	if canList && !mayMatchPrivate(filters) {
 		return lister.ListIDs(ctx, filters, maxEvents, func(createdAt int64, id []byte) error {
-			fn(createdAt, hex.EncodeToString(id))
+			fn(createdAt, id)
 			return nil
 		})
 	}
@@ -275,10 +323,11 @@ func (c *conn) listIDs(ctx context.Context, filters []nostr.Filter, maxEvents in
 			return storage.ErrTooMany
 		}
 		createdAt, id, ok := rawIDAndTime(raw)
-		if !ok {
+		var b [32]byte
+		if _, err := hex.Decode(b[:], []byte(id)); !ok || err != nil {
 			return fmt.Errorf("stored event without id or created_at: %.80s", raw)
 		}
-		fn(createdAt, id)
+		fn(createdAt, b[:])
 		return nil
 	}
 	unlimited := make([]nostr.Filter, len(filters))

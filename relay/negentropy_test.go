@@ -1,6 +1,8 @@
 package relay_test
 
 import (
+	"encoding/json"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -126,4 +128,68 @@ func negEvent(t *testing.T, mod func(*nostr.Event)) *nostr.Event {
 		t.Fatal(err)
 	}
 	return ev
+}
+
+// What NIP-77 sessions hold is bounded per connection and for the whole
+// relay, and given back when a session or its connection closes.
+func TestNegentropySessionsAreBounded(t *testing.T) {
+	tr := startRelay(t, func(c *relay.Config) {
+		c.Negentropy = relay.NegentropyConfig{Enabled: true, MaxEvents: 50, MaxTotalEvents: 60}
+	})
+	a := dial(t, tr.url)
+	for range 40 {
+		a.mustPublish(negEvent(t, nil))
+	}
+	open := func(c *client, id string) []json.RawMessage {
+		c.send("NEG-OPEN", id, map[string]any{"kinds": []int{1}}, "61")
+		return c.next()
+	}
+	wantErr := func(m []json.RawMessage, prefix string) {
+		t.Helper()
+		if str(t, m[0]) != "NEG-ERR" || !strings.HasPrefix(str(t, m[2]), prefix) {
+			t.Fatalf("got %s, want NEG-ERR %s", join(m), prefix)
+		}
+	}
+	if m := open(a, "n1"); str(t, m[0]) != "NEG-MSG" {
+		t.Fatalf("first session: %s", join(m))
+	}
+	wantErr(open(a, "n2"), "blocked:") // this connection: 40 + 40 > 50
+	b := dial(t, tr.url)
+	wantErr(open(b, "n1"), "rate-limited:") // the relay: 40 + 40 > 60
+	a.send("NEG-CLOSE", "n1")
+	a.query("barrier", nostr.Filter{Kinds: []int{12345}}) // answered after the NEG-CLOSE is handled
+	if m := open(b, "n1"); str(t, m[0]) != "NEG-MSG" {
+		t.Fatalf("after NEG-CLOSE: %s", join(m))
+	}
+	b.ws.CloseNow()
+	eventually(t, "the closed connection's session to be given back", func() bool {
+		c := dial(t, tr.url)
+		defer c.ws.CloseNow()
+		return str(t, open(c, "n1")[0]) == "NEG-MSG"
+	})
+}
+
+// A message declaring more ids than it holds is refused before the
+// reconciler sizes anything by it, and the connection goes on.
+func TestNegentropyMessageCountsAreChecked(t *testing.T) {
+	tr := startRelay(t, withNegentropy(0))
+	c := dial(t, tr.url)
+	c.mustPublish(negEvent(t, nil))
+	c.send("NEG-OPEN", "n", map[string]any{}, "61")
+	if m := c.next(); str(t, m[0]) != "NEG-MSG" {
+		t.Fatalf("NEG-OPEN: %s", join(m))
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	c.send("NEG-MSG", "n", "61000002"+"97d78400") // 50 million ids, none sent
+	if m := c.next(); str(t, m[0]) != "NEG-ERR" || !strings.HasPrefix(str(t, m[2]), "invalid:") {
+		t.Fatalf("got %s, want NEG-ERR invalid:", join(m))
+	}
+	runtime.ReadMemStats(&after)
+	// The relay runs in this process: what it allocated for the message
+	// shows here (a map sized for 50 million ids is gigabytes).
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
+		t.Fatalf("the relay allocated %d MB for a message of 8 bytes", grew>>20)
+	}
+	c.mustPublish(negEvent(t, nil))
 }

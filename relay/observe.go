@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp"
 	"github.com/wisp-relay/wisp/relay/wsconn"
 )
 
@@ -83,14 +84,14 @@ func (r *Relay) countOK(ok bool, msg string) {
 	switch {
 	case !ok:
 		r.metrics().Event(OutcomeRejected, reasonPrefix(msg))
-	case strings.HasPrefix(msg, prefixDuplicate+":"):
+	case wisp.IsReason(msg, wisp.PrefixDuplicate):
 		r.metrics().Event(OutcomeDuplicate, "")
 	}
 }
 
 // knownPrefixes bounds the label values of refusals.
-var knownPrefixes = []string{prefixInvalid, prefixDuplicate, prefixBlocked, prefixRateLimited,
-	prefixRestricted, prefixAuthRequired, prefixPoW, prefixError}
+var knownPrefixes = []string{wisp.PrefixInvalid, wisp.PrefixDuplicate, wisp.PrefixBlocked, wisp.PrefixRateLimited,
+	wisp.PrefixRestricted, wisp.PrefixAuthRequired, wisp.PrefixPoW, wisp.PrefixError}
 
 // reasonPrefix returns the NIP-01 prefix of a reason, "other" for none.
 func reasonPrefix(msg string) string {
@@ -150,9 +151,18 @@ func (c *conn) logOpened(open int64) {
 // logClosed writes the line for a connection that ended, with why. Call
 // it after the writer has finished.
 func (c *conn) logClosed(why string) {
-	c.r.log.Info("connection closed", "remote", c.remote, "reason", why,
+	attrs := []any{"remote", c.remote, "reason", why,
 		"duration", time.Since(c.obs.opened).Round(time.Millisecond),
-		"in", c.obs.in, "out", c.obs.out)
+		"in", c.obs.in, "out", c.obs.out}
+	c.inMu.Lock()
+	dropped := c.away.dropped
+	c.inMu.Unlock()
+	if dropped > 0 {
+		// Sent by the client before it saw the relay's close frame: read
+		// only to find the client's close, and never answered.
+		attrs = append(attrs, "after_close", dropped)
+	}
+	c.r.log.Info("connection closed", attrs...)
 }
 
 // endReason says why the reader stopped: a close the relay started (slow

@@ -97,7 +97,7 @@ func pageLimits(l *Limits) []pageRow {
 		{"Longest tag element", formatBytes(l.MaxTagValueBytes)},
 		{"Oldest created_at", past},
 		{"Newest created_at", humanDuration(l.CreatedAtFuture) + " ahead"},
-		{"Subscriptions per connection", count(l.MaxSubscriptions, "")},
+		{"Subscriptions per connection", count(l.MaxSubscriptions, ", holding "+formatBytes(l.MaxSubscriptionBytes)+" at most")},
 		{"Filters per subscription", count(l.MaxFilters, "")},
 		{"Values per filter list", count(l.MaxFilterValues, "")},
 		{"Subscription id length", count(l.MaxSubIDLength, " characters")},

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp"
 )
 
 // clientMsg is one parsed client frame.
@@ -94,7 +95,7 @@ func parseClientMsg(data []byte, lim *Limits) (clientMsg, *parseError) {
 	return clientMsg{}, notice("unknown message type " + strconv.Quote(verb))
 }
 
-func notice(msg string) *parseError { return &parseError{reason: reason(prefixInvalid, msg)} }
+func notice(msg string) *parseError { return &parseError{reason: wisp.Reason(wisp.PrefixInvalid, msg)} }
 
 // parseEventMsg parses the rest of ["EVENT", {event}] or ["AUTH", {event}].
 func (s *jsonScanner) parseEventMsg(verb string, lim *Limits) (clientMsg, *parseError) {
@@ -114,7 +115,7 @@ func (s *jsonScanner) parseEventMsg(verb string, lim *Limits) (clientMsg, *parse
 		f = s.finish(verb + " takes exactly one event")
 	}
 	if f.msg != "" {
-		return clientMsg{}, &parseError{eventID: id, reason: reason(prefixInvalid, f.msg)}
+		return clientMsg{}, &parseError{eventID: id, reason: wisp.Reason(wisp.PrefixInvalid, f.msg)}
 	}
 	return clientMsg{verb: verb, event: ev}, nil
 }
@@ -126,7 +127,7 @@ func (s *jsonScanner) parseReqMsg(verb string, lim *Limits) (clientMsg, *parseEr
 		return clientMsg{}, perr
 	}
 	closed := func(msg string) (clientMsg, *parseError) {
-		return clientMsg{}, &parseError{subID: subID, reason: reason(prefixInvalid, msg)}
+		return clientMsg{}, &parseError{subID: subID, reason: wisp.Reason(wisp.PrefixInvalid, msg)}
 	}
 	var filters []nostr.Filter
 	for {

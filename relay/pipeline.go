@@ -2,10 +2,11 @@ package relay
 
 import (
 	"encoding/json"
+	"sync"
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
-	"github.com/wisp-relay/wisp/policy"
+	"github.com/wisp-relay/wisp"
 	"github.com/wisp-relay/wisp/storage"
 )
 
@@ -15,18 +16,22 @@ type pending struct {
 	ev  *nostr.Event
 	raw []byte
 	c   *conn
-	in  *policy.Input // for the policy's late stage; nil without a policy
+	in  *wisp.Input // for the policy's late stage; nil without a policy
 
 	// Set for events fed through Ingest (c is nil), see ingest.go.
 	noVerify bool
-	source   policy.Source
+	source   wisp.Source
 	origin   string                    // the relay it came from, if any
 	done     func(ok bool, msg string) // called with the answer
 }
 
-// answer sends the OK for p and marks it done. It never blocks: it runs on
+// answer sends the OK for p and marks it done, unless it was answered
+// already (by Shutdown, when its time ran out). It never blocks: it runs on
 // the verify workers and the writer.
 func (r *Relay) answer(p *pending, ok bool, msg string) {
+	if !r.inflight.finish(p) {
+		return
+	}
 	r.countOK(ok, msg)
 	if p.c != nil {
 		p.c.sendNoWait(frame{body: okFrame(p.ev.ID, ok, msg)})
@@ -34,7 +39,44 @@ func (r *Relay) answer(p *pending, ok bool, msg string) {
 	if p.done != nil {
 		p.done(ok, msg)
 	}
-	r.inflight.Done()
+}
+
+// inflight are the events admitted into the pipeline and not yet answered.
+// Shutdown answers those still there when its time is up; each is
+// answered once, by whoever finishes it first.
+type inflight struct {
+	mu sync.Mutex
+	m  map[*pending]struct{}
+}
+
+func (f *inflight) add(p *pending) {
+	f.mu.Lock()
+	if f.m == nil {
+		f.m = map[*pending]struct{}{}
+	}
+	f.m[p] = struct{}{}
+	f.mu.Unlock()
+}
+
+// finish removes p and reports whether it was still there: the caller
+// answers it.
+func (f *inflight) finish(p *pending) bool {
+	f.mu.Lock()
+	_, ok := f.m[p]
+	delete(f.m, p)
+	f.mu.Unlock()
+	return ok
+}
+
+// snapshot returns the events in flight.
+func (f *inflight) snapshot() []*pending {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ps := make([]*pending, 0, len(f.m))
+	for p := range f.m {
+		ps = append(ps, p)
+	}
+	return ps
 }
 
 func okFrame(id string, ok bool, msg string) []byte {
@@ -53,101 +95,132 @@ func okFrame(id string, ok bool, msg string) []byte {
 
 func isEphemeral(kind int) bool { return kind >= 20000 && kind < 30000 }
 
-// verifyLoop checks signatures, the costliest step, off the writer.
+// verifyLoop checks signatures, the costliest step, off the writer. It
+// returns when verifyCh is closed and empty (Shutdown drains the pipeline)
+// or when the relay stops; the last worker to return closes writeCh.
 func (r *Relay) verifyLoop() {
+	defer func() {
+		if r.verifiers.Add(-1) == 0 {
+			close(r.writeCh) // no worker sends any more
+		}
+	}()
 	for {
+		var p *pending
 		select {
 		case <-r.ctx.Done():
+			return // Shutdown answers what is left
+		case q, ok := <-r.verifyCh:
+			if !ok {
+				return
+			}
+			p = q
+		}
+		if !p.noVerify && !r.sigs.verifyChecked(p.ev) {
+			r.stats.rejected.Add(1)
+			r.answer(p, false, wisp.Reason(wisp.PrefixInvalid, "bad signature"))
+			continue
+		}
+		if !r.judgeLate(p) {
+			continue
+		}
+		select {
+		case r.writeCh <- p:
+		case <-r.ctx.Done():
 			return
-		case p := <-r.verifyCh:
-			if !p.noVerify && !r.sigs.verifyChecked(p.ev) {
-				r.stats.rejected.Add(1)
-				r.answer(p, false, reason(prefixInvalid, "bad signature"))
-				continue
-			}
-			if !r.judgeLate(p) {
-				continue
-			}
-			r.writeCh <- p
 		}
 	}
 }
 
 // writeLoop is the single writer: it drains the queue into one transaction
-// per batch, answers after COMMIT, then broadcasts what was stored.
+// per batch, answers after COMMIT, then broadcasts what was stored. It
+// returns when writeCh is closed and empty, or when the relay stops.
 func (r *Relay) writeLoop() {
+	defer close(r.writerDone)
 	batch := make([]*pending, 0, r.cfg.WriteBatchMax)
 	items := make([]storage.Item, 0, r.cfg.WriteBatchMax)
 	for {
 		select {
 		case <-r.ctx.Done():
-			return
-		case p := <-r.writeCh:
+			return // Shutdown answers what is left
+		case p, ok := <-r.writeCh:
+			if !ok {
+				return
+			}
 			batch = append(batch[:0], p)
 		}
 	fill:
 		for len(batch) < r.cfg.WriteBatchMax {
 			select {
-			case p := <-r.writeCh:
+			case p, ok := <-r.writeCh:
+				if !ok {
+					break fill // the next receive returns
+				}
 				batch = append(batch, p)
 			default:
 				break fill
 			}
 		}
-		items = items[:0]
-		for _, p := range batch {
-			if !isEphemeral(p.ev.Kind) {
-				items = append(items, storage.Item{Event: p.ev, Raw: p.raw})
-			}
+		r.writeBatch(batch, items)
+		clear(batch)
+	}
+}
+
+// writeBatch saves one batch and answers each of its events. Answers never
+// block (sendNoWait, done callbacks and hooks must not), so the writer
+// waits on nothing but the store.
+func (r *Relay) writeBatch(batch []*pending, items []storage.Item) {
+	items = items[:0]
+	for _, p := range batch {
+		if !isEphemeral(p.ev.Kind) {
+			items = append(items, storage.Item{Event: p.ev, Raw: p.raw})
 		}
-		var results []storage.Result
-		var err error
-		if len(items) > 0 {
-			start := time.Now()
-			results, err = r.store.Save(r.ctx, items)
-			r.metrics().WriteBatch(len(items), time.Since(start), err)
+	}
+	var results []storage.Result
+	var err error
+	if len(items) > 0 {
+		start := time.Now()
+		results, err = r.store.Save(r.ctx, items)
+		r.metrics().WriteBatch(len(items), time.Since(start), err)
+	}
+	if err != nil {
+		r.log.Error("save batch", "events", len(items), "err", err)
+	}
+	i := 0
+	for _, p := range batch {
+		if isEphemeral(p.ev.Kind) {
+			r.metrics().Event(OutcomeEphemeral, "")
+			r.answer(p, true, "")
+			r.broadcast(p.ev, liveEvent{raw: p.raw})
+			continue
 		}
 		if err != nil {
-			r.log.Error("save batch", "events", len(items), "err", err)
+			r.answer(p, false, wisp.InternalError)
+			continue
 		}
-		i := 0
-		for _, p := range batch {
-			if isEphemeral(p.ev.Kind) {
-				r.metrics().Event(OutcomeEphemeral, "")
-				r.answer(p, true, "")
-				r.broadcast(p.ev, liveEvent{raw: p.raw})
-				continue
-			}
-			if err != nil {
-				r.answer(p, false, internalError)
-				continue
-			}
-			res := results[i]
-			i++
-			switch res.Outcome {
-			case storage.Stored:
-				r.stats.stored.Add(1)
-				r.metrics().Event(OutcomeStored, "")
-				r.answer(p, true, "")
-				r.broadcast(p.ev, liveEvent{seq: res.Seq, raw: p.raw})
-				r.notifyStored(p, res.Seq)
-			case storage.Duplicate:
-				r.stats.duplicate.Add(1)
-				r.answer(p, true, reason(prefixDuplicate, "already have this event"))
-			case storage.Deleted:
-				r.stats.rejected.Add(1)
-				r.answer(p, false, reason(prefixBlocked, "this event was deleted by its author (NIP-09, NIP-62)"))
-			case storage.Superseded:
-				r.stats.rejected.Add(1)
-				r.answer(p, false, reason(prefixBlocked, "a newer version of this event is already stored"))
-			default:
-				r.log.Error("save: unknown outcome", "outcome", res.Outcome)
-				r.answer(p, false, internalError)
-			}
+		res := results[i]
+		i++
+		switch res.Outcome {
+		case storage.Stored:
+			r.stats.stored.Add(1)
+			r.metrics().Event(OutcomeStored, "")
+			r.answer(p, true, "")
+			r.broadcast(p.ev, liveEvent{seq: res.Seq, raw: p.raw})
+			r.notifyStored(p, res.Seq)
+		case storage.Duplicate:
+			r.stats.duplicate.Add(1)
+			r.answer(p, true, wisp.Reason(wisp.PrefixDuplicate, "already have this event"))
+		case storage.Deleted:
+			r.stats.rejected.Add(1)
+			r.answer(p, false, wisp.Reason(wisp.PrefixBlocked, "this event was deleted by its author (NIP-09, NIP-62)"))
+		case storage.Superseded:
+			r.stats.rejected.Add(1)
+			r.answer(p, false, wisp.Reason(wisp.PrefixBlocked, "a newer version of this event is already stored"))
+		default:
+			r.log.Error("save: unknown outcome", "outcome", res.Outcome)
+			r.answer(p, false, wisp.InternalError)
 		}
-		clear(batch)
-		clear(items)
 	}
+	clear(items) // hold no events until the next batch
 }
 
 // broadcast hands a committed (or ephemeral) event to every subscription

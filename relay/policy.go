@@ -10,43 +10,38 @@ import (
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
-	"github.com/wisp-relay/wisp/policy"
+	"github.com/wisp-relay/wisp"
 )
 
-// Policy decides who may connect, read and write. *policy.Policy implements
-// it; a nil Policy lets everyone in (the protocol's own rules, NIP-42 AUTH,
-// NIP-70 and private-message visibility, still apply).
+// Policy decides who may connect, read and write; package policy has the
+// implementation cmd/wisp wires in. A nil Policy lets everyone in (the
+// protocol's own rules, NIP-42 AUTH, NIP-70 and private-message visibility,
+// still apply).
 type Policy interface {
 	// Connect decides on a new websocket from remote; release is called
 	// when an accepted connection ends.
-	Connect(remote string, now time.Time) (d policy.Decision, release func())
+	Connect(remote string, now time.Time) (d wisp.Decision, release func())
 	// Read decides on a REQ.
-	Read(in *policy.ReadInput) policy.Decision
+	Read(in *wisp.ReadInput) wisp.Decision
 	// Early judges an event before its signature is checked, on the
 	// connection's reader: rules that need nothing verified.
-	Early(ctx context.Context, in *policy.Input) policy.Decision
+	Early(ctx context.Context, in *wisp.Input) wisp.Decision
 	// Late judges an event after its signature is checked, on the verify
 	// workers (never the writer): rules that trust the pubkey or may block.
-	Late(ctx context.Context, in *policy.Input) policy.Decision
+	Late(ctx context.Context, in *wisp.Input) wisp.Decision
 	// AuthMode says whether AUTH is needed to write, or to do anything.
-	AuthMode() policy.AuthMode
+	AuthMode() wisp.AuthMode
 	// Limitation is what NIP-11 advertises about the policy.
-	Limitation() policy.Limitation
+	Limitation() wisp.Limitation
 }
 
-// Manager carries out NIP-86 management calls; *policy.Admin implements
-// it. The relay checks NIP-98 authorization and the admin list first.
+// Manager carries out NIP-86 management calls (package policy's Admin). The relay checks NIP-98 authorization and the admin list first.
 type Manager interface {
 	Methods() []string
 	Call(ctx context.Context, caller, method string, params []json.RawMessage) (any, error)
 	// Info returns base with the changes admins made (name, description, icon).
-	Info(base policy.RelayInfo) policy.RelayInfo
+	Info(base wisp.RelayInfo) wisp.RelayInfo
 }
-
-var (
-	_ Policy  = (*policy.Policy)(nil)
-	_ Manager = (*policy.Admin)(nil)
-)
 
 // alwaysNIPs are implemented whatever the configuration: NIP-17/59
 // visibility of private messages, NIP-42 AUTH, NIP-62 requests to vanish,
@@ -74,9 +69,9 @@ func (r *Relay) nips() []int {
 }
 
 // limitation is the policy part of NIP-11's limitation object.
-func (r *Relay) limitation() policy.Limitation {
+func (r *Relay) limitation() wisp.Limitation {
 	if r.cfg.Policy == nil {
-		return policy.Limitation{}
+		return wisp.Limitation{}
 	}
 	return r.cfg.Policy.Limitation()
 }
@@ -85,7 +80,7 @@ func (r *Relay) limitation() policy.Limitation {
 func (r *Relay) info() Info {
 	info := r.cfg.Info
 	if r.cfg.Manager != nil {
-		ri := r.cfg.Manager.Info(policy.RelayInfo{Name: info.Name, Description: info.Description, Icon: info.Icon})
+		ri := r.cfg.Manager.Info(wisp.RelayInfo{Name: info.Name, Description: info.Description, Icon: info.Icon})
 		info.Name, info.Description, info.Icon = ri.Name, ri.Description, ri.Icon
 	}
 	return info
@@ -117,14 +112,14 @@ func (r *Relay) admitConn(w http.ResponseWriter, remote string) (release func(),
 		return func() {}, true
 	}
 	d, release := r.cfg.Policy.Connect(remote, time.Now())
-	if d.Action == policy.Accept {
+	if d.Action == wisp.Accept {
 		if release == nil {
 			release = func() {}
 		}
 		return release, true
 	}
 	status := http.StatusForbidden
-	if strings.HasPrefix(d.Reason, prefixRateLimited+":") {
+	if wisp.IsReason(d.Reason, wisp.PrefixRateLimited) {
 		status = http.StatusTooManyRequests
 		w.Header().Set("Retry-After", "10")
 	}
@@ -141,14 +136,14 @@ func (r *Relay) judgeLate(p *pending) bool {
 	}
 	d := r.cfg.Policy.Late(r.ctx, p.in)
 	switch d.Action {
-	case policy.Accept:
+	case wisp.Accept:
 		return true
-	case policy.ShadowReject:
+	case wisp.ShadowReject:
 		r.stats.rejected.Add(1)
 		r.answer(p, true, "")
 	default:
 		r.stats.rejected.Add(1)
-		if p.c != nil && strings.HasPrefix(d.Reason, prefixAuthRequired+":") {
+		if p.c != nil && wisp.IsReason(d.Reason, wisp.PrefixAuthRequired) {
 			p.c.sendChallenge()
 		}
 		r.answer(p, false, d.Reason)
@@ -162,20 +157,20 @@ func (c *conn) admitReq(subID string, filters []nostr.Filter) bool {
 	r := c.r
 	authed := c.auth.pubkey()
 	closed := func(why string) bool {
-		if strings.HasPrefix(why, prefixAuthRequired+":") {
+		if wisp.IsReason(why, wisp.PrefixAuthRequired) {
 			c.sendChallenge()
 		}
 		c.closed(subID, why)
 		return false
 	}
 	if r.cfg.Policy != nil {
-		d := r.cfg.Policy.Read(&policy.ReadInput{Remote: c.remote, Authed: authed, Filters: filters, Time: time.Now()})
-		if d.Action != policy.Accept {
+		d := r.cfg.Policy.Read(&wisp.ReadInput{Remote: c.remote, Authed: authed, Filters: filters, Time: time.Now()})
+		if d.Action != wisp.Accept {
 			return closed(d.Reason)
 		}
 	}
 	if authed == "" && onlyPrivateKinds(filters) {
-		return closed(reason(prefixAuthRequired, "private messages are served only to their recipients; authenticate first"))
+		return closed(wisp.Reason(wisp.PrefixAuthRequired, "private messages are served only to their recipients; authenticate first"))
 	}
 	return true
 }

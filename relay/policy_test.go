@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp"
 	"github.com/wisp-relay/wisp/policy"
 )
 
@@ -200,7 +201,7 @@ func TestPolicyConnectionRate(t *testing.T) {
 }
 
 func TestPolicyNIP11Limitation(t *testing.T) {
-	tr := startPolicyRelay(t, policy.Config{Auth: policy.AuthAll, MinPoW: 12}, nil)
+	tr := startPolicyRelay(t, policy.Config{Auth: wisp.AuthAll, MinPoW: 12}, nil)
 	req, _ := http.NewRequest(http.MethodGet, tr.srv.URL+"/", nil)
 	req.Header.Set("Accept", "application/nostr+json")
 	resp, err := http.DefaultClient.Do(req)

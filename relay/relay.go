@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wisp-relay/wisp"
 	"github.com/wisp-relay/wisp/relay/wsconn"
 	"github.com/wisp-relay/wisp/storage"
 )
@@ -27,10 +28,9 @@ type Config struct {
 	// Verifier names the signature verifier compiled in ("btcec" or
 	// "libsecp256k1"); shown in NIP-11 and on the front page.
 	Verifier      string
-	VerifyWorkers int           // signature-check workers (0: GOMAXPROCS)
-	WriteBatchMax int           // most events in one write transaction (0: 500)
-	WriteQueue    int           // events waiting for the writer before EVENTs wait (0: 4096)
-	ExpirySweep   time.Duration // how often expired events are purged (0: 1m)
+	VerifyWorkers int // signature-check workers (0: GOMAXPROCS)
+	WriteBatchMax int // most events in one write transaction (0: 500)
+	WriteQueue    int // events waiting for the writer before EVENTs wait (0: 4096)
 	// PingInterval is how often every client is pinged; one from which
 	// nothing at all came within an interval after a ping is dropped. 0: 45s.
 	PingInterval time.Duration
@@ -75,25 +75,35 @@ type Relay struct {
 	upgrader  wsconn.Upgrader // websockets, sharing read buffers
 	writeBufs sync.Pool       // the connections' framing buffers (*[]byte)
 
-	ctx     context.Context // cancelled when the workers must stop
-	cancel  context.CancelFunc
-	workers sync.WaitGroup // verify workers, the writer, the sweeper
+	ctx        context.Context // cancelled when the workers must stop
+	cancel     context.CancelFunc
+	workers    sync.WaitGroup // verify workers, the writer, the sweeper
+	verifiers  atomic.Int32   // verify workers running; the last one closes writeCh
+	writerDone chan struct{}  // closed when the writer returns
+	started    bool
 
-	// drainMu orders "is the relay draining?" against inflight.Add, so that
-	// Shutdown's inflight.Wait never races a new Add.
+	// drainMu orders "is the relay draining?" against senders.Add and
+	// inflight.add, so that Shutdown's waits never race a new Add.
 	drainMu  sync.RWMutex
-	draining bool
-	inflight sync.WaitGroup // events accepted from clients and not yet answered
+	draining atomic.Bool    // set under drainMu
+	senders  sync.WaitGroup // admit calls that may still send on verifyCh
+	inflight inflight       // events admitted and not yet answered
+
+	shutdownOnce sync.Once
+	goneAway     chan struct{} // closed once Shutdown has drained and started closing connections
 
 	connsMu sync.Mutex
 	conns   map[*conn]struct{}
 	connWG  sync.WaitGroup
 
+	id           identity  // the names this relay answers to (identity.go)
 	httpAuthSeen authCache // NIP-98 events already used (manage.go)
 
 	search searchState // NIP-50, see search.go
 
 	hooks storedHooks // told about stored events, see ingest.go
+
+	negHeld atomic.Int64 // events held by every open NIP-77 session (negentropy.go)
 }
 
 // counters are the relay's running figures.
@@ -116,9 +126,6 @@ func New(cfg Config, store storage.Store) *Relay {
 	if cfg.PingInterval <= 0 {
 		cfg.PingInterval = 45 * time.Second
 	}
-	if cfg.ExpirySweep <= 0 {
-		cfg.ExpirySweep = time.Minute
-	}
 	if cfg.Verifier == "" {
 		cfg.Verifier = "btcec"
 	}
@@ -130,6 +137,7 @@ func New(cfg Config, store storage.Store) *Relay {
 	return &Relay{
 		upgrader: wsconn.Upgrader{Limit: cfg.Limits.MaxMessageBytes},
 		cfg:      cfg,
+		id:       newIdentity(cfg.Info),
 		store:    store,
 		log:      log,
 		index:    newSubIndex(),
@@ -138,17 +146,22 @@ func New(cfg Config, store storage.Store) *Relay {
 		ctx:      ctx,
 		cancel:   cancel,
 		conns:    map[*conn]struct{}{},
+
+		writerDone: make(chan struct{}),
+		goneAway:   make(chan struct{}),
 	}
 }
 
 // Start starts the relay's background workers: signature checks, the
-// writer and the expiry sweep.
+// writer and the keepalive pings. (The store sweeps expired events
+// itself.)
 func (r *Relay) Start() {
+	r.started = true
+	r.verifiers.Store(int32(r.cfg.VerifyWorkers))
 	for range r.cfg.VerifyWorkers {
 		r.workers.Go(r.verifyLoop)
 	}
 	r.workers.Go(r.writeLoop)
-	r.workers.Go(r.sweepLoop)
 	r.workers.Go(r.pingLoop)
 }
 
@@ -204,7 +217,7 @@ func (r *Relay) infoDocument(req *http.Request) []byte {
 
 func (r *Relay) serveWebsocket(w http.ResponseWriter, req *http.Request) {
 	r.drainMu.RLock()
-	draining := r.draining
+	draining := r.draining.Load()
 	if !draining {
 		r.connWG.Add(1)
 	}
@@ -228,9 +241,12 @@ func (r *Relay) serveWebsocket(w http.ResponseWriter, req *http.Request) {
 	}
 
 	c := newConn(r, ws, remote)
-	c.auth.init(c, req)
+	c.auth.init(c)
 	r.connsMu.Lock()
 	r.conns[c] = struct{}{}
+	if r.draining.Load() {
+		c.goAway() // Shutdown may have gone through the connections already
+	}
 	r.connsMu.Unlock()
 	r.stats.connections.Add(1)
 	c.logOpened(r.stats.connections.Load())
@@ -276,6 +292,9 @@ func (c *conn) end() {
 		r.index.remove(s)
 		s.close()
 	}
+	for id := range c.negs {
+		c.closeNeg(id)
+	}
 	c.writers.Wait()
 	if pe != nil {
 		// The close frame went out; what the client still sends (the rest
@@ -300,26 +319,41 @@ func remoteAddr(req *http.Request) string {
 	return host
 }
 
-// Shutdown stops taking new connections and events, lets accepted events
-// reach the store and their OKs reach the clients, closes every connection
-// with "going away", and stops the workers. The store is left open for the
-// caller to close.
+// Shutdown stops the relay in order, producers first, within ctx:
+//
+//   - new connections get HTTP 503 and new EVENTs (and Ingest calls)
+//     `error: relay is shutting down`;
+//   - every event already admitted flows through the verify pool and the
+//     writer to the store and its OK (each stage closes the next one's
+//     input once it has nothing more to send);
+//   - every connection answers the messages it has read and closes with
+//     1001 (going away), see goAway;
+//   - the workers stop.
+//
+// If the pipeline has not drained shortly before ctx's deadline (a Save
+// that hangs), the workers are stopped, every event still in flight is
+// answered `error: relay is shutting down` (never OK true: it may not be
+// stored), and the connections are closed with the time left. Shutdown
+// returns by ctx's deadline whatever the store does. The store is left
+// open for the caller to close. A second call waits for the first to have
+// drained, then for the connections and workers to stop.
 func (r *Relay) Shutdown(ctx context.Context) error {
-	r.drainMu.Lock()
-	r.draining = true
-	r.drainMu.Unlock()
-
-	// Every event already accepted gets stored and answered.
 	var errs []error
-	if err := waitCtx(ctx, &r.inflight); err != nil {
-		errs = append(errs, fmt.Errorf("drain events: %w", err))
+	first := false
+	r.shutdownOnce.Do(func() { first = true })
+	if first {
+		if err := r.drainAndGoAway(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		close(r.goneAway)
+	} else {
+		select {
+		case <-r.goneAway:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-
-	r.connsMu.Lock()
-	for c := range r.conns {
-		c.closeWith(wsconn.StatusGoingAway, "relay is shutting down")
-	}
-	r.connsMu.Unlock()
+	// A later call waits for what an earlier one ran out of time for.
 	if err := waitCtx(ctx, &r.connWG); err != nil {
 		errs = append(errs, fmt.Errorf("close connections: %w", err))
 		r.connsMu.Lock()
@@ -328,10 +362,75 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 		}
 		r.connsMu.Unlock()
 	}
-
 	r.cancel()
-	r.workers.Wait()
+	if err := waitCtx(ctx, &r.workers); err != nil {
+		errs = append(errs, fmt.Errorf("stop workers: %w", err))
+	}
 	return errors.Join(errs...)
+}
+
+// drainAndGoAway refuses new events, lets the admitted ones through (or
+// answers them when the time for that is up), and starts closing every
+// connection.
+func (r *Relay) drainAndGoAway(ctx context.Context) error {
+	r.drainMu.Lock()
+	r.draining.Store(true)
+	r.drainMu.Unlock()
+
+	dctx, cancel := drainContext(ctx)
+	err := r.drain(dctx)
+	cancel()
+	if err != nil {
+		err = fmt.Errorf("drain events: %w", err)
+		left := r.inflight.snapshot()
+		for _, p := range left {
+			r.answer(p, false, wisp.Reason(wisp.PrefixError, "relay is shutting down"))
+		}
+		r.log.Warn("shutdown: events not stored in time", "events", len(left))
+	}
+
+	r.connsMu.Lock()
+	for c := range r.conns {
+		c.goAway()
+	}
+	r.connsMu.Unlock()
+	if err != nil {
+		// Every blocking send in the pipeline gives up, so that handlers
+		// waiting in admit go on to answer what their connection read.
+		r.cancel()
+	}
+	return err
+}
+
+// drain lets every admitted event through the pipeline: once no admit can
+// send any more, verifyCh is closed; the verify workers empty it and the
+// last closes writeCh; the writer empties that and returns.
+func (r *Relay) drain(ctx context.Context) error {
+	if err := waitCtx(ctx, &r.senders); err != nil {
+		return err
+	}
+	close(r.verifyCh)
+	if !r.started {
+		return nil
+	}
+	select {
+	case <-r.writerDone:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// drainContext bounds the drain: it ends a quarter of the time before ctx
+// (at most closeWait before), which is left for answering what is still in
+// flight and closing the connections.
+func drainContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	keep := min(time.Until(deadline)/4, closeWait)
+	return context.WithDeadline(ctx, deadline.Add(-keep))
 }
 
 func waitCtx(ctx context.Context, wg *sync.WaitGroup) error {
@@ -344,7 +443,12 @@ func waitCtx(ctx context.Context, wg *sync.WaitGroup) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		select {
+		case <-done: // both ready: it finished in time
+			return nil
+		default:
+			return ctx.Err()
+		}
 	}
 }
 
@@ -374,25 +478,6 @@ func (r *Relay) pingLoop() {
 	}
 }
 
-// sweepLoop purges expired events; queries never serve them meanwhile.
-func (r *Relay) sweepLoop() {
-	t := time.NewTicker(r.cfg.ExpirySweep)
-	defer t.Stop()
-	for {
-		select {
-		case <-r.ctx.Done():
-			return
-		case <-t.C:
-			n, err := r.store.DeleteExpired(r.ctx, time.Now().Unix())
-			if err != nil && r.ctx.Err() == nil {
-				r.log.Error("purge expired events", "err", err)
-			} else if n > 0 {
-				r.log.Debug("purged expired events", "count", n)
-			}
-		}
-	}
-}
-
 // Stats is a snapshot of the relay's running figures.
 type Stats struct {
 	Connections   int64 // open websocket connections
@@ -401,6 +486,7 @@ type Stats struct {
 	Duplicates    int64 // events answered duplicate since start
 	Rejected      int64 // events refused since start
 	SlowEvictions int64 // clients closed for not reading fast enough
+	QueuedBytes   int64 // outbound bytes waiting for clients to read them
 }
 
 // Stats returns the relay's running figures.
@@ -412,5 +498,19 @@ func (r *Relay) Stats() Stats {
 		Duplicates:    r.stats.duplicate.Load(),
 		Rejected:      r.stats.rejected.Load(),
 		SlowEvictions: r.stats.slowEvictions.Load(),
+		QueuedBytes:   r.queuedBytes(),
 	}
+}
+
+// queuedBytes sums the connections' outbound queues.
+func (r *Relay) queuedBytes() int64 {
+	r.connsMu.Lock()
+	defer r.connsMu.Unlock()
+	var n int64
+	for c := range r.conns {
+		c.mu.Lock()
+		n += int64(c.pendingBytes)
+		c.mu.Unlock()
+	}
+	return n
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp"
 	"github.com/wisp-relay/wisp/policy"
 )
 
@@ -78,7 +79,7 @@ func TestRequestToVanishForAnotherRelay(t *testing.T) {
 // member, banned, without AUTH on a relay that wants it.
 func TestRequestToVanishBypassesRestrictions(t *testing.T) {
 	alice := newKey(t)
-	tr := startPolicyRelay(t, policy.Config{Auth: policy.AuthWrite, MinPoW: 30}, policy.NewLists(nil, []string{alice.pk}, nil, nil))
+	tr := startPolicyRelay(t, policy.Config{Auth: wisp.AuthWrite, MinPoW: 30}, policy.NewLists(nil, []string{alice.pk}, nil, nil))
 	c := dial(t, tr.url)
 	c.expectChallenge()
 	c.mustPublish(alice.sign(t, 62, now(), "", nostr.Tag{"relay", tr.url}))

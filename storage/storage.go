@@ -79,9 +79,13 @@ type Store interface {
 	// Query calls fn with the stored JSON of every event that matches any of
 	// the filters, newest first (created_at descending, then id ascending),
 	// each filter honouring its own Limit (0 with LimitZero means none; the
-	// caller caps limits), with no event twice and no expired event. All
-	// reads happen in one snapshot; watermark is the highest sequence number
-	// visible in that snapshot, so an event with a higher Seq was not seen.
+	// caller caps limits), with no event twice and no expired event.
+	// watermark is the highest sequence number visible when the query
+	// began: the results are the matches at that moment (less any deleted
+	// while the query runs), and an event with a higher Seq is never among
+	// them. fn may block, as a client that reads slowly makes it: the engine
+	// holds only a bounded amount of results in memory meanwhile (it reads
+	// them in pages), whatever the filters' limits.
 	// Returning an error from fn stops the query and returns that error.
 	// A filter with Search (NIP-50) matches nothing unless the engine is a
 	// Searcher; see there for how it is served.
@@ -97,6 +101,12 @@ type Store interface {
 
 	// Has reports whether an event with this id (64 lowercase hex) is stored.
 	Has(ctx context.Context, id string) (bool, error)
+
+	// StoredSig returns the signature stored with the event of this id, and
+	// whether one is stored. An id commits to an event's content but not to
+	// its signature, so a re-sent event is a known duplicate only when it
+	// carries the very signature stored (see relay/admit.go).
+	StoredSig(ctx context.Context, id string) (sig string, found bool, err error)
 
 	// DeleteExpired removes events whose NIP-40 expiration is at or before
 	// now (unix seconds) and returns how many were removed.

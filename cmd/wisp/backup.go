@@ -19,6 +19,11 @@ WISP_DATA_DIR) to <file>, which must not exist. The relay may keep running:
 the copy holds every event stored when the backup began. To restore, stop
 wisp and put the copy in place of wisp.db (removing wisp.db-wal and
 wisp.db-shm).
+
+The copy is written to a hidden .wisp-backup-*.tmp file beside <file> and
+renamed when complete. SIGINT or SIGTERM stop the backup and remove it; a
+backup killed outright (SIGKILL, a crash) leaves it, and the next backup
+into that directory removes it.
 `
 
 // runBackup is "wisp backup <file>".
@@ -35,6 +40,9 @@ func runBackup(ctx context.Context, args, environ []string, stdout io.Writer) er
 		return err
 	}
 	info, err := sqlite.Backup(ctx, cfg.dbPath(), args[0])
+	for _, name := range info.Stale {
+		fmt.Fprintf(stdout, "removed %s, left by a backup that was killed\n", name)
+	}
 	if err != nil {
 		return err
 	}

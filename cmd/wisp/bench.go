@@ -30,7 +30,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	def := bench.DefaultConfig("")
 	fs := flag.NewFlagSet("wisp bench", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // usage and errors are printed by us, once
-	phases := fs.String("phases", strings.Join(bench.Phases(), ","), "phases to run, comma-separated: `list` of "+strings.Join(bench.Phases(), ","))
+	phases := fs.String("phases", strings.Join(bench.Phases(), ","), "phases to run, comma-separated: `list` of "+strings.Join(bench.AllPhases(), ",")+" ("+bench.PhaseHostile+" only when named)")
 	events := fs.Int("events", def.Corpus.Events, "corpus `size` in events")
 	keys := fs.Int("keys", def.Corpus.Keys, "corpus authors (`n` keys)")
 	seed := fs.Uint64("seed", def.Corpus.Seed, "corpus `seed`; the same seed gives the same events")
@@ -44,6 +44,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fanEvents := fs.Int("fanout-events", def.FanoutN, "fan-out events published (`n`)")
 	fanRate := fs.Float64("fanout-rate", def.FanoutRate, "fan-out events per second (`rate`)")
 	idle := fs.Int("idle-conns", def.IdleConns, "idle connections, one subscription each (`n`)")
+	hostile := fs.Int("hostile-conns", def.HostileConns, "connections of each hostile attack, which never read (`n`)")
+	hostileHold := fs.Duration("hostile-hold", def.HostileHold, "how long each attack's connections are held (`duration`)")
+	hostileRelease := fs.Duration("hostile-release", def.HostileRelease, "how long the relay's memory is watched after they close (`duration`)")
 	wait := fs.Duration("wait", def.Wait, "longest wait for one OK, EOSE or delivery (`duration`)")
 	limit := fs.Duration("phase-limit", def.PhaseLimit, "longest time any phase may run (`duration`)")
 	pid := fs.Int("pid", 0, "relay process id, for its CPU, disk writes and memory (`pid`)")
@@ -93,6 +96,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.Conns, cfg.InFlight, cfg.Duplicates, cfg.Queries = *conns, *inFlight, *dups, *queries
 	cfg.FanoutSubs, cfg.FanoutN, cfg.FanoutRate = *fanSubs, *fanEvents, *fanRate
 	cfg.IdleConns, cfg.Wait, cfg.PhaseLimit, cfg.PID = *idle, *wait, *limit, *pid
+	cfg.HostileConns, cfg.HostileHold, cfg.HostileRelease = *hostile, *hostileHold, *hostileRelease
 	cfg.ToolVersion = versionString()
 	if isTerminal(stderr) {
 		cfg.Progress = stderr

@@ -15,7 +15,7 @@ import (
 // phase runs, nothing is refused, every answer is right and every live
 // event reaches every subscriber. No timing is asserted.
 func TestBenchAgainstWisp(t *testing.T) {
-	addr, _, logs := startWisp(t)
+	addr, _, logs := startWisp(t, "WISP_MAX_CONNS_PER_IP=0") // every connection comes from 127.0.0.1
 
 	var out, errb bytes.Buffer
 	err := run(t.Context(), []string{
@@ -67,6 +67,37 @@ func TestBenchAgainstWisp(t *testing.T) {
 		t.Logf("report:\n%s\nrelay log:\n%s", out.String(), logs)
 	}
 	// startWisp's cleanup stops the relay and checks that it stopped cleanly.
+}
+
+// The hostile phase runs its three attacks against wisp, which refuses
+// what is over its budgets.
+func TestBenchHostileAgainstWisp(t *testing.T) {
+	addr, _, logs := startWisp(t)
+	var out, errb bytes.Buffer
+	err := run(t.Context(), []string{
+		"bench", "--json", "--phases", "ingest,hostile",
+		"--events", "300", "--keys", "20", "--duplicates", "0",
+		"--hostile-conns", "3", "--hostile-hold", "300ms", "--hostile-release", "100ms",
+		"--corpus-dir", t.TempDir(), "--pid", strconv.Itoa(os.Getpid()),
+		"ws://" + addr,
+	}, nil, &out, &errb, nil)
+	if err != nil {
+		t.Fatalf("wisp bench: %v\nstderr: %s\nrelay log:\n%s", err, errb.String(), logs)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("report is not JSON: %v\n%s", err, out.String())
+	}
+	h := rep.Hostile
+	if h == nil || len(h.Attacks) != 3 {
+		t.Fatalf("hostile report: %+v", h)
+	}
+	want := map[string]string{"req": "EVENT", "subs": "CLOSED blocked", "neg": "NEG-MSG"}
+	for _, a := range h.Attacks {
+		if a.Opened != 3 || a.Failed != nil || a.Replies[want[a.Name]] == 0 || a.RSSPeakKiB == 0 || a.RSSAfterKiB == 0 {
+			t.Errorf("attack %s: want 3 connections answered %s and memory figures, got %+v", a.Name, want[a.Name], a)
+		}
+	}
 }
 
 func TestBenchUsage(t *testing.T) {

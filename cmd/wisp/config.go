@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -33,6 +32,10 @@ type Config struct {
 	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
 	// LogFormat is text or json. Default text.
 	LogFormat string `env:"LOG_FORMAT" envDefault:"text"`
+	// LogIPs is how client IP addresses appear in logs: hashed (a tag from
+	// a key drawn at every start: one IP, one tag within a run, and no way
+	// back to the IP), full or off. Default hashed.
+	LogIPs string `env:"LOG_IPS" envDefault:"hashed"`
 
 	// RelayName is the relay's name in NIP-11 and on the front page. Default wisp.
 	RelayName string `env:"RELAY_NAME" envDefault:"wisp"`
@@ -44,9 +47,14 @@ type Config struct {
 	RelayContact string `env:"RELAY_CONTACT" envDefault:""`
 	// RelayIcon is the URL of the relay's icon. Default empty.
 	RelayIcon string `env:"RELAY_ICON" envDefault:""`
-	// PublicURL is the ws:// or wss:// URL clients use. Default empty: derived
-	// from the request's Host header.
+	// PublicURL is the ws:// or wss:// URL clients use; AUTH (NIP-42), NIP-98
+	// and NIP-62 events must name it (or OtherURLs). Default empty: only
+	// loopback names are accepted there, and the front page shows a URL
+	// derived from the request.
 	PublicURL string `env:"PUBLIC_URL" envDefault:""`
+	// OtherURLs are further ws:// or wss:// URLs this relay is reached at
+	// (comma-separated), accepted like PublicURL. Default empty.
+	OtherURLs string `env:"OTHER_URLS" envDefault:""`
 
 	// MaxMessageBytes is the largest websocket message (bytes). Default 524288.
 	MaxMessageBytes int `env:"MAX_MESSAGE_BYTES" envDefault:"524288"`
@@ -60,6 +68,10 @@ type Config struct {
 	MaxContentLength int `env:"MAX_CONTENT_LENGTH" envDefault:"131072"`
 	// MaxSubscriptions is the most open subscriptions per connection (count). Default 50.
 	MaxSubscriptions int `env:"MAX_SUBSCRIPTIONS" envDefault:"50"`
+	// MaxSubscriptionBytes bounds what the open subscriptions of one
+	// connection hold: their filters and fan-out index entries (bytes).
+	// Default 2097152.
+	MaxSubscriptionBytes int `env:"MAX_SUBSCRIPTION_BYTES" envDefault:"2097152"`
 	// MaxFilters is the most filters in one REQ (count). Default 10.
 	MaxFilters int `env:"MAX_FILTERS" envDefault:"10"`
 	// MaxFilterValues is the most values in one filter list (count). Default 500.
@@ -92,6 +104,10 @@ type Config struct {
 	// CheckpointInterval is how often the WAL is checkpointed (TRUNCATE) and
 	// PRAGMA optimize runs (duration, 0: never). Default 5m.
 	CheckpointInterval time.Duration `env:"CHECKPOINT_INTERVAL" envDefault:"5m"`
+	// Sync is when commits reach the disk: normal (at checkpoints; a crash
+	// of wisp loses nothing, a power loss or OS crash may lose the last
+	// commits) or full (each commit before its OK; slower). Default normal.
+	Sync string `env:"SYNC" envDefault:"normal"`
 
 	// Who may write and read (see policy.go in this directory and package policy).
 
@@ -117,8 +133,10 @@ type Config struct {
 	ReqRateIP string `env:"REQ_RATE_IP" envDefault:""`
 	// ConnRateIP limits new connections per client IP (N/period; empty: none). Default empty.
 	ConnRateIP string `env:"CONN_RATE_IP" envDefault:""`
-	// MaxConnsPerIP caps open connections per client IP (count, 0: no cap). Default 0.
-	MaxConnsPerIP int `env:"MAX_CONNS_PER_IP" envDefault:"0"`
+	// MaxConnsPerIP caps open connections per client IP (count, 0: no cap):
+	// with the per-connection budgets, it bounds what one IP can make the
+	// relay hold. Default 20.
+	MaxConnsPerIP int `env:"MAX_CONNS_PER_IP" envDefault:"20"`
 	// RealIPHeader is the header a reverse proxy puts the client's address
 	// in, such as X-Forwarded-For (empty: the TCP peer). Default empty.
 	RealIPHeader string `env:"REAL_IP_HEADER" envDefault:""`
@@ -137,8 +155,13 @@ type Config struct {
 	// (kinds, comma-separated; none: search off). Default 1,30023.
 	SearchKinds string `env:"SEARCH_KINDS" envDefault:"1,30023"`
 	// MetricsToken, if set, is the bearer token /metrics requires (text;
-	// empty: /metrics is open). Default empty.
+	// empty: /metrics is open where it is served). Default empty.
 	MetricsToken string `env:"METRICS_TOKEN" envDefault:""`
+	// MetricsListen, if set, serves /metrics on this separate address and
+	// not on the relay's (host:port; empty: on the relay's port, but only
+	// with a token or when nothing but loopback reaches it; see
+	// metricsOnRelayPort). Default empty.
+	MetricsListen string `env:"METRICS_LISTEN" envDefault:""`
 	// PprofListen, if set, serves Go's profiler (net/http/pprof) on this
 	// separate address, never on the relay's (host:port; empty: off).
 	// Default empty.
@@ -157,6 +180,9 @@ type Config struct {
 	Negentropy bool `env:"NEGENTROPY" envDefault:"true"`
 	// NegMaxEvents caps the events one negentropy session may cover (events). Default 500000.
 	NegMaxEvents int `env:"NEG_MAX_EVENTS" envDefault:"500000"`
+	// NegMaxTotalEvents caps the events all open negentropy sessions of the
+	// relay hold together, 40 bytes each (events). Default 2000000.
+	NegMaxTotalEvents int `env:"NEG_MAX_TOTAL_EVENTS" envDefault:"2000000"`
 	// MirrorConfig is the path of the live mirroring config that wisp serve
 	// runs (path; empty: no mirroring). Default empty.
 	MirrorConfig string `env:"MIRROR_CONFIG" envDefault:""`
@@ -256,16 +282,18 @@ func (c Config) validate() []error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("LOG_FORMAT", c.LogFormat, "want text or json")
 	}
+	if c.LogIPs != "hashed" && c.LogIPs != "full" && c.LogIPs != "off" {
+		bad("LOG_IPS", c.LogIPs, "want hashed, full or off")
+	}
+	if c.Sync != "normal" && c.Sync != "full" {
+		bad("SYNC", c.Sync, "want normal or full")
+	}
 	if c.RelayPubKey != "" {
 		if b, err := hex.DecodeString(c.RelayPubKey); err != nil || len(b) != 32 || strings.ToLower(c.RelayPubKey) != c.RelayPubKey {
 			bad("RELAY_PUBKEY", c.RelayPubKey, "want 64 lowercase hex characters")
 		}
 	}
-	if c.PublicURL != "" {
-		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-			bad("PUBLIC_URL", c.PublicURL, "want a ws:// or wss:// URL")
-		}
-	}
+	errs = append(errs, c.validateURLs()...)
 
 	positive := []struct {
 		name string
@@ -278,6 +306,7 @@ func (c Config) validate() []error {
 		{"MAX_TAG_VALUE_BYTES", c.MaxTagValueBytes, c.MaxTagValueBytes > 0},
 		{"MAX_CONTENT_LENGTH", c.MaxContentLength, c.MaxContentLength > 0},
 		{"MAX_SUBSCRIPTIONS", c.MaxSubscriptions, c.MaxSubscriptions > 0},
+		{"MAX_SUBSCRIPTION_BYTES", c.MaxSubscriptionBytes, c.MaxSubscriptionBytes > 0},
 		{"MAX_FILTERS", c.MaxFilters, c.MaxFilters > 0},
 		{"MAX_FILTER_VALUES", c.MaxFilterValues, c.MaxFilterValues > 0},
 		{"MAX_LIMIT", c.MaxLimit, c.MaxLimit > 0},
@@ -288,6 +317,8 @@ func (c Config) validate() []error {
 		{"WRITE_QUEUE", c.WriteQueue, c.WriteQueue > 0},
 		{"EXPIRY_SWEEP", c.ExpirySweep, c.ExpirySweep > 0},
 		{"READ_CONNS", c.ReadConns, c.ReadConns > 0},
+		{"NEG_MAX_EVENTS", c.NegMaxEvents, c.NegMaxEvents > 0},
+		{"NEG_MAX_TOTAL_EVENTS", c.NegMaxTotalEvents, c.NegMaxTotalEvents > 0},
 	}
 	for _, p := range positive {
 		if !p.ok {
@@ -345,6 +376,9 @@ func parseLevel(s string) (slog.Level, error) {
 // dbPath is where the database lives.
 func (c Config) dbPath() string { return filepath.Join(c.DataDir, "wisp.db") }
 
+// fullSync is WISP_SYNC=full: every commit synced to disk before its OK.
+func (c Config) fullSync() bool { return c.Sync == "full" }
+
 // limits are the relay limits this configuration sets. Fields without a
 // variable (the NIP-01 sub id length) keep the relay's default.
 func (c Config) limits() relay.Limits {
@@ -355,6 +389,7 @@ func (c Config) limits() relay.Limits {
 	l.MaxTagValueBytes = c.MaxTagValueBytes
 	l.MaxContentLength = c.MaxContentLength
 	l.MaxSubscriptions = c.MaxSubscriptions
+	l.MaxSubscriptionBytes = c.MaxSubscriptionBytes
 	l.MaxFilters = c.MaxFilters
 	l.MaxFilterValues = c.MaxFilterValues
 	l.MaxLimit = c.MaxLimit
@@ -375,5 +410,6 @@ func (c Config) info() relay.Info {
 		Contact:     c.RelayContact,
 		Icon:        c.RelayIcon,
 		PublicURL:   c.PublicURL,
+		OtherURLs:   splitList(c.OtherURLs),
 	}
 }

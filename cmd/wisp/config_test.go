@@ -207,8 +207,17 @@ func TestConfigValidation(t *testing.T) {
 		{[]string{"WISP_LISTEN=:70000"}, []string{"WISP_LISTEN"}},
 		{[]string{"WISP_LOG_LEVEL=loud"}, []string{`WISP_LOG_LEVEL="loud": want debug, info, warn or error`}},
 		{[]string{"WISP_LOG_FORMAT=xml"}, []string{`WISP_LOG_FORMAT="xml": want text or json`}},
+		{[]string{"WISP_LOG_IPS=some"}, []string{`WISP_LOG_IPS="some": want hashed, full or off`}},
+		{[]string{"WISP_SYNC=extra"}, []string{`WISP_SYNC="extra": want normal or full`}},
+		{[]string{"WISP_METRICS_LISTEN=9469"}, []string{`WISP_METRICS_LISTEN="9469": want host:port`}},
 		{[]string{"WISP_RELAY_PUBKEY=abc"}, []string{"WISP_RELAY_PUBKEY", "64 lowercase hex"}},
 		{[]string{"WISP_PUBLIC_URL=https://example.com"}, []string{"WISP_PUBLIC_URL", "ws://"}},
+		{[]string{"WISP_OTHER_URLS=wss://a.example.com,b.example.com"}, []string{"WISP_OTHER_URLS", `"b.example.com" is not a ws://`}},
+		// AUTH and NIP-98 events must name a configured URL: beyond loopback,
+		// modes that need them refuse to start without one.
+		{[]string{"WISP_LISTEN=0.0.0.0:4869", "WISP_AUTH=all"}, []string{`WISP_AUTH="all": needs WISP_PUBLIC_URL`}},
+		{[]string{"WISP_LISTEN=:4869", "WISP_AUTH=write"}, []string{`WISP_AUTH="write": needs WISP_PUBLIC_URL`}},
+		{[]string{"WISP_LISTEN=192.0.2.1:4869", "WISP_ADMIN_PUBKEYS=" + strings.Repeat("ab", 32)}, []string{"WISP_ADMIN_PUBKEYS", "needs WISP_PUBLIC_URL"}},
 		{[]string{"WISP_MAX_FILTERS=0"}, []string{`WISP_MAX_FILTERS="0": must be positive`}},
 		{[]string{"WISP_QUERY_TIMEOUT=0s"}, []string{`WISP_QUERY_TIMEOUT="0s": must be positive`}},
 		{[]string{"WISP_READ_CONNS=-1"}, []string{`WISP_READ_CONNS="-1": must be positive`}},
@@ -244,6 +253,12 @@ func TestConfigValidation(t *testing.T) {
 		{"WISP_VERIFY_WORKERS=0", "WISP_CHECKPOINT_INTERVAL=0", "WISP_CREATED_AT_FUTURE=0"},
 		{"WISP_PUBLIC_URL=wss://relay.example.com", "WISP_RELAY_PUBKEY=" + strings.Repeat("ab", 32)},
 		{"WISP_LOG_LEVEL=DEBUG"},
+		{"WISP_SYNC=full", "WISP_LOG_IPS=off", "WISP_METRICS_LISTEN=127.0.0.1:9469"},
+		{"WISP_SYNC=normal", "WISP_LOG_IPS=full"},
+		{"WISP_AUTH=all", "WISP_LISTEN=127.0.0.1:4869"},
+		{"WISP_AUTH=all", "WISP_LISTEN=[::1]:4869", "WISP_ADMIN_PUBKEYS=" + strings.Repeat("ab", 32)},
+		{"WISP_AUTH=all", "WISP_LISTEN=0.0.0.0:4869", "WISP_OTHER_URLS=ws://relay.lan:4869"},
+		{"WISP_AUTH=write", "WISP_LISTEN=0.0.0.0:4869", "WISP_PUBLIC_URL=wss://relay.example.com", "WISP_OTHER_URLS=ws://x.onion, wss://b.example.com"},
 	}
 	for _, e := range valid {
 		if _, err := loadConfig(e); err != nil {

@@ -85,24 +85,18 @@ func runExport(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 			b.set(&filters[i], t)
 		}
 	}
-	cfg, err := loadConfig(environ)
-	if err != nil {
-		return err
-	}
-	store, err := sqlite.Open(ctx, cfg.dbPath(), sqlite.Options{ReadConns: 1})
-	if err != nil {
-		return fmt.Errorf("open database %s: %w", cfg.dbPath(), err)
-	}
-	defer func() {
-		if cerr := store.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("close database: %w", cerr))
-		}
-	}()
+	return withStore(ctx, environ, func(_ Config, store *sqlite.Store) error {
+		return exportEvents(ctx, store, filters, *out, stdout, stderr)
+	})
+}
 
+// exportEvents writes the events matching filters as JSON lines to out (a
+// file, or stdout for "" and "-").
+func exportEvents(ctx context.Context, store *sqlite.Store, filters []nostr.Filter, out string, stdout, stderr io.Writer) (err error) {
 	dst := stdout
 	var file *os.File
-	if *out != "" && *out != "-" {
-		file, err = os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	if out != "" && out != "-" {
+		file, err = os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
 		if err != nil {
 			return fmt.Errorf("export: %w", err)
 		}

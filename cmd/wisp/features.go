@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/wisp-relay/wisp/metrics"
 	"github.com/wisp-relay/wisp/relay"
+	"github.com/wisp-relay/wisp/storage"
 	"github.com/wisp-relay/wisp/storage/sqlite"
 )
 
@@ -34,6 +36,11 @@ func (c Config) validateFeatures() []error {
 	}
 	if strings.ContainsAny(c.MetricsToken, " \t\r\n") {
 		errs = append(errs, fmt.Errorf("%sMETRICS_TOKEN: must not contain spaces", envPrefix))
+	}
+	if c.MetricsListen != "" {
+		if err := checkListen(c.MetricsListen); err != nil {
+			errs = append(errs, fmt.Errorf("%sMETRICS_LISTEN=%q: want host:port: %w", envPrefix, c.MetricsListen, err))
+		}
 	}
 	return errs
 }
@@ -63,29 +70,11 @@ func parseSearchKinds(s string) ([]int, error) {
 	return kinds, nil
 }
 
-// retentionRule keeps the events of kinds min to max for at most maxAge
-// (by created_at).
-type retentionRule struct {
-	min, max int
-	maxAge   time.Duration
-}
-
-func (r retentionRule) String() string {
-	kinds := strconv.Itoa(r.min)
-	switch {
-	case r.min == 0 && r.max == 65535:
-		kinds = "*"
-	case r.max != r.min:
-		kinds += "-" + strconv.Itoa(r.max)
-	}
-	return kinds + ":" + r.maxAge.String()
-}
-
 // parseRetention reads WISP_RETENTION: comma-separated KINDS:AGE rules,
 // KINDS being a kind (1), a range (20000-29999) or * (every kind), AGE a Go
 // duration (720h) or a number of days (30d). Empty: keep everything.
-func parseRetention(s string) ([]retentionRule, error) {
-	var rules []retentionRule
+func parseRetention(s string) ([]storage.RetentionRule, error) {
+	var rules []storage.RetentionRule
 	if strings.TrimSpace(s) == "" {
 		return nil, nil
 	}
@@ -95,10 +84,10 @@ func parseRetention(s string) ([]retentionRule, error) {
 		if !ok {
 			return nil, fmt.Errorf("rule %q: want KINDS:AGE, such as 1:720h or 20000-29999:24h", part)
 		}
-		var r retentionRule
+		var r storage.RetentionRule
 		switch kinds = strings.TrimSpace(kinds); {
 		case kinds == "*":
-			r.min, r.max = 0, 65535
+			r.MinKind, r.MaxKind = 0, 65535
 		case strings.Contains(kinds, "-"):
 			lo, hi, _ := strings.Cut(kinds, "-")
 			a, err1 := strconv.Atoi(strings.TrimSpace(lo))
@@ -106,22 +95,22 @@ func parseRetention(s string) ([]retentionRule, error) {
 			if err1 != nil || err2 != nil || a > b {
 				return nil, fmt.Errorf("rule %q: %q is not a range of kinds such as 20000-29999", part, kinds)
 			}
-			r.min, r.max = a, b
+			r.MinKind, r.MaxKind = a, b
 		default:
 			k, err := strconv.Atoi(kinds)
 			if err != nil {
 				return nil, fmt.Errorf("rule %q: %q is not a kind, a range or *", part, kinds)
 			}
-			r.min, r.max = k, k
+			r.MinKind, r.MaxKind = k, k
 		}
-		if r.min < 0 || r.max > 65535 {
+		if r.MinKind < 0 || r.MaxKind > 65535 {
 			return nil, fmt.Errorf("rule %q: kinds go from 0 to 65535", part)
 		}
 		d, err := parseAge(strings.TrimSpace(age))
 		if err != nil || d <= 0 {
 			return nil, fmt.Errorf("rule %q: %q is not a positive age such as 24h or 30d", part, age)
 		}
-		r.maxAge = d
+		r.MaxAge = d
 		rules = append(rules, r)
 	}
 	return rules, nil
@@ -139,26 +128,6 @@ func parseAge(s string) (time.Duration, error) {
 	return time.ParseDuration(s)
 }
 
-// retain enforces the retention rules every interval until ctx is done.
-func retain(ctx context.Context, store *sqlite.Store, rules []retentionRule, interval time.Duration, log *slog.Logger) {
-	enforce := func() { enforceRetention(ctx, store, rules, time.Now(), log) }
-	enforce() // at start, then every interval
-	every(ctx, interval, enforce)
-}
-
-// enforceRetention runs every rule once.
-func enforceRetention(ctx context.Context, store *sqlite.Store, rules []retentionRule, now time.Time, log *slog.Logger) {
-	for _, r := range rules {
-		n, err := store.DeleteOld(ctx, r.min, r.max, now.Add(-r.maxAge).Unix())
-		switch {
-		case err != nil && ctx.Err() == nil:
-			log.Error("retention", "rule", r.String(), "err", err)
-		case n > 0:
-			log.Info("retention removed old events", "rule", r.String(), "events", n)
-		}
-	}
-}
-
 // newMetrics builds the Prometheus metrics of a relay not created yet:
 // stats reads it once it is.
 func newMetrics(store *sqlite.Store, stats func() relay.Stats) *metrics.Metrics {
@@ -174,10 +143,52 @@ func newMetrics(store *sqlite.Store, stats func() relay.Stats) *metrics.Metrics 
 	})
 }
 
-// handler serves /metrics beside the relay, which serves everything else.
-func handler(rl *relay.Relay, met *metrics.Metrics, token string) http.Handler {
+// metricsOnRelayPort says whether /metrics is served on the relay's
+// listener, bound at addr. The figures (connections, traffic, database
+// size) are the operator's, not the public's, so without a token they are
+// served there only when nothing but this machine can reach the port: it
+// is bound to loopback and no reverse proxy forwards to it (a proxy is
+// what WISP_REAL_IP_HEADER says is there). With WISP_METRICS_LISTEN they
+// are served on that address instead.
+func metricsOnRelayPort(cfg Config, addr net.Addr) bool {
+	switch {
+	case cfg.MetricsListen != "":
+		return false
+	case cfg.MetricsToken != "":
+		return true
+	case cfg.RealIPHeader != "":
+		return false
+	}
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
+}
+
+// handler serves the relay, and /metrics beside it when withMetrics;
+// otherwise /metrics is not found, rather than taken for a relay path.
+func handler(rl *relay.Relay, met *metrics.Metrics, token string, withMetrics bool) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", met.Handler(token))
+	if withMetrics {
+		mux.Handle("/metrics", met.Handler(token))
+	} else {
+		mux.Handle("/metrics", http.NotFoundHandler())
+	}
 	mux.Handle("/", rl)
 	return mux
+}
+
+// serveMetrics serves /metrics apart from the relay when WISP_METRICS_LISTEN
+// says so, and otherwise warns when the relay's port does not serve it
+// either. The returned function stops what it started.
+func serveMetrics(cfg Config, met *metrics.Metrics, onRelayPort bool, log *slog.Logger) (stop func(), err error) {
+	if cfg.MetricsListen == "" {
+		if !onRelayPort {
+			log.Warn("/metrics is not served: the relay's port is reachable beyond this machine " +
+				"(not bound to loopback, or behind a proxy: WISP_REAL_IP_HEADER); " +
+				"set WISP_METRICS_LISTEN to a private address, or WISP_METRICS_TOKEN")
+		}
+		return func() {}, nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", met.Handler(cfg.MetricsToken))
+	return serveAside(cfg.MetricsListen, "metrics", "/metrics", mux, log)
 }

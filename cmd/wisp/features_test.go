@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -399,7 +398,7 @@ func TestParseRetention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []retentionRule{{20000, 29999, 24 * time.Hour}, {1, 1, 30 * 24 * time.Hour}, {0, 65535, 87600 * time.Hour}}
+	want := []storage.RetentionRule{{MinKind: 20000, MaxKind: 29999, MaxAge: 24 * time.Hour}, {MinKind: 1, MaxKind: 1, MaxAge: 30 * 24 * time.Hour}, {MinKind: 0, MaxKind: 65535, MaxAge: 87600 * time.Hour}}
 	if !slices.Equal(rules, want) {
 		t.Errorf("rules %v, want %v", rules, want)
 	}
@@ -441,11 +440,11 @@ func TestFeatureConfig(t *testing.T) {
 // Retention removes the events of the kinds and ages its rules name, and
 // nothing else; the shortest rule covering a kind wins.
 func TestRetentionEnforced(t *testing.T) {
-	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "wisp.db"), sqlite.Options{})
+	path := filepath.Join(t.TempDir(), "wisp.db")
+	store, err := sqlite.Open(context.Background(), path, sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
 	sk := nostr.GeneratePrivateKey()
 	now := time.Now()
 	day := int64(24 * 3600)
@@ -478,14 +477,30 @@ func TestRetentionEnforced(t *testing.T) {
 	if _, err := store.Save(context.Background(), items); err != nil {
 		t.Fatal(err)
 	}
-	enforceRetention(context.Background(), store, rules, now, slog.New(slog.DiscardHandler))
-	for i, r := range rows {
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A store with the rules enforces them as it opens.
+	store, err = sqlite.Open(context.Background(), path, sqlite.Options{Upkeep: storage.Upkeep{Retention: rules}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	stored := func(i int) bool {
 		has, err := store.Has(context.Background(), items[i].Event.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if has == r.gone {
-			t.Errorf("kind %d, %d days old: stored %v, want %v", r.kind, r.age, has, !r.gone)
+		return has
+	}
+	for i, r := range rows {
+		if r.gone {
+			eventually(t, fmt.Sprintf("kind %d, %d days old, to go", r.kind, r.age), func() bool { return !stored(i) })
+		}
+	}
+	for i, r := range rows {
+		if !r.gone && !stored(i) {
+			t.Errorf("kind %d, %d days old: deleted, want kept", r.kind, r.age)
 		}
 	}
 }
@@ -524,5 +539,15 @@ func TestRetentionInBackground(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Errorf("after retention: %v, want %v", got, want)
+	}
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
 	}
 }

@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/wisp-relay/wisp/policy"
+	"github.com/wisp-relay/wisp"
 	"github.com/wisp-relay/wisp/relay"
 )
 
@@ -118,7 +118,7 @@ func runImport(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 	}
 	var pending sync.WaitGroup
 	lim := cfg.limits()
-	opt := relay.IngestOptions{Source: policy.SourceImport, NoVerify: *noVerify}
+	opt := relay.IngestOptions{Source: wisp.SourceImport, NoVerify: *noVerify}
 	readErr := eachLine(ctx, src, lim.MaxMessageBytes, func(n int64, line []byte, tooLong bool) {
 		c.lines.Add(1)
 		if tooLong {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/wisp-relay/wisp/relay"
@@ -25,9 +24,6 @@ type localRelay struct {
 	store *sqlite.Store
 	acc   *access
 	relay *relay.Relay
-
-	stopSearch context.CancelFunc // stops searchIndexer
-	searchDone sync.WaitGroup
 }
 
 // openLocal opens the database and starts a relay pipeline on it; tune may
@@ -37,7 +33,9 @@ func openLocal(ctx context.Context, cfg Config, stderr io.Writer, tune func(*rel
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	store, err := sqlite.Open(ctx, cfg.dbPath(), sqlite.Options{ReadConns: 2, SearchKinds: cfg.searchKinds()})
+	opts := cfg.storeOptions(log)
+	opts.ReadConns = 2
+	store, err := sqlite.Open(ctx, cfg.dbPath(), opts)
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", cfg.dbPath(), err)
 	}
@@ -53,15 +51,7 @@ func openLocal(ctx context.Context, cfg Config, stderr io.Writer, tune func(*rel
 	}
 	rl := relay.New(rcfg, store)
 	rl.Start()
-	l := &localRelay{cfg: cfg, log: log, store: store, acc: acc, relay: rl}
-	// A long import or mirror keeps the search index's tail bounded, as
-	// wisp serve does; close completes the index.
-	sctx, stop := context.WithCancel(ctx)
-	l.stopSearch = stop
-	if len(store.SearchKinds()) > 0 {
-		l.searchDone.Go(func() { searchIndexer(sctx, store, log) })
-	}
-	return l, nil
+	return &localRelay{cfg: cfg, log: log, store: store, acc: acc, relay: rl}, nil
 }
 
 // relayConfig is the relay configuration these settings describe, without
@@ -75,7 +65,6 @@ func (c Config) relayConfig(log *slog.Logger) relay.Config {
 		VerifyWorkers: c.VerifyWorkers,
 		WriteBatchMax: c.WriteBatchMax,
 		WriteQueue:    c.WriteQueue,
-		ExpirySweep:   c.ExpirySweep,
 		Logger:        log,
 		Negentropy:    c.negentropy(),
 	}
@@ -83,7 +72,7 @@ func (c Config) relayConfig(log *slog.Logger) relay.Config {
 
 // negentropy is the NIP-77 configuration.
 func (c Config) negentropy() relay.NegentropyConfig {
-	return relay.NegentropyConfig{Enabled: c.Negentropy, MaxEvents: c.NegMaxEvents}
+	return relay.NegentropyConfig{Enabled: c.Negentropy, MaxEvents: c.NegMaxEvents, MaxTotalEvents: c.NegMaxTotalEvents}
 }
 
 // close drains the pipeline (every event handed in is stored and answered)
@@ -95,23 +84,11 @@ func (l *localRelay) close() error {
 	if err := l.relay.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("drain: %w", err))
 	}
-	l.stopSearch()
-	l.searchDone.Wait()
-	// Everything stored is in the search index when a bulk load ends; with
-	// searchIndexer bounding the tail this takes a moment at most.
-	if len(l.store.SearchKinds()) > 0 {
-		if err := catchUpSearch(context.Background(), l.store); err != nil {
-			errs = append(errs, fmt.Errorf("index for search: %w", err))
-		}
-	}
 	if err := l.acc.policy.Close(); err != nil {
 		errs = append(errs, err)
 	}
-	cctx, ccancel := context.WithTimeout(context.Background(), finalCheckpointTimeout)
-	defer ccancel()
-	if err := l.store.Checkpoint(cctx); err != nil {
-		l.log.Warn("final checkpoint failed", "err", err)
-	}
+	// Close completes the search index (a bulk load leaves it whole) and
+	// checkpoints the WAL.
 	if err := l.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close database: %w", err))
 	}

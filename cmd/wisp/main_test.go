@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -157,7 +158,7 @@ func TestShutdownDuringBurstKeepsAcceptedEvents(t *testing.T) {
 		t.Errorf("no listening line with the URL in the log:\n%s", logs)
 	}
 
-	ok := burst(t, "ws://"+addr.String(), cancel)
+	res := burst(t, "ws://"+addr.String(), cancel)
 
 	select {
 	case err := <-done:
@@ -167,7 +168,8 @@ func TestShutdownDuringBurstKeepsAcceptedEvents(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("run did not return after cancel\n%s", logs)
 	}
-	assertStored(t, filepath.Join(dir, "wisp.db"), ok)
+	assertStored(t, filepath.Join(dir, "wisp.db"), res.okIDs)
+	assertEveryEventRead(t, res, logs.String())
 	if t.Failed() {
 		t.Logf("relay log:\n%s", logs)
 	}
@@ -225,7 +227,7 @@ func TestSIGTERMDuringBurstKeepsAcceptedEvents(t *testing.T) {
 		t.Fatalf("wisp did not start\n%s", logs)
 	}
 
-	ok := burst(t, "ws://"+addr, func() {
+	res := burst(t, "ws://"+addr, func() {
 		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Errorf("send SIGTERM: %v", err)
 		}
@@ -241,21 +243,32 @@ func TestSIGTERMDuringBurstKeepsAcceptedEvents(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("wisp did not exit after SIGTERM\n%s", logs)
 	}
-	assertStored(t, filepath.Join(dir, "wisp.db"), ok)
+	assertStored(t, filepath.Join(dir, "wisp.db"), res.okIDs)
+	assertEveryEventRead(t, res, logs.String())
 	if t.Failed() {
 		t.Logf("wisp log:\n%s", logs)
 	}
 }
 
+// burstResult is what the clients of a burst saw.
+type burstResult struct {
+	okIDs    []string // answered OK true
+	sent     int      // EVENTs written before the relay's close frame came
+	answered int      // of those, answered with an OK
+}
+
 // burst sends signed kind-1 events from several concurrent connections to
-// url, calls stop halfway through, and returns the ids answered OK true. It
-// returns when the relay has closed every connection.
-func burst(t *testing.T, url string, stop func()) []string {
+// url, calls stop halfway through, and returns what the clients saw. It
+// returns when the relay has closed every connection. On each connection
+// the EVENTs answered must be the first ones sent, with no gap: the relay
+// reads in order, and answers everything it read before its close frame.
+func burst(t *testing.T, url string, stop func()) burstResult {
 	t.Helper()
 	const conns, perConn = 4, 75
 
 	// Sign everything first so the burst itself is fast.
 	msgs := make([][][]byte, conns)
+	evIDs := make([][]string, conns)
 	for c := range msgs {
 		sk := nostr.GeneratePrivateKey()
 		for i := range perConn {
@@ -273,6 +286,7 @@ func burst(t *testing.T, url string, stop func()) []string {
 				t.Fatal(err)
 			}
 			msgs[c] = append(msgs[c], b)
+			evIDs[c] = append(evIDs[c], ev.ID)
 		}
 	}
 
@@ -284,6 +298,8 @@ func burst(t *testing.T, url string, stop func()) []string {
 		okIDs       []string
 		refusals    = map[string]int{} // OK false, by reason
 		wg          sync.WaitGroup
+		written     = make([]int, conns)             // EVENTs written on each connection
+		answered    = make([]map[string]bool, conns) // ids answered on each
 	)
 	dialed := make([]*websocket.Conn, conns)
 	for c := range dialed {
@@ -293,6 +309,7 @@ func burst(t *testing.T, url string, stop func()) []string {
 		}
 		ws.SetReadLimit(1 << 20)
 		dialed[c] = ws
+		answered[c] = map[string]bool{}
 	}
 
 	// Each connection sends half its events, then waits: once the relay has
@@ -327,6 +344,11 @@ func burst(t *testing.T, url string, stop func()) []string {
 				if ws.Write(ctx, websocket.MessageText, m) != nil {
 					return // the relay is closing this connection
 				}
+				// A write that returned went out before the client
+				// answered the relay's close frame, so the relay reads it.
+				mu.Lock()
+				written[c]++
+				mu.Unlock()
 				sent.Add(1)
 			}
 		})
@@ -365,6 +387,10 @@ func burst(t *testing.T, url string, stop func()) []string {
 				var why string
 				json.Unmarshal(msg[3], &why) //nolint:errcheck // only logged
 				mu.Lock()
+				if answered[c][id] {
+					t.Errorf("connection %d: %s answered twice", c, id)
+				}
+				answered[c][id] = true
 				if accepted {
 					okIDs = append(okIDs, id)
 				} else {
@@ -375,11 +401,45 @@ func burst(t *testing.T, url string, stop func()) []string {
 		})
 	}
 	wg.Wait()
-	t.Logf("%d events sent, %d answered, %d OK true, OK false: %v", sent.Load(), acked.Load(), len(okIDs), refusals)
+	res := burstResult{okIDs: okIDs, sent: int(sent.Load())}
+	for c := range conns {
+		// The answered EVENTs are the first ones written.
+		n := len(answered[c])
+		for i, id := range evIDs[c] {
+			if answered[c][id] != (i < n) {
+				t.Errorf("connection %d: EVENT %d of %d written answered %v, but %d answered: not the first ones",
+					c, i, written[c], answered[c][id], n)
+				break
+			}
+		}
+		res.answered += n
+	}
+	t.Logf("%d events sent, %d answered, %d OK true, OK false: %v", res.sent, res.answered, len(okIDs), refusals)
 	if len(okIDs) == 0 {
 		t.Error("no event was accepted before the shutdown")
 	}
-	return okIDs
+	return res
+}
+
+// afterCloseRe finds, in text or JSON log lines, how many messages a
+// connection read after the relay's close frame.
+var afterCloseRe = regexp.MustCompile(`after_close"?[=:](\d+)`)
+
+// assertEveryEventRead answers: every EVENT written was either answered or,
+// as the relay logs, read only after its close frame went out (the client
+// sent it before it saw that frame), which RFC 6455 forbids answering.
+func assertEveryEventRead(t *testing.T, res burstResult, logs string) {
+	t.Helper()
+	afterClose := 0
+	for _, m := range afterCloseRe.FindAllStringSubmatch(logs, -1) {
+		n, _ := strconv.Atoi(m[1])
+		afterClose += n
+	}
+	if res.sent != res.answered+afterClose {
+		t.Errorf("%d EVENTs written, %d answered, %d read after the close frame: %d read and never answered",
+			res.sent, res.answered, afterClose, res.sent-res.answered-afterClose)
+	}
+	t.Logf("%d EVENTs read after the relay's close frame", afterClose)
 }
 
 // assertStored reopens the database and checks that every id is in it.

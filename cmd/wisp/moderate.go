@@ -69,19 +69,6 @@ func matchesEverything(f nostr.Filter) bool {
 		f.Since == nil && f.Until == nil && f.Search == ""
 }
 
-// openForModeration opens the database of the configuration.
-func openForModeration(ctx context.Context, environ []string) (*sqlite.Store, error) {
-	cfg, err := loadConfig(environ)
-	if err != nil {
-		return nil, err
-	}
-	store, err := sqlite.Open(ctx, cfg.dbPath(), sqlite.Options{ReadConns: 1})
-	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", cfg.dbPath(), err)
-	}
-	return store, nil
-}
-
 // runDelete is `wisp delete`.
 func runDelete(ctx context.Context, args, environ []string, stdout io.Writer) (err error) {
 	fs := flag.NewFlagSet("delete", flag.ContinueOnError)
@@ -107,35 +94,27 @@ func runDelete(ctx context.Context, args, environ []string, stdout io.Writer) (e
 			return &usageError{"delete: a filter without conditions matches every event; refusing"}
 		}
 	}
-	store, err := openForModeration(ctx, environ)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := store.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("close database: %w", cerr))
-		}
-	}()
-
 	counted := make([]nostr.Filter, len(filters))
 	for i, f := range filters {
 		f.Limit, f.LimitZero = 0, false // deletion ignores limits; so does the count
 		counted[i] = f
 	}
-	var n int64
-	if err := store.Scan(ctx, counted, func([]byte) error { n++; return nil }); err != nil {
-		return fmt.Errorf("count matching events: %w", err)
-	}
-	if !*yes {
-		_, err := fmt.Fprintf(stdout, "%d events match; nothing deleted (dry run). Run again with --yes to delete them.\n", n)
+	return withStore(ctx, environ, func(_ Config, store *sqlite.Store) error {
+		var n int64
+		if err := store.Scan(ctx, counted, func([]byte) error { n++; return nil }); err != nil {
+			return fmt.Errorf("count matching events: %w", err)
+		}
+		if !*yes {
+			_, err := fmt.Fprintf(stdout, "%d events match; nothing deleted (dry run). Run again with --yes to delete them.\n", n)
+			return err
+		}
+		deleted, err := store.DeleteMatching(ctx, counted)
+		if err != nil {
+			return fmt.Errorf("delete: %w (%d events deleted before the error)", err, deleted)
+		}
+		_, err = fmt.Fprintf(stdout, "%d events matched; deleted %d.\n", n, deleted)
 		return err
-	}
-	deleted, err := store.DeleteMatching(ctx, counted)
-	if err != nil {
-		return fmt.Errorf("delete: %w (%d events deleted before the error)", err, deleted)
-	}
-	_, err = fmt.Fprintf(stdout, "%d events matched; deleted %d.\n", n, deleted)
-	return err
+	})
 }
 
 // runScan is `wisp scan`.
@@ -161,27 +140,20 @@ func runScan(ctx context.Context, args, environ []string, stdout io.Writer) (err
 	if err != nil {
 		return &usageError{"scan: " + err.Error()}
 	}
-	store, err := openForModeration(ctx, environ)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := store.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("close database: %w", cerr))
+	return withStore(ctx, environ, func(_ Config, store *sqlite.Store) error {
+		w := bufio.NewWriter(stdout)
+		err := store.Scan(ctx, filters, func(raw []byte) error {
+			if _, err := w.Write(raw); err != nil {
+				return err
+			}
+			return w.WriteByte('\n')
+		})
+		if ferr := w.Flush(); err == nil {
+			err = ferr
 		}
-	}()
-	w := bufio.NewWriter(stdout)
-	err = store.Scan(ctx, filters, func(raw []byte) error {
-		if _, err := w.Write(raw); err != nil {
-			return err
+		if err != nil {
+			return fmt.Errorf("scan: %w", err)
 		}
-		return w.WriteByte('\n')
+		return nil
 	})
-	if ferr := w.Flush(); err == nil {
-		err = ferr
-	}
-	if err != nil {
-		return fmt.Errorf("scan: %w", err)
-	}
-	return nil
 }

@@ -7,9 +7,17 @@ import (
 	"os"
 	"strings"
 
+	"github.com/wisp-relay/wisp"
 	"github.com/wisp-relay/wisp/policy"
 	"github.com/wisp-relay/wisp/relay"
 	"github.com/wisp-relay/wisp/storage/sqlite"
+)
+
+// The concrete policy and NIP-86 admin meet the relay's interfaces here,
+// where they are wired, so that relay needs no import of policy.
+var (
+	_ relay.Policy  = (*policy.Policy)(nil)
+	_ relay.Manager = (*policy.Admin)(nil)
 )
 
 // validatePolicy checks the settings of who may write and read.
@@ -18,7 +26,7 @@ func (c Config) validatePolicy() []error {
 	bad := func(name, value, reason string) {
 		errs = append(errs, fmt.Errorf("%s%s=%q: %s", envPrefix, name, value, reason))
 	}
-	if _, err := policy.ParseAuthMode(c.Auth); err != nil {
+	if _, err := wisp.ParseAuthMode(c.Auth); err != nil {
 		bad("AUTH", c.Auth, "want open, write or all")
 	}
 	for _, v := range []struct{ name, value string }{
@@ -65,7 +73,7 @@ func (c Config) validatePolicy() []error {
 
 // policyConfig is the policy these settings describe; c has been validated.
 func (c Config) policyConfig(log *slog.Logger) policy.Config {
-	mode, _ := policy.ParseAuthMode(c.Auth)
+	mode, _ := wisp.ParseAuthMode(c.Auth)
 	rate := func(s string) policy.Rate { r, _ := policy.ParseRate(s); return r }
 	return policy.Config{
 		Auth:            mode,

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp"
 	"github.com/wisp-relay/wisp/policy"
 	"github.com/wisp-relay/wisp/storage"
 	"github.com/wisp-relay/wisp/storage/sqlite"
@@ -65,7 +66,7 @@ func TestPolicyConfigValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	pc := cfg.policyConfig(nil)
-	if pc.Auth != policy.AuthWrite || pc.EventRateIP != (policy.Rate{N: 30, Per: time.Minute}) || pc.Plugin != "sh -c 'cat'" {
+	if pc.Auth != wisp.AuthWrite || pc.EventRateIP != (policy.Rate{N: 30, Per: time.Minute}) || pc.Plugin != "sh -c 'cat'" {
 		t.Errorf("policy config %+v", pc)
 	}
 	l := cfg.lists()

@@ -20,15 +20,14 @@ const (
 	// shutdownTimeout bounds how long a shutdown waits for queued events to
 	// be stored and answered before giving up on the stragglers.
 	shutdownTimeout = 15 * time.Second
-	// finalCheckpointTimeout bounds the last WAL checkpoint before closing.
-	finalCheckpointTimeout = 10 * time.Second
 	// readHeaderTimeout stops clients that open a connection and stall.
 	readHeaderTimeout = 10 * time.Second
 )
 
 // serve runs the relay until ctx is done, then shuts it down in order: stop
-// accepting, let queued events reach the store and their OKs the clients,
-// close connections going away, checkpoint and close the database.
+// the mirrors (producers), stop accepting, let queued events reach the
+// store and their OKs the clients, close connections going away,
+// checkpoint and close the database.
 func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Addr)) (err error) {
 	log := newLogger(cfg, stderr)
 
@@ -38,17 +37,16 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
-	store, err := sqlite.Open(ctx, cfg.dbPath(), sqlite.Options{ReadConns: cfg.ReadConns, SearchKinds: cfg.searchKinds()})
+	rules, _ := parseRetention(cfg.Retention) // validated
+	opts := cfg.storeOptions(log)
+	opts.ReadConns, opts.CheckpointInterval, opts.Upkeep.Retention = cfg.ReadConns, cfg.CheckpointInterval, rules
+	store, err := sqlite.Open(ctx, cfg.dbPath(), opts)
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", cfg.dbPath(), err)
 	}
-	// The store is closed last, after the relay has drained into it.
+	// The store is closed last, after the relay has drained into it; it
+	// completes its search index and checkpoints on the way.
 	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalCheckpointTimeout)
-		defer cancel()
-		if cerr := store.Checkpoint(cctx); cerr != nil {
-			log.Warn("final checkpoint failed", "err", cerr)
-		}
 		if cerr := store.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("close database: %w", cerr))
 		}
@@ -81,7 +79,6 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 		VerifyWorkers: cfg.VerifyWorkers,
 		WriteBatchMax: cfg.WriteBatchMax,
 		WriteQueue:    cfg.WriteQueue,
-		ExpirySweep:   cfg.ExpirySweep,
 		Logger:        log,
 		Negentropy:    cfg.negentropy(),
 	}
@@ -92,8 +89,17 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 	rl = relay.New(rcfg, store)
 	rl.Start()
 
+	metricsHere := metricsOnRelayPort(cfg, ln.Addr())
+	stopMetrics, err := serveMetrics(cfg, met, metricsHere, log)
+	if err != nil {
+		ln.Close()
+		rl.Shutdown(ctx) //nolint:errcheck // nothing was accepted yet
+		return fmt.Errorf("metrics: %w", err)
+	}
+	defer stopMetrics()
+
 	srv := &http.Server{
-		Handler:           handler(rl, met, cfg.MetricsToken),
+		Handler:           handler(rl, met, cfg.MetricsToken, metricsHere),
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -104,20 +110,13 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 	var wg sync.WaitGroup
 	upkeepCtx, stopUpkeep := context.WithCancel(ctx)
 	defer stopUpkeep()
-	if cfg.CheckpointInterval > 0 {
-		wg.Go(func() { upkeep(upkeepCtx, store, cfg.CheckpointInterval, log) })
-	}
-	wg.Go(func() { walKeeper(upkeepCtx, store, log) })
-	if len(store.SearchKinds()) > 0 {
-		wg.Go(func() { searchIndexer(upkeepCtx, store, log) })
-	}
-	if rules, _ := parseRetention(cfg.Retention); len(rules) > 0 {
-		wg.Go(func() { retain(upkeepCtx, store, rules, cfg.ExpirySweep, log) })
-	}
+	wg.Go(func() { giveBackMemory(upkeepCtx) })
+	stopMirrors := func() {}
 	if cfg.MirrorConfig != "" { // live mirroring, see mirror.go; the file was checked
-		mirrorCtx, stopMirrors := context.WithCancel(ctx)
+		mirrorCtx, cancelMirrors := context.WithCancel(ctx)
 		waitMirrors := startMirrors(mirrorCtx, cfg, rl, store, log)
-		defer func() { stopMirrors(); waitMirrors() }()
+		stopMirrors = func() { cancelMirrors(); waitMirrors() }
+		defer stopMirrors() // on an early return; a no-op after the first call
 	}
 
 	log.Info("wisp listening",
@@ -125,7 +124,11 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 		"addr", ln.Addr().String(),
 		"data", cfg.dbPath(),
 		"version", version,
-		"verifier", verifier)
+		"verifier", verifier,
+		"sync", cfg.Sync)
+	for _, w := range cfg.urlWarnings() {
+		log.Warn(w)
+	}
 	if ready != nil {
 		ready(ln.Addr())
 	}
@@ -139,6 +142,9 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 		log.Error("http server failed, shutting down", "err", err)
 	}
 
+	// Producers stop first: the mirrors' down streams feed the relay, so
+	// they stop (and save their positions) before it drains.
+	stopMirrors()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
 	// http.Server.Shutdown closes the listener and waits for plain HTTP
@@ -172,119 +178,10 @@ func every(ctx context.Context, interval time.Duration, fn func()) {
 	}
 }
 
-// upkeep keeps the database in shape: checkpointing bounds the WAL file and
-// PRAGMA optimize refreshes the planner's statistics as the data grows.
-func upkeep(ctx context.Context, store *sqlite.Store, interval time.Duration, log *slog.Logger) {
-	every(ctx, interval, func() {
-		start := time.Now()
-		if err := store.Checkpoint(ctx); err != nil && ctx.Err() == nil {
-			log.Warn("checkpoint failed", "err", err)
-		}
-		if err := store.Optimize(ctx); err != nil && ctx.Err() == nil {
-			log.Warn("optimize failed", "err", err)
-		}
-		log.Debug("database upkeep done", "took", time.Since(start))
-	})
-}
-
-// walKeeper checkpoints the WAL every second from a connection of its own,
-// so that commits on the single writer do not pay for it.
-func walKeeper(ctx context.Context, store *sqlite.Store, log *slog.Logger) {
-	every(ctx, time.Second, func() {
-		if err := store.CheckpointPassive(ctx); err != nil && ctx.Err() == nil {
-			log.Debug("passive checkpoint failed", "err", err)
-		}
-	})
-}
-
-// How searchIndexer keeps the search index up with the events.
-const (
-	// searchIndexEvery is how often it looks at the index.
-	searchIndexEvery = 200 * time.Millisecond
-	// searchIndexChunk is how many events one IndexSearch call indexes: about
-	// 3 ms of the writer for notes (BenchmarkIndexSearch), so a live event
-	// waits at most about that long behind one (chunks of 1,000 held it 13
-	// ms and showed in fan-out's p99). The cost per event is flat (10-13 µs)
-	// from 100 events to 5,000, so smaller chunks cost nothing more.
-	searchIndexChunk = 250
-	// searchTailMax bounds the events not indexed yet, which every search
-	// reads without the index (a full tail adds 20-60 ms to a search,
-	// BenchmarkSearchTail); past it the index catches up under any load.
-	searchTailMax = 20000
-)
-
-// searchIndexer keeps the search index up with the events, which Save
-// leaves in the index's tail. It indexes the tail a chunk at a time once
-// no big Save batch (a queue at the writer: load) came in the last
-// interval, for up to half of each interval, so that indexing takes
-// neither the writer nor a core from clients while they are writing; and
-// whatever the load once the tail passes searchTailMax, so that it stays
-// bounded. Save batches that wait for a chunk go before the next one.
-func searchIndexer(ctx context.Context, store *sqlite.Store, log *slog.Logger) {
-	lastLoaded := store.LoadedBatches()
-	every(ctx, searchIndexEvery, func() {
-		batches := store.LoadedBatches()
-		loaded := batches != lastLoaded
-		lastLoaded = batches
-		var indexing time.Duration
-		for ctx.Err() == nil {
-			lag, err := store.SearchLag(ctx)
-			if err != nil {
-				if ctx.Err() == nil {
-					log.Warn("search index: read lag failed", "err", err)
-				}
-				return
-			}
-			if !indexMore(lag, loaded, indexing) {
-				return
-			}
-			start := time.Now()
-			n, err := store.IndexSearch(ctx, searchIndexChunk)
-			indexing += time.Since(start)
-			if err != nil {
-				if ctx.Err() == nil {
-					log.Warn("search indexing failed", "err", err)
-				}
-				return
-			}
-			if n < searchIndexChunk {
-				return
-			}
-		}
-	})
-}
-
-// indexMore says whether searchIndexer indexes another chunk, with lag
-// events behind, loaded if a big batch came since its last look, and
-// indexing spent on this look so far.
-func indexMore(lag int64, loaded bool, indexing time.Duration) bool {
-	switch {
-	case lag <= 0:
-		return false
-	case lag > searchTailMax:
-		return true // bound the tail whatever the load
-	}
-	return !loaded && indexing < searchIndexEvery/2
-}
-
-// catchUpSearch indexes every event the search index has not got to yet,
-// so that a bulk load leaves it complete.
-func catchUpSearch(ctx context.Context, store *sqlite.Store) error {
-	for {
-		n, err := store.IndexSearch(ctx, searchIndexChunk)
-		if err != nil {
-			return err
-		}
-		if n < searchIndexChunk {
-			return nil
-		}
-	}
-}
-
 // newLogger builds the process logger; cfg has been validated.
 func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	level, _ := parseLevel(cfg.LogLevel)
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: clientIPs(cfg.LogIPs)}
 	if cfg.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}

@@ -44,7 +44,7 @@ func countSelects(p *params, filters []nostr.Filter, now int64, cols string) (st
 			continue
 		}
 		if f.Search == "" {
-			branches = append(branches, selectFilter(p, &fp, now, cols, false, 0))
+			branches = append(branches, selectFilter(p, &fp, now, cols, false, 0, nil))
 			continue
 		}
 		query, ok := searchQuery(f.Search)

@@ -173,7 +173,10 @@ func notExpired(p *params, now int64) string {
 // index then yielding rows in order; a multi-valued one is an IN subquery
 // (a join would repeat events carrying several of the values); otherwise
 // the events indexes.
-func selectFilter(p *params, fp *filterParts, now int64, cols string, ordered bool, limit int) string {
+//
+// after, when not nil, starts the rows after a key in that order, among
+// the events stored up to a sequence number: a later page of a query.
+func selectFilter(p *params, fp *filterParts, now int64, cols string, ordered bool, limit int, after *pageKey) string {
 	var w where
 	from := "events AS e"
 	created := "e.created_at"
@@ -221,6 +224,12 @@ func selectFilter(p *params, fp *filterParts, now int64, cols string, ordered bo
 		w.and(tagExists(p, "e.seq", t))
 	}
 	w.and(notExpired(p, now))
+	if after != nil {
+		c, id := p.add(after.createdAt), p.add(after.id[:])
+		w.and(created + " <= " + c)
+		w.and("(" + created + " < " + c + " OR e.id > " + id + ")")
+		w.and("e.seq <= " + p.add(after.maxSeq))
+	}
 	sql := "SELECT " + cols + " FROM " + from + w.String()
 	if ordered {
 		sql += " ORDER BY " + created + " DESC, e.id"
@@ -229,6 +238,15 @@ func selectFilter(p *params, fp *filterParts, now int64, cols string, ordered bo
 		sql += " LIMIT " + p.add(limit)
 	}
 	return sql
+}
+
+// pageKey is where a later page of a filter's results starts: after the
+// row (createdAt, id) in the results' order, among the events with a
+// sequence number up to maxSeq.
+type pageKey struct {
+	createdAt int64
+	id        [32]byte
+	maxSeq    int64
 }
 
 // filterConds adds every condition of fp on the events row "e", tags as

@@ -30,7 +30,7 @@ func (s *Store) ListIDs(ctx context.Context, filters []nostr.Filter, max int, fn
 		if !ok || f.Search != "" {
 			continue
 		}
-		branches = append(branches, selectFilter(&p, &fp, now, "e.created_at, e.id", false, 0))
+		branches = append(branches, selectFilter(&p, &fp, now, "e.created_at, e.id", false, 0, nil))
 	}
 	if len(branches) == 0 {
 		return nil

@@ -83,7 +83,7 @@ func prepare(in *storage.Item, it *item) error {
 			it.d = ev.Tags.GetD()
 		}
 	}
-	if e, ok := expiration(ev.Tags); ok {
+	if e, ok, _ := storage.Expiration(ev.Tags); ok {
 		it.exp = &e
 	}
 	for _, tag := range ev.Tags {
@@ -135,18 +135,6 @@ func parseAddress(s string) (kind int, pubkey, d string, ok bool) {
 		return 0, "", "", false
 	}
 	return kind, pubkey, d, true
-}
-
-// expiration returns the NIP-40 expiration of an event, if it has one: the
-// first expiration tag, when it holds an integer.
-func expiration(tags nostr.Tags) (int64, bool) {
-	for _, tag := range tags {
-		if len(tag) >= 2 && tag[0] == "expiration" {
-			v, err := strconv.ParseInt(tag[1], 10, 64)
-			return v, err == nil
-		}
-	}
-	return 0, false
 }
 
 // indexedTagName reports whether a tag name goes to the tags table: single

@@ -126,7 +126,7 @@ func (s *Store) DeleteMatching(ctx context.Context, filters []nostr.Filter) (int
 			continue
 		}
 		var p params
-		sel := selectFilter(&p, &fp, time.Now().Unix(), "e.seq", false, deleteChunk)
+		sel := selectFilter(&p, &fp, time.Now().Unix(), "e.seq", false, deleteChunk, nil)
 		n, err := s.deleteChunks(ctx, "delete matching", deleteChunk, "DELETE FROM events WHERE seq IN ("+sel+")", p.args...)
 		total += n
 		if err != nil {
@@ -159,7 +159,7 @@ func (s *Store) Scan(ctx context.Context, filters []nostr.Filter, fn func(raw []
 			continue
 		}
 		var p params
-		rows, err := s.pool.Query(ctx, selectFilter(&p, &fp, now, "e.id, e.raw", true, limit), p.args...)
+		rows, err := s.pool.Query(ctx, selectFilter(&p, &fp, now, "e.id, e.raw", true, limit, nil), p.args...)
 		if err != nil {
 			return fmt.Errorf("scan: %w", err)
 		}

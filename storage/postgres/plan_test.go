@@ -110,8 +110,12 @@ func TestQueryPlans(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			sql, args := buildQuery([]nostr.Filter{tc.f}, now)
+			sql, args := s.pageSQLFor([]nostr.Filter{tc.f}, now, nil)
 			check(t, "query", sql, args, tc.want)
+			if tc.f.Search == "" { // a later page starts after a key
+				sql, args = s.pageSQLFor([]nostr.Filter{tc.f}, now, &row{createdAt: mid, id: [32]byte{0x80}})
+				check(t, "later page", sql, args, "")
+			}
 			f := tc.f
 			f.Limit = 0
 			var p params

@@ -8,6 +8,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -45,6 +46,10 @@ type Options struct {
 	// CountCap is how many events Count counts before it stops and answers
 	// approximately (0 means DefaultCountCap).
 	CountCap int
+	// PageBytes bounds the events one Query reads from the database before
+	// it hands them on and reads more (0 means DefaultPageBytes); see
+	// query.go.
+	PageBytes int
 }
 
 // Store is an event store in one PostgreSQL database.
@@ -58,6 +63,7 @@ type Store struct {
 	// (sorted); Save reads them again in each transaction.
 	searchKinds atomic.Pointer[[]int]
 	countCap    int
+	pageBytes   int
 }
 
 // Open connects to the database at url (a postgres:// URL or a libpq
@@ -95,9 +101,12 @@ func open(ctx context.Context, url string, opts Options, steps []string) (*Store
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}
-	s := &Store{pool: pool, countCap: opts.CountCap}
+	s := &Store{pool: pool, countCap: opts.CountCap, pageBytes: opts.PageBytes}
 	if s.countCap <= 0 {
 		s.countCap = DefaultCountCap
+	}
+	if s.pageBytes <= 0 {
+		s.pageBytes = DefaultPageBytes
 	}
 	if err := s.setUp(ctx, opts, steps); err != nil {
 		pool.Close()
@@ -168,6 +177,34 @@ func (s *Store) Has(ctx context.Context, id string) (bool, error) {
 		return false, fmt.Errorf("has: %w", err)
 	}
 	return true, nil
+}
+
+// StoredSig returns the signature of the stored event with this id, read
+// from its JSON; see storage.Store.
+func (s *Store) StoredSig(ctx context.Context, id string) (string, bool, error) {
+	if err := s.enter(); err != nil {
+		return "", false, err
+	}
+	defer s.mu.RUnlock()
+	var key [32]byte
+	if !decodeHex32(id, &key) {
+		return "", false, nil
+	}
+	var raw []byte
+	err := s.pool.QueryRow(ctx, "SELECT raw FROM events WHERE id = $1", key[:]).Scan(&raw)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("stored sig: %w", err)
+	}
+	var ev struct {
+		Sig string `json:"sig"`
+	}
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		return "", false, fmt.Errorf("stored sig: event %s: %w", id, err)
+	}
+	return ev.Sig, true, nil
 }
 
 // expireChunk is how many expired events one DeleteExpired statement

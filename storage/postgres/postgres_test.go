@@ -9,16 +9,25 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	storagetest.Run(t, conformanceEngine())
+	storagetest.Run(t, conformanceEngine(Options{MaxConns: 4}))
 }
 
-// conformanceEngine opens stores on a new database of the test server.
-func conformanceEngine() storagetest.Engine {
+// With one event per page every query of the suite reads page after page,
+// in several statements.
+func TestConformanceOneEventPages(t *testing.T) {
+	storagetest.Run(t, conformanceEngine(Options{MaxConns: 4, PageBytes: 1}))
+}
+
+// conformanceEngine opens stores with base on a new database of the test
+// server, with the suite's options.
+func conformanceEngine(base Options) storagetest.Engine {
 	return storagetest.Engine{
 		NewDB: func(t *testing.T) storagetest.Opener {
 			url := pg.Database(t)
 			return func(opts storagetest.Options) (storage.Store, error) {
-				return Open(context.Background(), url, Options{MaxConns: 4, SearchKinds: opts.SearchKinds, CountCap: opts.CountCap})
+				o := base
+				o.SearchKinds, o.CountCap = opts.SearchKinds, opts.CountCap
+				return Open(context.Background(), url, o)
 			}
 		},
 	}

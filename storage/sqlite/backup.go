@@ -39,7 +39,14 @@ type BackupInfo struct {
 	Bytes  int64         // size of the copy
 	Events int64         // events in the copy
 	Took   time.Duration // wall time
+	// Stale are the temporary files of killed backups that this one
+	// removed from the destination's directory.
+	Stale []string
 }
+
+// backupTempPattern names the temporary copies of backups, so that a
+// later backup can tell them apart from anything else in the directory.
+const backupTempPattern = ".wisp-backup-*.tmp"
 
 // Backup writes a consistent copy of the database at path to dest while
 // the relay keeps running, from this or another process. VACUUM INTO reads
@@ -48,6 +55,13 @@ type BackupInfo struct {
 // nothing half-written; it is also compacted. The copy is written beside
 // dest, synced, checked to open, and only then renamed to dest, so dest is
 // either complete or absent. dest must not exist.
+//
+// The temporary copy (.wisp-backup-*.tmp) is removed when the backup fails
+// or ctx ends; a backup killed outright leaves it, and the next backup to
+// the same directory removes it: each backup holds a lock on its own
+// temporary file, which the kernel drops when the process dies, so a file
+// that nobody has locked is a dead backup's, while one locked is a running
+// backup's and is left alone.
 func Backup(ctx context.Context, path, dest string) (BackupInfo, error) {
 	start := time.Now()
 	if _, err := os.Lstat(dest); err == nil {
@@ -61,48 +75,118 @@ func Backup(ctx context.Context, path, dest string) (BackupInfo, error) {
 	}
 	defer src.Close()
 
+	dir := filepath.Dir(dest)
+	stale := removeStaleTemps(dir)
+	fail := func(err error) (BackupInfo, error) { return BackupInfo{Stale: stale}, err }
+
 	// VACUUM INTO wants a new or empty file: a fresh empty temporary file
 	// in dest's directory, so that the final rename stays on one file system.
-	tmp, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".*.tmp")
+	tmp, err := createLockedTemp(dir)
 	if err != nil {
-		return BackupInfo{}, fmt.Errorf("backup: %w", err)
+		return fail(fmt.Errorf("backup: %w", err))
 	}
+	defer tmp.Close() // drops the lock, after the removal below
 	tmpName := tmp.Name()
-	tmp.Close()
 	ok := false
 	defer func() {
 		if !ok {
-			os.Remove(tmpName)
+			removeTemp(tmpName)
 		}
 	}()
 	if _, err := src.ExecContext(ctx, "VACUUM INTO ?", tmpName); err != nil {
-		return BackupInfo{}, fmt.Errorf("backup: vacuum into %s: %w", tmpName, err)
+		return fail(fmt.Errorf("backup: vacuum into %s: %w", tmpName, err))
 	}
 
 	events, err := checkCopy(ctx, tmpName)
 	if err != nil {
-		return BackupInfo{}, err
+		return fail(err)
 	}
 	if err := syncFile(tmpName); err != nil {
-		return BackupInfo{}, fmt.Errorf("backup: %w", err)
+		return fail(fmt.Errorf("backup: %w", err))
 	}
 	// Refuse to replace a file that appeared meanwhile: link, then unlink.
 	if err := os.Link(tmpName, dest); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return BackupInfo{}, fmt.Errorf("backup to %s: %w", dest, ErrExists)
+			return fail(fmt.Errorf("backup to %s: %w", dest, ErrExists))
 		}
-		return BackupInfo{}, fmt.Errorf("backup: %w", err)
+		return fail(fmt.Errorf("backup: %w", err))
 	}
 	ok = true
 	os.Remove(tmpName)
 	if err := syncFile(filepath.Dir(dest)); err != nil {
-		return BackupInfo{}, fmt.Errorf("backup: %w", err)
+		return fail(fmt.Errorf("backup: %w", err))
 	}
 	st, err := os.Stat(dest)
 	if err != nil {
-		return BackupInfo{}, fmt.Errorf("backup: %w", err)
+		return fail(fmt.Errorf("backup: %w", err))
 	}
-	return BackupInfo{Bytes: st.Size(), Events: events, Took: time.Since(start)}, nil
+	return BackupInfo{Bytes: st.Size(), Events: events, Took: time.Since(start), Stale: stale}, nil
+}
+
+// createLockedTemp creates an empty temporary file in dir and locks it (see
+// Backup). Another backup looking for stale files may hold the lock for a
+// moment, or (with a skewed file system clock) even remove the file: then
+// a new one is made. Where files cannot be locked the file is used
+// unlocked, and no backup removes it either.
+func createLockedTemp(dir string) (*os.File, error) {
+	for range 10 {
+		f, err := os.CreateTemp(dir, backupTempPattern)
+		if err != nil {
+			return nil, err
+		}
+		locked, err := tryLock(f)
+		if err != nil {
+			return f, nil
+		}
+		if locked {
+			mine, err1 := f.Stat()
+			named, err2 := os.Stat(f.Name())
+			if err1 == nil && err2 == nil && os.SameFile(mine, named) {
+				return f, nil
+			}
+		}
+		f.Close()
+		os.Remove(f.Name())
+	}
+	return nil, errors.New("cannot lock a temporary file: other backups keep holding them")
+}
+
+// freshTempAge is how long a new temporary file may stay empty and
+// unlocked: the moment between its creation and its lock, which VACUUM
+// INTO does not start before.
+const freshTempAge = time.Minute
+
+// removeStaleTemps removes the temporary files of killed backups in dir
+// and returns their names: those nobody holds a lock on, unless empty and
+// new (another backup may be about to lock it). A file it cannot open or
+// lock is left, since it may be in use.
+func removeStaleTemps(dir string) []string {
+	names, err := filepath.Glob(filepath.Join(dir, backupTempPattern))
+	if err != nil {
+		return nil
+	}
+	var removed []string
+	for _, name := range names {
+		f, err := os.Open(name)
+		if err != nil {
+			continue
+		}
+		if locked, err := tryLock(f); err == nil && locked {
+			if st, err := f.Stat(); err == nil && (st.Size() > 0 || time.Since(st.ModTime()) > freshTempAge) {
+				removeTemp(name)
+				removed = append(removed, name)
+			}
+		}
+		f.Close()
+	}
+	return removed
+}
+
+// removeTemp removes a temporary copy with the journal SQLite keeps
+// beside it while VACUUM INTO writes.
+func removeTemp(name string) {
+	os.Remove(name + "-journal")
+	os.Remove(name)
 }
 
 // checkCopy opens a fresh copy and counts its events.

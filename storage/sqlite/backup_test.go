@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -146,5 +147,94 @@ func TestBackupClosedDatabase(t *testing.T) {
 	info, err := Backup(context.Background(), path, filepath.Join(dir, "copy.db"))
 	if err != nil || info.Events != 1 {
 		t.Fatalf("backup: %+v %v", info, err)
+	}
+}
+
+// A backup removes the temporary files that killed backups left in its
+// directory (no lock on them), and leaves a running backup's (locked) and
+// files that are not backups'.
+func TestBackupRemovesStaleTemporaryFiles(t *testing.T) {
+	s := openTestStore(t)
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	stale := write(".wisp-backup-111.tmp", "half a copy")
+	staleJournal := write(".wisp-backup-111.tmp-journal", "its journal")
+	running := write(".wisp-backup-222.tmp", "a copy being written")
+	// Empty and unlocked: killed before its VACUUM INTO began when old,
+	// a backup about to lock it when new.
+	emptyOld, emptyNew := write(".wisp-backup-444.tmp", ""), write(".wisp-backup-555.tmp", "")
+	long := time.Now().Add(-2 * freshTempAge)
+	if err := os.Chtimes(emptyOld, long, long); err != nil {
+		t.Fatal(err)
+	}
+	others := []string{write(".notes.tmp", "not a backup"), write("wisp-backup-333.tmp", "not hidden: not ours"), emptyNew}
+	// A running backup holds a lock on its file, here from this process.
+	f, err := os.Open(running)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if locked, err := tryLock(f); err != nil || !locked {
+		t.Fatalf("lock: %v %v", locked, err)
+	}
+
+	dest := filepath.Join(dir, "copy.db")
+	info, err := Backup(t.Context(), s.file, dest)
+	if err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	for _, p := range []string{stale, staleJournal, emptyOld} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s of a killed backup is still there (%v)", filepath.Base(p), err)
+		}
+	}
+	if want := []string{stale, emptyOld}; !slices.Equal(info.Stale, want) {
+		t.Errorf("reported stale files %v, want %v", info.Stale, want)
+	}
+	for _, p := range append(others, running, dest) {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s was removed: %v", filepath.Base(p), err)
+		}
+	}
+}
+
+// Backups running at once into one directory never take each other's
+// temporary file for a stale one.
+func TestConcurrentBackupsOneDirectory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wisp.db")
+	s := openSearchStore(t, path, nil)
+	defer s.Close()
+	sk := nostr.GeneratePrivateKey()
+	var batch []storage.Item
+	for i := range 2000 {
+		batch = append(batch, signed(t, sk, 1, int64(i), fmt.Sprintf("note %d", i)))
+	}
+	if _, err := s.Save(t.Context(), batch); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Go(func() {
+			for j := range 5 {
+				info, err := Backup(t.Context(), path, filepath.Join(dir, fmt.Sprintf("copy-%d-%d.db", i, j)))
+				if err != nil {
+					t.Errorf("backup %d/%d: %v", i, j, err)
+				} else if info.Events != 2000 || len(info.Stale) > 0 {
+					t.Errorf("backup %d/%d: %+v", i, j, info)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if left, _ := filepath.Glob(filepath.Join(dir, ".wisp-backup-*")); len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
 	}
 }

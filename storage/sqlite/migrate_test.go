@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/wisp-relay/wisp/storage"
@@ -227,5 +228,63 @@ func TestMigrateRefusesNewer(t *testing.T) {
 	if !errors.Is(err, storage.ErrTooNew) || !strings.Contains(err.Error(), "newer version of wisp") ||
 		!strings.Contains(err.Error(), fmt.Sprintf("schema version %d", len(migrations())+1)) {
 		t.Errorf("error %q does not explain", err)
+	}
+}
+
+// Migration 5 gives an event stored by an older wisp with several
+// expiration tags the earliest as its expiration, as Save now does (the
+// older wisp took the first): once that has passed the event is no longer
+// served and the sweep deletes it.
+func TestMigrateExpirationToEarliest(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wisp.db")
+	sk := nostr.GeneratePrivateKey()
+	now := time.Now().Unix()
+	exp := func(at int64) nostr.Tag { return nostr.Tag{"expiration", fmt.Sprint(at)} }
+	several := signed(t, sk, 1, now-100, "expired by its second tag", exp(now+86400), exp(now-10))
+	one := signed(t, sk, 1, now-100, "expires in an hour", exp(now+3600))
+	tagged := signed(t, sk, 1, now-100, "no expiration, other tags", nostr.Tag{"t", "expiration"})
+	items := []storage.Item{several, one, tagged}
+	oldDatabase(t, path, 4, items)
+	// What the older wisp stored: the first expiration tag.
+	db, err := sql.Open("sqlite3", "file:"+escapePath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, at := range map[string]int64{several.Event.ID: now + 86400, one.Event.ID: now + 3600} {
+		var key [32]byte
+		decodeHex32(id, &key)
+		if _, err := db.Exec("UPDATE events SET expiration = ? WHERE id = ?", at, key[:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	s, err := Open(t.Context(), path, Options{manualUpkeep: true}) // no sweep before the checks
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	want := map[string]sql.NullInt64{
+		several.Event.ID: {Int64: now - 10, Valid: true},
+		one.Event.ID:     {Int64: now + 3600, Valid: true},
+		tagged.Event.ID:  {},
+	}
+	for id, w := range want {
+		var key [32]byte
+		decodeHex32(id, &key)
+		var got sql.NullInt64
+		if err := s.r.QueryRow("SELECT expiration FROM events WHERE id = ?", key[:]).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != w {
+			t.Errorf("expiration of %s after migration: %v, want %v", id, got, w)
+		}
+	}
+	f := searchFixture{t, s}
+	if got := f.events(nostr.Filter{}); len(got) != 2 {
+		t.Errorf("served %d events, want 2: %q", len(got), contents(got))
+	}
+	if n, err := s.DeleteExpired(t.Context(), now); err != nil || n != 1 {
+		t.Errorf("delete expired: %d, %v; want 1", n, err)
 	}
 }

@@ -3,12 +3,9 @@ package sqlite
 import (
 	"bytes"
 	"cmp"
-	"context"
-	"database/sql"
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/wisp-relay/wisp/storage"
@@ -18,40 +15,9 @@ import (
 // limit of 32766.
 const maxParams = 30000
 
-// Query runs every filter in one read snapshot; see storage.Store.
-func (s *Store) Query(ctx context.Context, filters []nostr.Filter, fn func(raw []byte) error) (int64, error) {
-	now := time.Now().Unix()
-	queries := make([]builtQuery, 0, len(filters))
-	for i := range filters {
-		q, ok, err := buildQuery(&filters[i], now)
-		if filters[i].Search != "" {
-			q, ok, err = buildSearchQuery(&filters[i], now)
-		}
-		if err != nil {
-			return 0, fmt.Errorf("query filter %d: %w", i, err)
-		}
-		if ok {
-			queries = append(queries, q)
-		}
-	}
-	rows, watermark, err := s.read(ctx, queries)
-	if err != nil {
-		return 0, err
-	}
-	// fn runs after the read transaction has ended: a slow consumer must not
-	// hold a snapshot open, since a long reader blocks WAL checkpoints.
-	for i := range rows {
-		if err := ctx.Err(); err != nil {
-			return 0, fmt.Errorf("query: %w", err)
-		}
-		if err := fn(rows[i].raw); err != nil {
-			return 0, err
-		}
-	}
-	return watermark, nil
-}
-
+// row is one event read by a query.
 type row struct {
+	seq       int64 // set for search results
 	createdAt int64
 	id        [32]byte
 	raw       []byte
@@ -98,68 +64,6 @@ func compareRows(a, b row) int {
 	return bytes.Compare(a.id[:], b.id[:])
 }
 
-// read runs the statements in one read transaction and returns the merged
-// rows, without duplicates, in order.
-func (s *Store) read(ctx context.Context, queries []builtQuery) ([]row, int64, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return nil, 0, storage.ErrClosed
-	}
-	if !slices.ContainsFunc(queries, func(q builtQuery) bool { return q.search }) {
-		return s.readDirect(ctx, queries)
-	}
-	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, 0, fmt.Errorf("query: begin: %w", err)
-	}
-	defer tx.Rollback() // read only: nothing to commit
-
-	// The first read fixes the snapshot; the watermark comes from it too.
-	var watermark int64
-	if err := tx.QueryRowContext(ctx, watermarkSQL).Scan(&watermark); err != nil {
-		return nil, 0, fmt.Errorf("query: read watermark: %w", err)
-	}
-
-	var out []row
-	seen := newIDSet(len(queries))
-	for _, q := range queries {
-		if err := runQuery(ctx, tx, q, seen, &out); err != nil {
-			return nil, 0, err
-		}
-	}
-	if len(queries) > 1 {
-		slices.SortFunc(out, compareRows)
-	}
-	return out, watermark, nil
-}
-
-func runQuery(ctx context.Context, tx *sql.Tx, q builtQuery, seen idSet, out *[]row) error {
-	if q.search {
-		return runSearch(ctx, tx, q, seen, out)
-	}
-	rs, err := tx.QueryContext(ctx, q.sql, q.args...)
-	if err != nil {
-		return fmt.Errorf("query: %w", err)
-	}
-	defer rs.Close()
-	var id sql.RawBytes
-	for rs.Next() {
-		var r row
-		if err := rs.Scan(&r.createdAt, &id, &r.raw); err != nil {
-			return fmt.Errorf("query: scan: %w", err)
-		}
-		copy(r.id[:], id)
-		if seen.first(r.id) {
-			*out = append(*out, r)
-		}
-	}
-	if err := rs.Err(); err != nil {
-		return fmt.Errorf("query: %w", err)
-	}
-	return nil
-}
-
 // selectEvents is what a query built by buildQuery reads: created_at, id
 // and the JSON. The JSON is read as a BLOB: the driver then copies it
 // into one []byte, where TEXT costs a string and a conversion.
@@ -195,6 +99,20 @@ type tagCond struct {
 // Values are always bound parameters; the SQL text depends only on the
 // filter's shape, so the reader's statement cache is reused.
 func buildQuery(f *nostr.Filter, now int64) (q builtQuery, ok bool, err error) {
+	return buildPage(f, now, page{})
+}
+
+// page says which part of a filter's results a query reads: those after
+// row after (nil: from the newest), with a sequence number up to maxSeq
+// (0: any), at most limit of them (0: the filter's limit). See pages.go.
+type page struct {
+	after  *row
+	maxSeq int64
+	limit  int
+}
+
+// buildPage is buildQuery for one page of the filter's results.
+func buildPage(f *nostr.Filter, now int64, p page) (q builtQuery, ok bool, err error) {
 	if f.Search != "" || (f.Limit <= 0 && f.LimitZero) {
 		return q, false, nil
 	}
@@ -302,11 +220,26 @@ func buildQuery(f *nostr.Filter, now int64) (q builtQuery, ok bool, err error) {
 		sub.sql.WriteString(")")
 		b.cond(sub.sql.String(), sub.args...)
 	}
+	if p.after != nil {
+		// Keyset pagination in the order of the results: older, or as old
+		// with a higher id. The plain bound lets the index range start there.
+		b.cond(order+" <= ?", p.after.createdAt)
+		b.cond("("+order+" < ? OR e.id > ?)", p.after.createdAt, p.after.id[:])
+	}
+	if p.maxSeq > 0 {
+		// The unary plus keeps the planner from taking it for an index
+		// bound: a range of seq would cover nearly every event.
+		b.cond("+e.seq <= ?", p.maxSeq)
+	}
 	b.cond("(e.expiration IS NULL OR e.expiration > ?)", now)
 	fmt.Fprintf(&b.sql, " ORDER BY %s DESC, e.id", order)
-	if f.Limit > 0 {
+	limit := f.Limit
+	if p.limit > 0 {
+		limit = p.limit
+	}
+	if limit > 0 {
 		b.sql.WriteString(" LIMIT ?")
-		b.args = append(b.args, f.Limit)
+		b.args = append(b.args, limit)
 	}
 	if len(b.args) > maxParams {
 		return q, false, fmt.Errorf("%d values in one filter: %w", len(b.args), storage.ErrBadQuery)

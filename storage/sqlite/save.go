@@ -225,8 +225,8 @@ func (w *writeTx) save(it *storage.Item, k *keys) (storage.Result, error) {
 	}
 
 	var exp any // NULL without a NIP-40 tag
-	if e, ok := expiration(ev.Tags); ok {
-		exp = e
+	if e, ok, _ := storage.Expiration(ev.Tags); ok {
+		exp = e // malformed tags, which the relay refuses, are ignored
 	}
 	var seq int64
 	err := w.stmt(stmtInsertEvent).QueryRowContext(w.ctx, id, pk, created, ev.Kind, dTag, exp, it.Raw).Scan(&seq)
@@ -350,17 +350,6 @@ func parseAddress(s string) (kind int, pubkey, d string, ok bool) {
 		return 0, "", "", false
 	}
 	return kind, pubkey, d, true
-}
-
-// expiration returns the NIP-40 expiration of an event, if it has one.
-func expiration(tags nostr.Tags) (int64, bool) {
-	for _, tag := range tags {
-		if len(tag) >= 2 && tag[0] == "expiration" {
-			v, err := strconv.ParseInt(tag[1], 10, 64)
-			return v, err == nil
-		}
-	}
-	return 0, false
 }
 
 // indexedTagName reports whether a tag name goes to the tags table: single

@@ -4,12 +4,15 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"strings"
 
+	"github.com/mattn/go-sqlite3"
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/wisp-relay/wisp/storage"
 )
@@ -30,8 +33,8 @@ import (
 // either way. A delete trigger removes a deleted or replaced event from the
 // index with its row.
 //
-// Who moves the watermark: IndexSearch, called from a background loop of
-// the program (the store starts nothing itself), indexes the tail in
+// Who moves the watermark: IndexSearch, called by the store's own
+// background work (searchIndexer in upkeep.go), indexes the tail in
 // chunks, one INSERT ... SELECT each: FTS4 writes its pending terms out as
 // a new segment at every statement, which made the old insert trigger cost
 // a segment per event. Save never indexes: even a lone event's index write
@@ -92,9 +95,9 @@ const indexRangeSQL = `INSERT INTO events_search (docid, content)
 // of them (the search kinds' content is indexed, other kinds only passed
 // over), in one write transaction, and returns how many it passed; fewer
 // than chunk means the index has caught up. A chunk holds the writer for
-// its duration (BenchmarkIndexSearch: 10-13 µs per note). Run it from a
-// background loop (see SearchLag and LoadedBatches for when), and until it
-// returns less than chunk after a bulk load.
+// its duration (BenchmarkIndexSearch: 10-13 µs per note); searchIndexer
+// decides when (see SearchLag and LoadedBatches), and Close runs it until
+// it returns less than chunk.
 func (s *Store) IndexSearch(ctx context.Context, chunk int) (int, error) {
 	if chunk <= 0 {
 		return 0, nil
@@ -305,9 +308,9 @@ type searchStats struct {
 	hits         []float64 // per term, the documents holding it
 }
 
-// runSearch ranks the candidates of a search query by relevance (BM25),
-// keeps the best q.limit, and reads their JSON, appending them to out in
-// rank order.
+// rankSearch ranks the candidates of a search query by relevance (BM25)
+// in the read transaction open on c and returns the best q.limit of them
+// in rank order, without their JSON (pages.go reads it).
 //
 // Ranking the tail: its matches are scored like indexed ones, by the same
 // BM25 over the same words (storage.CountTerms counts them as the index
@@ -316,68 +319,85 @@ type searchStats struct {
 // indexed yet, beyond the small drift of those statistics. The candidates
 // are the maxSearchCandidates most recently stored matches: the tail's
 // first, since it is newer than everything indexed.
-func runSearch(ctx context.Context, tx *sql.Tx, q builtQuery, seen idSet, out *[]row) error {
+func rankSearch(ctx context.Context, c *sqlite3.SQLiteConn, q builtQuery) ([]row, error) {
 	type candidate struct {
 		row
-		seq    int64
 		tf     []float64
 		length float64
 	}
 	var cands []candidate
-	var id, info sql.RawBytes
+	dest := make([]driver.Value, 4)
+	// scanKey reads the seq, created_at and id every candidate query starts with.
+	scanKey := func(c *candidate) error {
+		c.seq, _ = dest[0].(int64)
+		c.createdAt, _ = dest[1].(int64)
+		id, _ := dest[2].([]byte)
+		if len(id) != 32 {
+			return fmt.Errorf("row with a %d-byte id", len(id))
+		}
+		copy(c.id[:], id)
+		return nil
+	}
 
-	rs, err := tx.QueryContext(ctx, q.tailSQL, q.tailArgs...)
+	args, err := driverArgs(q.tailArgs)
 	if err != nil {
-		return fmt.Errorf("search tail: %w", err)
+		return nil, fmt.Errorf("search tail: %w", err)
 	}
 	tf := make([]int, len(q.terms))
 	var tailLen float64
-	var content sql.NullString // the bytes as stored, as the index reads them
-	for len(cands) < maxSearchCandidates && rs.Next() {
-		var c candidate
-		if err := rs.Scan(&c.seq, &c.createdAt, &id, &content); err != nil {
-			rs.Close()
-			return fmt.Errorf("search tail: scan: %w", err)
+	errEnough := errors.New("enough candidates")
+	err = queryRows(ctx, c, q.tailSQL, args, dest, func() error {
+		var content string // the bytes as stored, as the index reads them
+		switch v := dest[3].(type) {
+		case string:
+			content = v
+		case []byte:
+			content = string(v)
 		}
-		c.length = float64(storage.CountTerms(q.terms, content.String, tf))
+		var cd candidate
+		cd.length = float64(storage.CountTerms(q.terms, content, tf))
 		if slices.Contains(tf, 0) {
-			continue
+			return nil
 		}
-		c.tf = make([]float64, len(tf))
+		if err := scanKey(&cd); err != nil {
+			return err
+		}
+		cd.tf = make([]float64, len(tf))
 		for i, n := range tf {
-			c.tf[i] = float64(n)
+			cd.tf[i] = float64(n)
 		}
-		copy(c.id[:], id)
-		tailLen += c.length
-		cands = append(cands, c)
-	}
-	rs.Close()
-	if err := rs.Err(); err != nil {
-		return fmt.Errorf("search tail: %w", err)
+		tailLen += cd.length
+		cands = append(cands, cd)
+		if len(cands) >= maxSearchCandidates {
+			return errEnough
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errEnough) {
+		return nil, fmt.Errorf("search tail: %w", err)
 	}
 	tailDocs := len(cands)
 
 	var stats searchStats
 	if room := maxSearchCandidates - len(cands); room > 0 {
-		args := slices.Clone(q.args)
-		args[len(args)-1] = room
-		rs, err := tx.QueryContext(ctx, q.sql, args...)
+		qargs := slices.Clone(q.args)
+		qargs[len(qargs)-1] = room
+		args, err := driverArgs(qargs)
 		if err != nil {
-			return fmt.Errorf("search: %w", err)
+			return nil, fmt.Errorf("search: %w", err)
 		}
-		for rs.Next() {
-			var c candidate
-			if err := rs.Scan(&c.seq, &c.createdAt, &id, &info); err != nil {
-				rs.Close()
-				return fmt.Errorf("search: scan: %w", err)
+		err = queryRows(ctx, c, q.sql, args, dest, func() error {
+			var cd candidate
+			if err := scanKey(&cd); err != nil {
+				return err
 			}
-			copy(c.id[:], id)
-			c.tf, c.length = parseMatchinfo(info, len(q.terms), &stats)
-			cands = append(cands, c)
-		}
-		rs.Close()
-		if err := rs.Err(); err != nil {
-			return fmt.Errorf("search: %w", err)
+			info, _ := dest[3].([]byte)
+			cd.tf, cd.length = parseMatchinfo(info, len(q.terms), &stats)
+			cands = append(cands, cd)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("search: %w", err)
 		}
 	}
 	// Every tail match holds every term; index stats are zero if nothing
@@ -393,30 +413,16 @@ func runSearch(ctx context.Context, tx *sql.Tx, q builtQuery, seen idSet, out *[
 			stats.hits[i] += n
 		}
 	}
+	out := make([]row, len(cands))
 	for i := range cands {
 		cands[i].score, cands[i].ranked = bm25(&stats, cands[i].tf, cands[i].length), true
+		out[i] = cands[i].row
 	}
-
-	slices.SortFunc(cands, func(a, b candidate) int { return compareRows(a.row, b.row) })
-	if q.limit > 0 && len(cands) > q.limit {
-		cands = cands[:q.limit]
+	slices.SortFunc(out, compareRows)
+	if q.limit > 0 && len(out) > q.limit {
+		out = out[:q.limit]
 	}
-
-	st, err := tx.PrepareContext(ctx, "SELECT raw FROM events WHERE seq = ?")
-	if err != nil {
-		return fmt.Errorf("search: %w", err)
-	}
-	defer st.Close()
-	for _, c := range cands {
-		if !seen.first(c.id) {
-			continue
-		}
-		if err := st.QueryRowContext(ctx, c.seq).Scan(&c.raw); err != nil {
-			return fmt.Errorf("search: read event: %w", err)
-		}
-		*out = append(*out, c.row)
-	}
-	return nil
+	return slices.Clip(out), nil
 }
 
 // BM25 parameters, the usual ones.

@@ -26,7 +26,8 @@ type searchFixture struct {
 
 func openSearchStore(t *testing.T, path string, kinds []int) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), path, Options{ReadConns: 2, SearchKinds: kinds})
+	// The tests decide when the index catches up.
+	s, err := Open(context.Background(), path, Options{ReadConns: 2, SearchKinds: kinds, manualUpkeep: true})
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/mattn/go-sqlite3"
 	"github.com/wisp-relay/wisp/storage"
@@ -64,13 +65,32 @@ type Options struct {
 	// CountCap is how many events Count counts before it stops and answers
 	// approximately (0 means DefaultCountCap).
 	CountCap int
+	// FullSync makes every commit wait until the WAL is on disk (PRAGMA
+	// synchronous=FULL) so that a power loss or an OS crash loses nothing
+	// committed. The default, NORMAL, syncs only at checkpoints: a commit
+	// survives the process crashing but not the machine, which may lose
+	// the last commits since a checkpoint, already answered OK true.
+	FullSync bool
+	// Upkeep is the background work the store does until Close (see
+	// upkeep.go): expiry and retention; CheckpointInterval is how often the
+	// WAL is truncated and the planner's statistics refreshed (0: never).
+	Upkeep             storage.Upkeep
+	CheckpointInterval time.Duration
+	// manualUpkeep turns the background work off, Close's included: for
+	// tests that drive IndexSearch and checkpoints themselves.
+	manualUpkeep bool
+	// PageBytes bounds the events one Query reads from the database before
+	// it hands them on and reads more (0 means DefaultPageBytes); see
+	// pages.go.
+	PageBytes int
 }
 
 // Store is an event store in one SQLite database file.
 type Store struct {
 	// mu makes Close wait for calls in flight; methods hold it for reading.
-	mu     sync.RWMutex
-	closed bool
+	mu        sync.RWMutex
+	closed    bool
+	closeOnce sync.Once
 
 	file string
 	w    *sql.DB // the one writer connection, BEGIN IMMEDIATE
@@ -84,6 +104,8 @@ type Store struct {
 	// Save batches big enough to mean load, see LoadedBatches.
 	loadedBatches atomic.Int64
 	countCap      int // see count.go
+	pageBytes     int // see pages.go
+	upkeep        upkeep
 }
 
 // Open opens (creating if needed) the database at path, migrates it to the
@@ -110,10 +132,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	// The writer's larger page cache keeps the hot index pages of ingest in
 	// memory (the size is in KiB when negative).
 	uri := "file:" + escapePath(path)
+	syncName, syncLevel := synchronous(opts.FullSync)
 	var err error
 	s.w, err = sql.Open(driverName, uri+fmt.Sprintf(
-		"?_journal_mode=WAL&_synchronous=NORMAL&_foreign_keys=on&_busy_timeout=%d&_txlock=immediate&_mutex=no&_cache_size=-65536",
-		busyTimeoutMS))
+		"?_journal_mode=WAL&_synchronous=%s&_foreign_keys=on&_busy_timeout=%d&_txlock=immediate&_mutex=no&_cache_size=-65536",
+		syncName, busyTimeoutMS))
 	if err != nil {
 		return nil, fmt.Errorf("open writer: %w", err)
 	}
@@ -124,7 +147,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	s.w.SetConnMaxLifetime(0)
 	s.w.SetConnMaxIdleTime(0)
 
-	if err := checkPragmas(ctx, s.w); err != nil {
+	if err := checkPragmas(ctx, s.w, syncLevel); err != nil {
 		return nil, err
 	}
 	// SQLite runs the automatic checkpoint inside whichever commit crosses
@@ -146,6 +169,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	s.countCap = opts.CountCap
 	if s.countCap <= 0 {
 		s.countCap = DefaultCountCap
+	}
+	s.pageBytes = opts.PageBytes
+	if s.pageBytes <= 0 {
+		s.pageBytes = DefaultPageBytes
 	}
 
 	// The readers are opened after the writer has put the file in WAL mode:
@@ -177,12 +204,24 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	ok = true
+	if !opts.manualUpkeep {
+		s.startUpkeep(opts)
+	}
 	return s, nil
+}
+
+// synchronous is the writer's PRAGMA synchronous (see Options.FullSync):
+// its name and the number the pragma reads back.
+func synchronous(full bool) (name string, level int) {
+	if full {
+		return "FULL", 2
+	}
+	return "NORMAL", 1
 }
 
 // checkPragmas verifies that the DSN settings really took effect: SQLite
 // silently keeps the old journal mode when it cannot switch.
-func checkPragmas(ctx context.Context, db *sql.DB) error {
+func checkPragmas(ctx context.Context, db *sql.DB, syncLevel int) error {
 	var mode string
 	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 		return fmt.Errorf("read journal mode: %w", err)
@@ -197,6 +236,13 @@ func checkPragmas(ctx context.Context, db *sql.DB) error {
 	if fk != 1 {
 		return errors.New("foreign keys are off")
 	}
+	var level int
+	if err := db.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&level); err != nil {
+		return fmt.Errorf("read synchronous: %w", err)
+	}
+	if level != syncLevel {
+		return fmt.Errorf("synchronous is %d, want %d", level, syncLevel)
+	}
 	return nil
 }
 
@@ -206,9 +252,12 @@ func escapePath(path string) string {
 	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
 }
 
-// Close waits for calls in flight, then closes every connection. Calls after
-// Close return storage.ErrClosed; a second Close does nothing.
+// Close stops the store's background work, completes the search index and
+// checkpoints the WAL (each within its time; see upkeep.go), waits for
+// calls in flight, then closes every connection. Calls after Close return
+// storage.ErrClosed; a second Close does nothing.
 func (s *Store) Close() error {
+	s.closeOnce.Do(s.stopUpkeep) // needs the store open: before the lock below
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -317,6 +366,30 @@ func (s *Store) Has(ctx context.Context, id string) (bool, error) {
 		return false, fmt.Errorf("has: %w", err)
 	}
 	return true, nil
+}
+
+// StoredSig returns the signature stored with the event id. It reads it
+// from the stored JSON (wisp keeps no column for it): one row read, a
+// little more than Has, which only looks at the id index.
+func (s *Store) StoredSig(ctx context.Context, id string) (string, bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return "", false, storage.ErrClosed
+	}
+	var key [32]byte
+	if !decodeHex32(id, &key) {
+		return "", false, nil
+	}
+	var sig sql.NullString
+	err := s.r.QueryRowContext(ctx, "SELECT json_extract(raw, '$.sig') FROM events WHERE id = ?", key[:]).Scan(&sig)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("stored sig: %w", err)
+	}
+	return sig.String, true, nil
 }
 
 // expireChunk is how many expired events one DeleteExpired transaction

@@ -17,17 +17,20 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	storagetest.Run(t, conformanceEngine())
+	storagetest.Run(t, conformanceEngine(Options{ReadConns: 2}))
 }
 
-// conformanceEngine opens stores on database files in the test's
-// directory; Settle brings the search index up to date.
-func conformanceEngine() storagetest.Engine {
+// conformanceEngine opens stores with base on database files in the
+// test's directory, with the suite's options; Settle brings the search
+// index up to date.
+func conformanceEngine(base Options) storagetest.Engine {
 	return storagetest.Engine{
 		NewDB: func(t *testing.T) storagetest.Opener {
 			path := filepath.Join(t.TempDir(), "wisp.db")
 			return func(opts storagetest.Options) (storage.Store, error) {
-				return Open(t.Context(), path, Options{ReadConns: 2, SearchKinds: opts.SearchKinds, CountCap: opts.CountCap})
+				o := base
+				o.SearchKinds, o.CountCap = opts.SearchKinds, opts.CountCap
+				return Open(t.Context(), path, o)
 			}
 		},
 		Settle: func(t *testing.T, s storage.Store) { catchUp(t, s.(*Store), 100) },
@@ -95,6 +98,28 @@ func TestPragmas(t *testing.T) {
 	}
 	if _, err := s.r.ExecContext(ctx, "DELETE FROM events"); err == nil {
 		t.Error("the read pool can write")
+	}
+}
+
+// With FullSync every commit of the writer waits for the disk.
+func TestFullSync(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wisp.db")
+	for _, c := range []struct {
+		full bool
+		want int
+	}{{false, 1}, {true, 2}, {false, 1}} { // NORMAL, FULL, and back: it is no property of the file
+		s, err := Open(t.Context(), path, Options{FullSync: c.full})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got int
+		if err := s.w.QueryRowContext(t.Context(), "PRAGMA synchronous").Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != c.want {
+			t.Errorf("FullSync %v: PRAGMA synchronous = %d, want %d", c.full, got, c.want)
+		}
+		s.Close()
 	}
 }
 

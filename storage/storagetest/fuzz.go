@@ -15,13 +15,14 @@ import (
 
 // FuzzQuery is the query differential fuzz, for an engine's own fuzz test
 // (func FuzzQuery(f *testing.F) { storagetest.FuzzQuery(f, open) }) with
-// open returning a new, empty store that is closed when t ends. It
+// open returning a new, empty store that is closed when t ends; it may vary
+// the store's settings (how it reads, say) with the fuzz input. It
 // compares Query with a reference (go-nostr's Filter.Matches, then order
 // and limit) on small event sets built from the fuzz input: few authors,
 // kinds and tag values, and many created_at collisions, so that ties,
 // replacement and tag matching are exercised. The store does not verify
 // signatures, so events are only hashed.
-func FuzzQuery(f *testing.F, open func(t *testing.T) storage.Store) {
+func FuzzQuery(f *testing.F, open func(t *testing.T, input []byte) storage.Store) {
 	f.Add([]byte{})
 	f.Add([]byte("\x05\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\xff\x10\x20"))
 	f.Add([]byte("\x0f\x13\x27\x31\x44\x52\x63\x70\x81\x92\xa3\xb4\xc5\xd6\xe7\xf8\x09\x1a\x2b\x3c\x4d\x5e\x6f"))
@@ -38,7 +39,7 @@ func FuzzQuery(f *testing.F, open func(t *testing.T) storage.Store) {
 			filters = append(filters, fuzzFilter(r, evs))
 		}
 
-		s := open(t)
+		s := open(t, data)
 		items := make([]storage.Item, len(evs))
 		for i, ev := range evs {
 			raw, err := ev.MarshalJSON()

@@ -20,7 +20,7 @@ import (
 // events and of others'), NIP-62 requests to vanish and gift wraps, cut
 // into batches at random, are saved, and each outcome and then what
 // queries and counts serve are compared with a naive model of the rules.
-func FuzzSave(f *testing.F, open func(t *testing.T) storage.Store) {
+func FuzzSave(f *testing.F, open func(t *testing.T, input []byte) storage.Store) {
 	for _, seed := range []string{
 		"",
 		"\x10\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18",
@@ -44,7 +44,7 @@ func FuzzSave(f *testing.F, open func(t *testing.T) storage.Store) {
 		}
 		f.Add(seed)
 	}
-	f.Fuzz(func(t *testing.T, data []byte) { SaveStream(t, open(t), data) })
+	f.Fuzz(func(t *testing.T, data []byte) { SaveStream(t, open(t, data), data) })
 }
 
 // SaveStream is one input of FuzzSave, on an empty store s.

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +53,7 @@ func Run(t *testing.T, e Engine) {
 		opts Options
 	}{
 		{name: "SaveAndDuplicate", fn: testSaveAndDuplicate},
+		{name: "StoredSig", fn: testStoredSig},
 		{name: "SeqAndWatermark", fn: testSeqAndWatermark},
 		{name: "RawBytesKept", fn: testRawBytesKept},
 		{name: "OddTagBytes", fn: testOddTagBytes},
@@ -315,6 +315,25 @@ func testSaveAndDuplicate(t *testing.T, f *fixture) {
 	}
 }
 
+// StoredSig gives back the signature saved with an event, so that a
+// re-sent event with another signature is not taken for a known duplicate.
+func testStoredSig(t *testing.T, f *fixture) {
+	ctx := context.Background()
+	a := event(t, newKey(t), 1, 1000, nil, "a")
+	if sig, found, err := f.s.StoredSig(ctx, a.Event.ID); err != nil || found || sig != "" {
+		t.Fatalf("before saving: %q, %v, %v", sig, found, err)
+	}
+	f.saveOne(a, storage.Stored)
+	if sig, found, err := f.s.StoredSig(ctx, a.Event.ID); err != nil || !found || sig != a.Event.Sig {
+		t.Errorf("after saving: %q, %v, %v; want %q", sig, found, err, a.Event.Sig)
+	}
+	for _, bad := range []string{"", "xyz", strings.ToUpper(a.Event.ID)} {
+		if _, found, err := f.s.StoredSig(ctx, bad); err != nil || found {
+			t.Errorf("StoredSig(%q): found %v, %v", bad, found, err)
+		}
+	}
+}
+
 func testSeqAndWatermark(t *testing.T, f *fixture) {
 	k := newKey(t)
 	if _, wm := f.query(nostr.Filter{}); wm != 0 {
@@ -541,13 +560,8 @@ func isLetter(name string) bool {
 }
 
 func expired(ev *nostr.Event, now int64) bool {
-	for _, tag := range ev.Tags {
-		if len(tag) >= 2 && tag[0] == "expiration" {
-			exp, err := strconv.ParseInt(tag[1], 10, 64)
-			return err == nil && exp <= now
-		}
-	}
-	return false
+	exp, ok, _ := storage.Expiration(ev.Tags)
+	return ok && exp <= now
 }
 
 func testQueryOrderTies(t *testing.T, f *fixture) {
@@ -817,18 +831,31 @@ func testExpiration(t *testing.T, f *fixture) {
 	future := event(t, k, 1, now-100, exp(now+3600), "expires later")
 	bad := event(t, k, 1, now-100, nostr.Tags{{"expiration", "soon"}}, "unparseable expiration")
 	plain := event(t, k, 1, now-100, nil, "no expiration")
-	f.save(items(past, future, bad, plain), storage.Stored, storage.Stored, storage.Stored, storage.Stored)
+	// With several expiration tags the earliest counts (storage.Expiration),
+	// wherever it comes in the list.
+	several := event(t, k, 1, now-100, nostr.Tags{{"expiration", fmt.Sprint(now + 3600)}, {"expiration", fmt.Sprint(now - 10)}}, "expired by its second tag")
+	f.save(items(past, future, bad, plain, several), storage.Stored, storage.Stored, storage.Stored, storage.Stored, storage.Stored)
 
 	live := []string{future.Event.ID, bad.Event.ID, plain.Event.ID}
 	slices.Sort(live)
 	f.expectIDs(filters(nostr.Filter{}), live...)
 	f.expectIDs(filters(nostr.Filter{IDs: []string{past.Event.ID}}))
+	f.expectIDs(filters(nostr.Filter{IDs: []string{several.Event.ID}}))
+	for _, flt := range []nostr.Filter{{}, {IDs: []string{several.Event.ID}}, {Authors: []string{k.pk}}} {
+		want := int64(len(live))
+		if len(flt.IDs) > 0 {
+			want = 0
+		}
+		if n, _, err := f.s.Count(context.Background(), []nostr.Filter{flt}); err != nil || n != want {
+			t.Errorf("count %v: %d, %v; want %d", flt, n, err, want)
+		}
+	}
 
 	n, err := f.s.DeleteExpired(context.Background(), now)
-	if err != nil || n != 1 {
-		t.Fatalf("delete expired: %d, %v; want 1", n, err)
+	if err != nil || n != 2 {
+		t.Fatalf("delete expired: %d, %v; want 2", n, err)
 	}
-	if f.has(past.Event.ID) || !f.has(future.Event.ID) {
+	if f.has(past.Event.ID) || f.has(several.Event.ID) || !f.has(future.Event.ID) {
 		t.Error("DeleteExpired removed the wrong events")
 	}
 	// "At or before now": the boundary is included.
@@ -902,6 +929,9 @@ func testClosed(t *testing.T, f *fixture) {
 	}
 	if _, err := f.s.Has(ctx, it.Event.ID); !errors.Is(err, storage.ErrClosed) {
 		t.Errorf("has after close: %v", err)
+	}
+	if _, _, err := f.s.StoredSig(ctx, it.Event.ID); !errors.Is(err, storage.ErrClosed) {
+		t.Errorf("stored sig after close: %v", err)
 	}
 	if _, err := f.s.DeleteExpired(ctx, 0); !errors.Is(err, storage.ErrClosed) {
 		t.Errorf("delete expired after close: %v", err)
