@@ -46,6 +46,12 @@ type Options struct {
 	// CountCap is how many events Count counts before it stops and answers
 	// approximately (0 means DefaultCountCap).
 	CountCap int
+	// Upkeep is the background work the store does until Close (see
+	// upkeep.go): expiry, retention, the search index's pending list.
+	Upkeep storage.Upkeep
+	// manualUpkeep turns the background work off: for tests that drive
+	// it themselves.
+	manualUpkeep bool
 	// PageBytes bounds the events one Query reads from the database before
 	// it hands them on and reads more (0 means DefaultPageBytes); see
 	// query.go.
@@ -64,6 +70,8 @@ type Store struct {
 	searchKinds atomic.Pointer[[]int]
 	countCap    int
 	pageBytes   int
+	upkeep      upkeep
+	closeOnce   sync.Once
 }
 
 // Open connects to the database at url (a postgres:// URL or a libpq
@@ -112,6 +120,9 @@ func open(ctx context.Context, url string, opts Options, steps []string) (*Store
 		pool.Close()
 		return nil, err
 	}
+	if !opts.manualUpkeep {
+		s.startUpkeep(opts.Upkeep)
+	}
 	return s, nil
 }
 
@@ -134,9 +145,11 @@ func (s *Store) setUp(ctx context.Context, opts Options, steps []string) error {
 	return nil
 }
 
-// Close waits for calls in flight, then closes the pool. Calls after Close
-// return storage.ErrClosed; a second Close does nothing.
+// Close stops the store's background work, waits for calls in flight, then
+// closes the pool. Calls after Close return storage.ErrClosed; a second
+// Close does nothing.
 func (s *Store) Close() error {
+	s.closeOnce.Do(s.stopUpkeep) // needs the store open: before the lock below
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

@@ -262,7 +262,7 @@ func TestTagsFollowEvents(t *testing.T) {
 // either way.
 func TestFlushSearchIndex(t *testing.T) {
 	ctx := context.Background()
-	s := openTestStore(t, Options{SearchKinds: []int{1}})
+	s := openTestStore(t, Options{SearchKinds: []int{1}, manualUpkeep: true}) // no flush but the test's
 	c := newCorpus(10)
 	c.load(t, s, 1000)
 	search := func() int64 {
@@ -310,5 +310,38 @@ func TestSynchronousCommit(t *testing.T) {
 		if err := s.pool.QueryRow(ctx, "SHOW synchronous_commit").Scan(&got); err != nil || got != c.want {
 			t.Errorf("database set to %s: session has %q (%v), want %s", c.db, got, err, c.want)
 		}
+	}
+}
+
+// From Open to Close the store purges expired events and those past their
+// retention by itself.
+func TestUpkeep(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t, Options{Upkeep: storage.Upkeep{
+		Sweep:     20 * time.Millisecond,
+		Retention: []storage.RetentionRule{{MinKind: 7, MaxKind: 7, MaxAge: time.Hour}},
+	}})
+	sk := nostr.GeneratePrivateKey()
+	now := time.Now().Unix()
+	expired := signedItem(t, sk, 1, now, "soon gone", nostr.Tag{"expiration", fmt.Sprint(now + 1)})
+	old := signedItem(t, sk, 7, now-7200, "+")
+	kept := []storage.Item{signedItem(t, sk, 1, now-7200, "old note"), signedItem(t, sk, 7, now, "+")}
+	if _, err := s.Save(ctx, append([]storage.Item{expired, old}, kept...)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the sweep to purge", func() bool {
+		var n int
+		if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM events").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == len(kept)
+	})
+	for _, it := range kept {
+		if ok, _ := s.Has(ctx, it.Event.ID); !ok {
+			t.Errorf("%q purged", it.Event.Content)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
