@@ -26,8 +26,13 @@ func openTestStore(t testing.TB, opts Options) *Store {
 }
 
 // openURL opens a store on the database at url; it is closed when t ends.
+// Its background sweep is off unless opts asks for one (TestUpkeep): tests
+// purge expired events themselves, when they mean to.
 func openURL(t testing.TB, url string, opts Options) *Store {
 	t.Helper()
+	if opts.Upkeep.Sweep == 0 {
+		opts.manualUpkeep = true
+	}
 	s, err := Open(context.Background(), url, opts)
 	if err != nil {
 		t.Fatalf("open: %v", err)

@@ -27,9 +27,8 @@ import (
 // saves commit in seq order (the write lock, see save.go), those are
 // exactly the events of the first snapshot, less what was deleted in
 // between; an event stored later is never among them (the relay sends it
-// live). Each branch reads at most pageRows rows and sends only its share
-// of PageBytes (a window over the rows' sizes cuts it; a row past the cut
-// is read again with the next page).
+// live). Each branch reads at most pageRows rows, of which a stream keeps
+// its share of PageBytes (the rest are read again with the next page).
 //
 // Search results are ranked in the first statement (ids, scores, no JSON);
 // their JSON is read in later statements, a page at a time, best first. A
@@ -44,8 +43,9 @@ import (
 // DefaultPageBytes is the default of Options.PageBytes.
 const DefaultPageBytes = 1 << 20
 
-// pageRows bounds the rows one branch of a page reads.
-const pageRows = 1000
+// pageRows bounds the rows one branch of a page reads: about a page of
+// notes, so that an answer past a page reads little it lets go.
+const pageRows = 500
 
 type row struct {
 	id        [32]byte
@@ -206,8 +206,7 @@ func newStream(f *nostr.Filter) (*stream, bool) {
 
 // The columns of every branch of a page's statement: the stream's number
 // (-1 for the watermark's row), id, created_at, relevance (search only),
-// the JSON, and n: the watermark, a search result's seq, or how many rows
-// a plain branch read before the cut.
+// the JSON, and n: the watermark or a search result's seq.
 const watermarkRow = "SELECT -1, NULL::bytea, NULL::bigint, NULL::float8, NULL::bytea, (SELECT coalesce(max(seq), 0) FROM events)"
 
 // pageSQL is the statement reading the next page of streams (numbered by
@@ -219,7 +218,6 @@ func (p *pager) pageSQL(streams []*stream) (string, []any) {
 	if p.first {
 		b.WriteString(watermarkRow)
 	}
-	share := max(1, p.s.pageBytes/max(1, len(streams)))
 	for _, st := range streams {
 		k := strconv.Itoa(slices.Index(p.streams, st))
 		var branch string
@@ -227,9 +225,9 @@ func (p *pager) pageSQL(streams []*stream) (string, []any) {
 		case st.search != "" && p.first:
 			branch = rankBranch(&args, st, k, p.now)
 		case st.search != "":
-			branch = rankedJSONBranch(&args, st, k, share)
+			branch = rankedJSONBranch(&args, st, k)
 		default:
-			branch = plainBranch(&args, st, k, p.now, p.watermark, share)
+			branch = plainBranch(&args, st, k, p.now, p.watermark)
 		}
 		if b.Len() > 0 {
 			b.WriteString(" UNION ALL ")
@@ -240,8 +238,8 @@ func (p *pager) pageSQL(streams []*stream) (string, []any) {
 }
 
 // plainBranch reads the next rows of a filter without search, up to
-// pageRows and the share of bytes (the first row always).
-func plainBranch(p *params, st *stream, k string, now, watermark int64, share int) string {
+// pageRows (read merges up to its share of bytes of them, see there).
+func plainBranch(p *params, st *stream, k string, now, watermark int64) string {
 	var after *pageKey
 	if st.after != nil {
 		after = &pageKey{st.after.createdAt, st.after.id, watermark}
@@ -251,11 +249,7 @@ func plainBranch(p *params, st *stream, k string, now, watermark int64, share in
 		limit = min(limit, st.left)
 	}
 	st.asked = limit
-	inner := selectFilter(p, &st.fp, now, "e.id, e.created_at, e.raw", true, limit, after)
-	return "SELECT " + k + ", q.id, q.created_at, NULL::float8, q.raw, q.n FROM (" +
-		"SELECT q.*, count(*) OVER () AS n, " +
-		"sum(octet_length(q.raw)) OVER (ORDER BY q.created_at DESC, q.id ROWS UNBOUNDED PRECEDING) - octet_length(q.raw) AS before " +
-		"FROM (" + inner + ") AS q) AS q WHERE q.before < " + p.add(int64(share)) + " ORDER BY q.created_at DESC, q.id"
+	return selectFilter(p, &st.fp, now, k+", e.id, e.created_at, NULL::float8, e.raw, NULL::bigint", true, limit, after)
 }
 
 // rankBranch ranks a search filter's matches: the newest
@@ -277,18 +271,16 @@ func rankBranch(p *params, st *stream, k string, now int64) string {
 }
 
 // rankedJSONBranch reads the JSON of the next ranked results, best first,
-// up to pageRows and the share of bytes.
-func rankedJSONBranch(p *params, st *stream, k string, share int) string {
+// up to pageRows (read keeps up to its share of bytes of them).
+func rankedJSONBranch(p *params, st *stream, k string) string {
 	n := min(len(st.ranked), pageRows)
 	seqs, scores := make([]int64, n), make([]float64, n)
 	for i, r := range st.ranked[:n] {
 		seqs[i], scores[i] = r.seq, r.score
 	}
-	return "SELECT " + k + ", q.id, q.created_at, q.score, q.raw, q.seq FROM (" +
-		"SELECT e.id, e.created_at, u.score, e.raw, e.seq, u.ord, " +
-		"sum(octet_length(e.raw)) OVER (ORDER BY u.ord ROWS UNBOUNDED PRECEDING) - octet_length(e.raw) AS before " +
+	return "SELECT " + k + ", e.id, e.created_at, u.score, e.raw, e.seq " +
 		"FROM unnest(" + p.add(seqs) + "::bigint[], " + p.add(scores) + "::float8[]) WITH ORDINALITY AS u (seq, score, ord) " +
-		"JOIN events AS e ON e.seq = u.seq) AS q WHERE q.before < " + p.add(int64(share)) + " ORDER BY q.ord"
+		"JOIN events AS e ON e.seq = u.seq ORDER BY u.ord"
 }
 
 // read reads the next page of streams in one statement.
@@ -308,40 +300,50 @@ func (p *pager) read(ctx context.Context, streams []*stream) error {
 	if err != nil {
 		return queryErr(ctx, err)
 	}
+	// Each stream keeps rows up to its share of the page's bytes (at
+	// least one); the statement's further rows of it are read and let go,
+	// and read again with the next page. Most answers fit in one page, so
+	// cutting here costs less than cutting in SQL.
+	share := max(1, p.s.pageBytes/max(1, len(streams)))
 	var (
 		k          int
 		id, raw    []byte
 		created, n *int64
 		score      *float64
-		got        = map[*stream]int{}   // rows that came, per stream
-		read       = map[*stream]int{}   // rows a plain branch read before its cut
-		lastSeq    = map[*stream]int64{} // the last search result whose JSON came
+		got        = map[*stream]int{}   // rows read, per stream
+		kept       = map[*stream]int{}   // bytes kept, per stream
+		cut        = map[*stream]bool{}  // full: rows past the share let go
+		lastSeq    = map[*stream]int64{} // the last search result whose JSON was kept
 	)
 	_, err = pgx.ForEachRow(rs, []any{&k, &id, &created, &score, &raw, &n}, func() error {
 		if k < 0 {
 			p.watermark = *n
 			return nil
 		}
-		if k >= len(p.streams) || len(id) != 32 || created == nil || n == nil {
+		if k >= len(p.streams) || len(id) != 32 || created == nil {
 			return fmt.Errorf("row of stream %d with a %d-byte id", k, len(id))
 		}
 		st := p.streams[k]
+		got[st]++
 		r := row{id: [32]byte(id), createdAt: *created, raw: raw}
 		if score != nil {
 			r.score, r.ranked = *score, true
 		}
-		switch {
-		case st.search != "" && raw == nil: // the ranking
+		if st.search != "" && raw == nil { // the ranking
 			r.seq = *n
 			st.ranked = append(st.ranked, r)
-		case st.search != "":
-			st.rows = append(st.rows, r)
-			lastSeq[st] = *n
-		default:
-			st.rows = append(st.rows, r)
-			read[st] = int(*n)
+			return nil
 		}
-		got[st]++
+		if cut[st] {
+			return nil
+		}
+		st.rows = append(st.rows, r)
+		if st.search != "" {
+			lastSeq[st] = *n
+		}
+		if kept[st] += len(raw); kept[st] >= share {
+			cut[st] = true
+		}
 		return nil
 	})
 	if err != nil {
@@ -352,9 +354,9 @@ func (p *pager) read(ctx context.Context, streams []*stream) error {
 		case st.search != "" && p.first:
 			st.more = len(st.ranked) > 0
 		case st.search != "":
-			// Done with the results up to the last whose JSON came (those
-			// before it that did not come were deleted), or with all that
-			// were asked for when none came.
+			// Done with the results up to the last whose JSON was kept
+			// (those before it that did not come were deleted), or with
+			// all that were asked for when none came.
 			done := min(len(st.ranked), pageRows)
 			if last, ok := lastSeq[st]; ok {
 				done = slices.IndexFunc(st.ranked, func(r row) bool { return r.seq == last }) + 1
@@ -362,12 +364,11 @@ func (p *pager) read(ctx context.Context, streams []*stream) error {
 			st.ranked = st.ranked[done:]
 			st.more = len(st.ranked) > 0
 		default:
-			n := got[st]
+			n := len(st.rows) // kept: all of the page's rows are this stream's
 			if st.left > 0 {
 				st.left -= n
 			}
-			// More when the cut stopped the page, or it read all it asked.
-			st.more = st.left != 0 && n > 0 && (n < read[st] || read[st] == st.asked)
+			st.more = st.left != 0 && n > 0 && (cut[st] || got[st] == st.asked)
 			if st.more {
 				last := st.rows[len(st.rows)-1]
 				last.raw = nil
