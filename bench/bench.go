@@ -20,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/wisp-relay/wisp/internal/progress"
 )
 
 // The phases, in the order they run.
@@ -172,7 +174,7 @@ type runner struct {
 	cfg    Config
 	corpus *Corpus
 	rep    *Report
-	prog   *progress
+	prog   *phaseLine
 
 	mu       sync.Mutex
 	warnings []string
@@ -200,7 +202,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r := &runner{
 		cfg:  cfg,
-		prog: newProgress(cfg.Progress),
+		prog: &phaseLine{Line: progress.New(cfg.Progress)},
 		rep: &Report{
 			URL: cfg.URL,
 			PID: cfg.PID,
@@ -212,7 +214,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			},
 		},
 	}
-	defer r.prog.stop()
+	defer r.prog.Stop()
 
 	// Every phase needs the relay; fail at once and clearly,
 	// before signing a corpus, if it is not there.
@@ -421,65 +423,10 @@ func (r *runner) relayRSS() int64 {
 	return s.rssKiB
 }
 
-// progress shows one live status line on a terminal.
-type progress struct {
-	w    io.Writer
-	mu   sync.Mutex
-	name string
-	line func() string
-	quit chan struct{}
-	done chan struct{}
-}
-
-// progressEvery is how often the status line is redrawn.
-const progressEvery = 250 * time.Millisecond
-
-func newProgress(w io.Writer) *progress {
-	p := &progress{w: w}
-	if w == nil {
-		return p
-	}
-	p.quit, p.done = make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(p.done)
-		t := time.NewTicker(progressEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-p.quit:
-				fmt.Fprint(p.w, "\r\x1b[K")
-				return
-			case <-t.C:
-				p.draw()
-			}
-		}
-	}()
-	return p
-}
-
-func (p *progress) draw() {
-	p.mu.Lock()
-	name, line := p.name, p.line
-	p.mu.Unlock()
-	if line != nil {
-		fmt.Fprintf(p.w, "\r\x1b[K%s: %s", name, line())
-	}
-}
+// phaseLine is the run's status line: the phase, then what it says.
+type phaseLine struct{ *progress.Line }
 
 // set shows line's result under name until the next set.
-func (p *progress) set(name string, line func() string) {
-	if p.w == nil {
-		return
-	}
-	p.mu.Lock()
-	p.name, p.line = name, line
-	p.mu.Unlock()
-}
-
-func (p *progress) stop() {
-	if p.w == nil {
-		return
-	}
-	close(p.quit)
-	<-p.done
+func (p *phaseLine) set(name string, line func() string) {
+	p.Show(func() string { return name + ": " + line() })
 }

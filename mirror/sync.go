@@ -126,9 +126,10 @@ type syncer struct {
 	log   *slog.Logger
 	stats SyncStats
 	// counters updated by ingest callbacks
-	downloaded, stored, duplicate, rejected, uploaded, upRejected atomic.Int64
-	ingests                                                       sync.WaitGroup
-	lastProgress                                                  time.Time
+	downloaded, uploaded, upRejected atomic.Int64
+	down                             relay.IngestTally
+	ingests                          sync.WaitGroup
+	lastProgress                     time.Time
 }
 
 // Sync reconciles the local store with a remote relay: negentropy when the
@@ -174,9 +175,9 @@ func Sync(ctx context.Context, opt SyncOptions) (SyncStats, error) {
 
 func (s *syncer) collect() {
 	s.stats.Downloaded = s.downloaded.Load()
-	s.stats.Stored = s.stored.Load()
-	s.stats.Duplicate = s.duplicate.Load()
-	s.stats.Rejected = s.rejected.Load()
+	s.stats.Stored = s.down.Stored.Load()
+	s.stats.Duplicate = s.down.Duplicate.Load()
+	s.stats.Rejected = s.down.Rejected.Load()
 	s.stats.Uploaded = s.uploaded.Load()
 	s.stats.UploadRejected = s.upRejected.Load()
 }
@@ -313,14 +314,7 @@ func (s *syncer) ingest(ctx context.Context, ev *nostr.Event) {
 	s.downloaded.Add(1)
 	s.ingests.Add(1)
 	s.opt.Local.Ingest(ctx, ev, relay.IngestOptions{Source: wisp.SourceSync, Remote: s.opt.URL}, func(r relay.IngestResult) {
-		switch r.Outcome {
-		case relay.IngestStored:
-			s.stored.Add(1)
-		case relay.IngestDuplicate:
-			s.duplicate.Add(1)
-		default:
-			s.rejected.Add(1)
-		}
+		s.down.Count(r)
 		s.ingests.Done()
 	})
 }

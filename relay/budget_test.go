@@ -72,6 +72,24 @@ func anys(fs []nostr.Filter) []any {
 	return out
 }
 
+// stored is how many 4 KB notes publishBulk stores: 8 MB, more than the
+// sockets' buffers take.
+const stored = 2000
+
+// publishBulk publishes n notes of k's of 4 KB, the OKs awaited after.
+func publishBulk(t *testing.T, pub *client, k key, n int) {
+	t.Helper()
+	base := now()
+	for i := range n {
+		pub.send("EVENT", k.sign(t, 1, base-int64(i), strings.Repeat("x", 4000)))
+	}
+	for range n {
+		if res := pub.expectOK(); !res.ok {
+			t.Fatalf("publish: %+v", res)
+		}
+	}
+}
+
 // dialSlow dials with a small socket receive buffer, so that what the
 // client does not read stays queued in the relay, as a slow phone's would.
 func dialSlow(t *testing.T, url string) *websocket.Conn {
@@ -101,18 +119,8 @@ func dialSlow(t *testing.T, url string) *websocket.Conn {
 func TestBigAnswerLeavesRoomForLiveEvents(t *testing.T) {
 	const budget = 64 << 10
 	tr := startRelay(t, func(c *relay.Config) { c.Limits.MaxPendingBytes = budget })
-	pub := dial(t, tr.url)
-	k := newKey(t)
-	base := now()
-	const stored = 2000 // 8 MB: more than the sockets' buffers take
-	for i := range stored {
-		pub.send("EVENT", k.sign(t, 1, base-int64(i), strings.Repeat("x", 4000)))
-	}
-	for range stored {
-		if res := pub.expectOK(); !res.ok {
-			t.Fatalf("publish: %+v", res)
-		}
-	}
+	pub, k := dial(t, tr.url), newKey(t)
+	publishBulk(t, pub, k, stored)
 
 	slow := dialSlow(t, tr.url)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -155,5 +163,43 @@ func TestBigAnswerLeavesRoomForLiveEvents(t *testing.T) {
 	}
 	if _, data, err := slow.Read(ctx); err != nil || !strings.HasPrefix(string(data), `["EOSE","after"`) {
 		t.Fatalf("after the answer: %s %v, want EOSE", data, err)
+	}
+}
+
+// The query timeout bounds the work of a stored query, not the time a
+// slow client takes to read its answer: a phone on a poor network gets its
+// whole answer however long it takes.
+func TestSlowReaderGetsTheWholeAnswer(t *testing.T) {
+	tr := startRelay(t, func(c *relay.Config) { c.Limits.QueryTimeout = 300 * time.Millisecond })
+	pub, k := dial(t, tr.url), newKey(t)
+	publishBulk(t, pub, k, stored)
+	slow := dialSlow(t, tr.url)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := slow.Write(ctx, websocket.MessageText, []byte(`["REQ","big",{"kinds":[1],"limit":5000}]`)); err != nil {
+		t.Fatal(err)
+	}
+	start, events := time.Now(), 0
+	for {
+		_, data, err := slow.Read(ctx)
+		if err != nil {
+			t.Fatalf("after %d events: %v", events, err)
+		}
+		if strings.HasPrefix(string(data), `["EOSE"`) {
+			break
+		}
+		if !strings.HasPrefix(string(data), `["EVENT"`) {
+			t.Fatalf("after %d events, %.80s", events, data)
+		}
+		events++
+		if events%100 == 0 {
+			time.Sleep(30 * time.Millisecond) // a slow reader: 600 ms in all
+		}
+	}
+	if events != stored {
+		t.Fatalf("%d events, want %d", events, stored)
+	}
+	if time.Since(start) < 300*time.Millisecond {
+		t.Fatal("the answer came faster than the query timeout: the test proves nothing")
 	}
 }

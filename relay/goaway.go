@@ -1,7 +1,5 @@
 package relay
 
-import "github.com/wisp-relay/wisp/relay/wsconn"
-
 // Closing a connection for shutdown. Every message the relay has read must
 // be answered before its close frame, and nothing may follow that frame
 // (RFC 6455, 5.5.1). So Shutdown does not queue the close itself: it marks
@@ -14,7 +12,7 @@ import "github.com/wisp-relay/wisp/relay/wsconn"
 // sent it before seeing ours) cannot be answered: it is counted and
 // dropped, and reading goes on only to find the client's close frame.
 
-// awayState is a connection's part in a shutdown, guarded by conn.inMu.
+// awayState is a connection's part in a shutdown, guarded by inbox.mu.
 type awayState struct {
 	going   bool          // Shutdown is closing the connection
 	left    int           // messages the reader may still hand over
@@ -24,33 +22,40 @@ type awayState struct {
 	dropped int64         // messages read after the close frame
 }
 
-// goAway starts closing c for shutdown.
-func (c *conn) goAway() {
-	c.inMu.Lock()
-	defer c.inMu.Unlock()
-	a := &c.away
+// goAway starts closing the connection for shutdown.
+func (in *inbox) goAway() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	a := &in.away
 	if a.going {
 		return
 	}
 	a.going, a.left, a.queued = true, maxInbox, make(chan struct{})
-	c.closeIfAnsweredLocked()
+	in.closeIfAnsweredLocked()
 }
 
-// closeIfAnsweredLocked queues the close frame once c is going away and
-// every message read has been handled: no handler runs (so the inbox is
-// empty) and the reader holds none. c.inMu is held.
-func (c *conn) closeIfAnsweredLocked() {
-	a := &c.away
-	if !a.going || a.sent || c.handling || a.holding {
+// closeIfAnsweredLocked queues the close frame once the connection is
+// going away and every message read has been handled: no handler runs (so
+// the inbox is empty) and the reader holds none. in.mu is held.
+func (in *inbox) closeIfAnsweredLocked() {
+	a := &in.away
+	if !a.going || a.sent || in.handling || a.holding {
 		return
 	}
 	a.sent = true
 	close(a.queued)
-	c.closeWith(wsconn.StatusGoingAway, "relay is shutting down")
+	in.goneAway()
+}
+
+// droppedAfterClose counts the messages read after the close frame.
+func (in *inbox) droppedAfterClose() int64 {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.away.dropped
 }
 
 // dropLocked reports whether a message just read comes after the close
-// frame, and counts it. c.inMu is held.
+// frame, and counts it. inbox.mu is held.
 func (a *awayState) dropLocked() bool {
 	if a.sent {
 		a.dropped++
@@ -60,7 +65,7 @@ func (a *awayState) dropLocked() bool {
 
 // handedLocked counts a message handed to the handler; while going away
 // it returns, once the reader has handed over its share, the channel to
-// wait on before reading more. c.inMu is held.
+// wait on before reading more. inbox.mu is held.
 func (a *awayState) handedLocked() <-chan struct{} {
 	if !a.going {
 		return nil
@@ -70,18 +75,4 @@ func (a *awayState) handedLocked() <-chan struct{} {
 		return nil
 	}
 	return a.queued
-}
-
-// waitClose waits for the close frame to be queued when ch is set; it
-// reports false if the connection ended meanwhile.
-func (c *conn) waitClose(ch <-chan struct{}) bool {
-	if ch == nil {
-		return true
-	}
-	select {
-	case <-ch:
-		return true
-	case <-c.ctx.Done():
-		return false
-	}
 }

@@ -11,28 +11,9 @@ import (
 	"github.com/wisp-relay/wisp/relay/wsconn"
 )
 
-// maxInbox and maxInboxBytes bound the messages of one client that may
-// wait for its handler before the reader stops reading (and TCP pushes
-// back on the client); one message of any allowed size always fits.
-const (
-	maxInbox      = 16
-	maxInboxBytes = 1 << 20
-)
-
-// inMsg is a message read and not yet handled.
-type inMsg struct {
-	data   []byte
-	binary bool
-}
-
 // readLoop reads the client's messages and hands them, in order, to the
-// connection's handler. It returns when the connection ends.
-//
-// Messages are handled in a goroutine of their own, started when one
-// arrives and ended when none waits: handling (queries, JSON, signature
-// checks) grows a goroutine's stack to several KiB, and the stack of a
-// goroutine parked in a read never shrinks back, so an idle connection
-// would keep it. The reader's stack stays shallow.
+// connection's handler through its inbox. It returns when the connection
+// ends.
 func (c *conn) readLoop() {
 	for {
 		typ, data, err := c.ws.ReadMessage()
@@ -44,71 +25,21 @@ func (c *conn) readLoop() {
 			return
 		}
 		c.reads.Add(1)
-		if !c.dispatch(inMsg{data: data, binary: typ != wsconn.OpText}) {
+		if !c.in.put(c.ctx, inMsg{data: data, binary: typ != wsconn.OpText}) {
 			return
 		}
 	}
 }
 
-// dispatch queues m for the handler, starting it when it is not running,
-// and waits while maxInbox messages wait. It reports false when the
-// connection is ending. During a shutdown it drops what comes after the
-// close frame, and waits for that frame once it has handed over its share
-// (see goaway.go).
-func (c *conn) dispatch(m inMsg) bool {
-	c.inMu.Lock()
-	if c.away.dropLocked() {
-		c.inMu.Unlock()
-		return true
+// handleMsg handles one message the reader read, on the inbox's handler
+// goroutine, and writes what it queued.
+func (c *conn) handleMsg(m inMsg) {
+	if m.binary {
+		c.notice(wisp.Reason(wisp.PrefixInvalid, "binary messages are not supported"))
+	} else {
+		c.handle(m.data)
 	}
-	c.away.holding = true
-	for len(c.inbox) >= maxInbox || len(c.inbox) > 0 && c.inBytes+len(m.data) > maxInboxBytes {
-		c.inMu.Unlock()
-		select {
-		case <-c.inSpace:
-		case <-c.ctx.Done():
-			return false
-		}
-		c.inMu.Lock()
-	}
-	c.inbox = append(c.inbox, m)
-	c.inBytes += len(m.data)
-	c.away.holding = false
-	if !c.handling {
-		c.handling = true
-		c.handlers.Add(1)
-		go c.handleLoop()
-	}
-	wait := c.away.handedLocked()
-	c.inMu.Unlock()
-	return c.waitClose(wait)
-}
-
-// handleLoop handles queued messages in order until none waits.
-func (c *conn) handleLoop() {
-	defer c.handlers.Done()
-	for {
-		c.inMu.Lock()
-		if len(c.inbox) == 0 {
-			c.inbox = nil // an idle connection holds no slice
-			c.handling = false
-			c.closeIfAnsweredLocked() // going away: all read is answered
-			c.inMu.Unlock()
-			return
-		}
-		m := c.inbox[0]
-		c.inbox[0] = inMsg{}
-		c.inbox = c.inbox[1:]
-		c.inBytes -= len(m.data)
-		c.inMu.Unlock()
-		signal(c.inSpace)
-		if m.binary {
-			c.notice(wisp.Reason(wisp.PrefixInvalid, "binary messages are not supported"))
-		} else {
-			c.handle(m.data)
-		}
-		c.flushInline()
-	}
+	c.flushInline()
 }
 
 func (c *conn) notice(msg string) {
@@ -218,8 +149,9 @@ func (c *conn) handleReq(subID string, filters []nostr.Filter) {
 	}
 	c.openSub(s) // before the query: live events park in s.pending
 
-	ctx, cancel := context.WithTimeout(c.ctx, lim.QueryTimeout)
-	watermark, err := c.query(ctx, subID, filters, func(raw []byte) error {
+	clock := newWorkClock(c.ctx, lim.QueryTimeout)
+	c.queryClock = clock
+	watermark, err := c.query(clock, subID, filters, func(raw []byte) error {
 		if private && !c.maySeeRaw(raw) {
 			return nil
 		}
@@ -228,7 +160,8 @@ func (c *conn) handleReq(subID string, filters []nostr.Filter) {
 		}
 		return nil
 	})
-	cancel()
+	c.queryClock = nil
+	clock.release()
 	if err != nil {
 		c.closeSub(subID)
 		if why := c.queryFailure(err, subID, "query"); why != "" {

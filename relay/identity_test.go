@@ -163,19 +163,7 @@ func TestVanishIgnoresTheHostHeader(t *testing.T) {
 
 func TestManagementIgnoresTheHostHeader(t *testing.T) {
 	admin := newKey(t)
-	tr, _ := startRelayAt(t, filepath.Join(t.TempDir(), "wisp.db"), func(store *sqlite.Store, cfg *relay.Config) {
-		lists := policy.NewLists(nil, nil, nil, nil)
-		a := policy.NewAdmin(lists, store, store, nil)
-		if err := a.Load(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		p, err := policy.New(policy.Config{}, lists)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Policy, cfg.Manager, cfg.AdminPubkeys = p, a, []string{admin.pk}
-		cfg.Info.PublicURL = publicURL
-	})
+	tr, _ := startManagedRelay(t, filepath.Join(t.TempDir(), "wisp.db"), admin, func(cfg *relay.Config) { cfg.Info.PublicURL = publicURL })
 	call := func(u, host string) int {
 		body := []byte(`{"method":"supportedmethods","params":[]}`)
 		auth := tr.nip98Header(t, &admin, body, func(ev *nostr.Event) { ev.Tags[0] = nostr.Tag{"u", u} })

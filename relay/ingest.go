@@ -88,6 +88,24 @@ func ingestResult(ok bool, msg string) IngestResult {
 	}
 }
 
+// IngestTally counts the outcomes of Ingest calls, for the commands that
+// move events in bulk; it is safe for concurrent use.
+type IngestTally struct {
+	Stored, Duplicate, Rejected atomic.Int64
+}
+
+// Count adds one outcome.
+func (t *IngestTally) Count(r IngestResult) {
+	switch r.Outcome {
+	case IngestStored:
+		t.Stored.Add(1)
+	case IngestDuplicate:
+		t.Duplicate.Add(1)
+	default:
+		t.Rejected.Add(1)
+	}
+}
+
 // StoredEvent is an event the writer just committed, as hooks see it.
 type StoredEvent struct {
 	Event *nostr.Event

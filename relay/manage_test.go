@@ -22,7 +22,7 @@ import (
 
 // startManagedRelay runs a relay on path with a policy over live lists and
 // the NIP-86 API for admin.
-func startManagedRelay(t *testing.T, path string, admin key) (*testRelay, func()) {
+func startManagedRelay(t *testing.T, path string, admin key, tune ...func(*relay.Config)) (*testRelay, func()) {
 	t.Helper()
 	return startRelayAt(t, path, func(store *sqlite.Store, cfg *relay.Config) {
 		lists := policy.NewLists(nil, nil, nil, nil)
@@ -35,6 +35,9 @@ func startManagedRelay(t *testing.T, path string, admin key) (*testRelay, func()
 			t.Fatal(err)
 		}
 		cfg.Policy, cfg.Manager, cfg.AdminPubkeys = p, a, []string{admin.pk}
+		for _, f := range tune {
+			f(cfg)
+		}
 	})
 }
 

@@ -154,9 +154,7 @@ func (c *conn) logClosed(why string) {
 	attrs := []any{"remote", c.remote, "reason", why,
 		"duration", time.Since(c.obs.opened).Round(time.Millisecond),
 		"in", c.obs.in, "out", c.obs.out}
-	c.inMu.Lock()
-	dropped := c.away.dropped
-	c.inMu.Unlock()
+	dropped := c.in.droppedAfterClose()
 	if dropped > 0 {
 		// Sent by the client before it saw the relay's close frame: read
 		// only to find the client's close, and never answered.
@@ -169,9 +167,7 @@ func (c *conn) logClosed(why string) {
 // consumer, shutdown, ...) names its reason; otherwise the client closed,
 // sent a message too big, or the connection broke.
 func (c *conn) endReason() string {
-	c.mu.Lock()
-	closing, code, why := c.closing, c.closeCode, c.closeReason
-	c.mu.Unlock()
+	closing, code, why := c.out.closed()
 	if closing && why != "" {
 		if code == 0 { // dropped without a close frame, see abort
 			return why

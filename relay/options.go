@@ -21,7 +21,7 @@ type Limits struct {
 	CreatedAtFuture      time.Duration // how far in the future created_at may be
 	CreatedAtPast        time.Duration // how far in the past created_at may be (0: no bound)
 	MaxPendingBytes      int           // outbound bytes queued per connection before it is closed
-	QueryTimeout         time.Duration // wall time allowed to one REQ's stored query
+	QueryTimeout         time.Duration // time one REQ's stored query may work, not counting waits on the client (workclock.go)
 }
 
 // DefaultLimits are the defaults documented in README and config.example.env.

@@ -245,7 +245,7 @@ func (r *Relay) serveWebsocket(w http.ResponseWriter, req *http.Request) {
 	r.connsMu.Lock()
 	r.conns[c] = struct{}{}
 	if r.draining.Load() {
-		c.goAway() // Shutdown may have gone through the connections already
+		c.in.goAway() // Shutdown may have gone through the connections already
 	}
 	r.connsMu.Unlock()
 	r.stats.connections.Add(1)
@@ -277,16 +277,16 @@ func (c *conn) end() {
 	var pe *wsconn.ProtocolError
 	switch err := c.obs.readErr; {
 	case errors.As(err, &ce):
-		c.handlers.Wait()                           // what the client sent before closing is answered
+		c.in.wait()                                 // what the client sent before closing is answered
 		c.closeWith(wsconn.StatusNormalClosure, "") // then its close
 	case errors.As(err, &pe):
-		c.handlers.Wait()
+		c.in.wait()
 		c.closeWith(pe.Code, pe.Reason)
 	default:
 		// Relay-initiated closes end here after the close frame went out;
 		// otherwise the socket broke and there is no one to talk to.
 		c.abort("")
-		c.handlers.Wait()
+		c.in.wait()
 	}
 	for _, s := range c.subs {
 		r.index.remove(s)
@@ -295,7 +295,7 @@ func (c *conn) end() {
 	for id := range c.negs {
 		c.closeNeg(id)
 	}
-	c.writers.Wait()
+	c.out.wait()
 	if pe != nil {
 		// The close frame went out; what the client still sends (the rest
 		// of an oversized message) must be read, or closing the socket
@@ -391,7 +391,7 @@ func (r *Relay) drainAndGoAway(ctx context.Context) error {
 
 	r.connsMu.Lock()
 	for c := range r.conns {
-		c.goAway()
+		c.in.goAway()
 	}
 	r.connsMu.Unlock()
 	if err != nil {
@@ -508,9 +508,7 @@ func (r *Relay) queuedBytes() int64 {
 	defer r.connsMu.Unlock()
 	var n int64
 	for c := range r.conns {
-		c.mu.Lock()
-		n += int64(c.pendingBytes)
-		c.mu.Unlock()
+		n += int64(c.out.queued())
 	}
 	return n
 }

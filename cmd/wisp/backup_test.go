@@ -119,7 +119,7 @@ func TestBackupRemovesCopyOfKilledBackup(t *testing.T) {
 
 	var stdout, stderr bytes.Buffer
 	dest := filepath.Join(out, "next.db")
-	if err := run(t.Context(), []string{"backup", dest}, []string{"WISP_DATA_DIR=" + data}, &stdout, &stderr, nil); err != nil {
+	if err := run(t.Context(), []string{"backup", dest}, []string{"WISP_DATA_DIR=" + data}, nil, &stdout, &stderr, nil); err != nil {
 		t.Fatalf("next backup: %v\n%s", err, stderr.String())
 	}
 	if left := backupTemps(t, out); len(left) > 0 {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wisp-relay/wisp/bench"
+	"github.com/wisp-relay/wisp/internal/progress"
 )
 
 const benchUsage = `Usage: wisp bench [flags] <ws-url>
@@ -98,7 +99,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.IdleConns, cfg.Wait, cfg.PhaseLimit, cfg.PID = *idle, *wait, *limit, *pid
 	cfg.HostileConns, cfg.HostileHold, cfg.HostileRelease = *hostile, *hostileHold, *hostileRelease
 	cfg.ToolVersion = versionString()
-	if isTerminal(stderr) {
+	if progress.IsTerminal(stderr) {
 		cfg.Progress = stderr
 	}
 
@@ -120,15 +121,4 @@ func printBenchUsage(w io.Writer, fs *flag.FlagSet) error {
 	}
 	fs.PrintDefaults()
 	return nil
-}
-
-// isTerminal says whether w is a terminal: progress lines are for people
-// watching, not for logs or pipes.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

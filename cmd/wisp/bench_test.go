@@ -27,7 +27,7 @@ func TestBenchAgainstWisp(t *testing.T) {
 		"--corpus-dir", t.TempDir(),
 		"ws://" + addr,
 		"--pid", strconv.Itoa(os.Getpid()), // flags may follow the URL
-	}, nil, &out, &errb, nil)
+	}, nil, nil, &out, &errb, nil)
 	if err != nil {
 		t.Fatalf("wisp bench: %v\nstderr: %s\nrelay log:\n%s", err, errb.String(), logs)
 	}
@@ -80,7 +80,7 @@ func TestBenchHostileAgainstWisp(t *testing.T) {
 		"--hostile-conns", "3", "--hostile-hold", "300ms", "--hostile-release", "100ms",
 		"--corpus-dir", t.TempDir(), "--pid", strconv.Itoa(os.Getpid()),
 		"ws://" + addr,
-	}, nil, &out, &errb, nil)
+	}, nil, nil, &out, &errb, nil)
 	if err != nil {
 		t.Fatalf("wisp bench: %v\nstderr: %s\nrelay log:\n%s", err, errb.String(), logs)
 	}

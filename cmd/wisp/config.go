@@ -87,7 +87,8 @@ type Config struct {
 	// MaxPendingBytes is the outbound bytes queued per connection before it is
 	// closed as a slow consumer (bytes). Default 4194304.
 	MaxPendingBytes int `env:"MAX_PENDING_BYTES" envDefault:"4194304"`
-	// QueryTimeout is the wall time of one REQ's stored query (duration). Default 10s.
+	// QueryTimeout is the time one REQ's stored query may work, not counting
+	// waits for a slow client to take the answer (duration). Default 10s.
 	QueryTimeout time.Duration `env:"QUERY_TIMEOUT" envDefault:"10s"`
 
 	// VerifyWorkers is the number of signature-check workers (count, 0: one per CPU). Default 0.

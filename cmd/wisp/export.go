@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp/internal/progress"
 	"github.com/wisp-relay/wisp/storage/sqlite"
 )
 
@@ -103,7 +104,7 @@ func exportEvents(ctx context.Context, store *sqlite.Store, filters []nostr.Filt
 		dst = file
 	}
 	w := bufio.NewWriterSize(dst, 1<<20)
-	prog := newProgress(stderr)
+	prog := progress.New(stderr)
 	var n, bytes int64
 	err = store.Scan(ctx, filters, func(raw []byte) error {
 		if _, err := w.Write(raw); err != nil {
@@ -111,7 +112,7 @@ func exportEvents(ctx context.Context, store *sqlite.Store, filters []nostr.Filt
 		}
 		n++
 		bytes += int64(len(raw)) + 1
-		prog.update("exported %d events (%.0f/s, %s)", n, rate(n, time.Since(prog.start)), time.Since(prog.start).Round(time.Second))
+		prog.Update("exported %d events (%.0f/s, %s)", n, progress.Rate(n, prog.Elapsed()), prog.Elapsed().Round(time.Second))
 		return w.WriteByte('\n')
 	})
 	if ferr := w.Flush(); err == nil {
@@ -122,8 +123,8 @@ func exportEvents(ctx context.Context, store *sqlite.Store, filters []nostr.Filt
 			err = cerr
 		}
 	}
-	prog.done()
-	took := time.Since(prog.start)
+	prog.Stop()
+	took := prog.Elapsed()
 	if err != nil {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("interrupted: %w", ctx.Err())

@@ -36,7 +36,7 @@ func startWisp(t *testing.T, env ...string) (addr, dir string, logs *lockedBuffe
 	addrc := make(chan net.Addr, 1)
 	done := make(chan error, 1)
 	environ := append([]string{"WISP_LISTEN=127.0.0.1:0", "WISP_DATA_DIR=" + dir}, env...)
-	go func() { done <- run(ctx, nil, environ, io.Discard, logs, func(a net.Addr) { addrc <- a }) }()
+	go func() { done <- run(ctx, nil, environ, nil, io.Discard, logs, func(a net.Addr) { addrc <- a }) }()
 	select {
 	case a := <-addrc:
 		addr = a.String()
@@ -315,7 +315,7 @@ func TestBackupCommandDuringWrites(t *testing.T) {
 	before := ackedNow()
 	dest := filepath.Join(t.TempDir(), "backup.db")
 	var out, errb bytes.Buffer
-	err := run(context.Background(), []string{"backup", dest}, []string{"WISP_DATA_DIR=" + dir}, &out, &errb, nil)
+	err := run(context.Background(), []string{"backup", dest}, []string{"WISP_DATA_DIR=" + dir}, nil, &out, &errb, nil)
 	if err != nil {
 		t.Fatalf("wisp backup: %v\n%s", err, errb.String())
 	}
@@ -344,7 +344,7 @@ func TestBackupCommandDuringWrites(t *testing.T) {
 	t.Logf("%d events acknowledged before the backup, %d in all", len(before), len(ackedNow()))
 
 	// A second backup to the same file is refused.
-	if err := run(context.Background(), []string{"backup", dest}, []string{"WISP_DATA_DIR=" + dir}, io.Discard, io.Discard, nil); err == nil {
+	if err := run(context.Background(), []string{"backup", dest}, []string{"WISP_DATA_DIR=" + dir}, nil, io.Discard, io.Discard, nil); err == nil {
 		t.Error("backup overwrote a file")
 	}
 }
@@ -378,7 +378,7 @@ func TestStatsCommand(t *testing.T) {
 		}
 	}
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"stats"}, []string{"WISP_DATA_DIR=" + dir}, &out, io.Discard, nil); err != nil {
+	if err := run(context.Background(), []string{"stats"}, []string{"WISP_DATA_DIR=" + dir}, nil, &out, io.Discard, nil); err != nil {
 		t.Fatal(err)
 	}
 	s := out.String()

@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/wisp-relay/wisp"
+	"github.com/wisp-relay/wisp/internal/progress"
 	"github.com/wisp-relay/wisp/relay"
 )
 
@@ -33,9 +35,6 @@ event). The relay may keep running on the same database.
   zcat dump.jsonl.gz | wisp import
 `
 
-// stdin is where import reads without a file; tests replace it.
-var stdin io.Reader = os.Stdin
-
 // importBatch is the write batch of an import: larger than a serving
 // relay's, since nobody waits for an OK.
 const importBatch = 5000
@@ -45,11 +44,12 @@ const maxProblems = 10
 
 // importCounts are the figures of an import.
 type importCounts struct {
-	lines, stored, duplicate, rejected, malformed atomic.Int64
+	lines, malformed atomic.Int64
+	relay.IngestTally
 }
 
 // runImport is "wisp import".
-func runImport(ctx context.Context, args, environ []string, stdout, stderr io.Writer) (err error) {
+func runImport(ctx context.Context, args, environ []string, stdin io.Reader, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("import", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	noVerify := fs.Bool("no-verify", false, "do not check signatures")
@@ -72,6 +72,9 @@ func runImport(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		return &usageError{fmt.Sprintf("import: want one file, got %q", positional)}
 	}
 	src := stdin
+	if src == nil { // a caller without standard input: nothing to read
+		src = strings.NewReader("")
+	}
 	name := "standard input"
 	if len(positional) == 1 && positional[0] != "-" {
 		f, err := os.Open(positional[0])
@@ -109,12 +112,12 @@ func runImport(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 			fmt.Fprintf(stderr, "%s:%d: %s\n", name, line, why)
 		}
 	}
-	prog := newProgress(stderr)
+	prog := progress.New(stderr)
 	show := func() {
-		el := time.Since(prog.start)
-		prog.update("%d lines: %d stored, %d duplicate, %d rejected, %d malformed (%.0f/s, %s)",
-			c.lines.Load(), c.stored.Load(), c.duplicate.Load(), c.rejected.Load(), c.malformed.Load(),
-			rate(c.lines.Load(), el), el.Round(time.Second))
+		el := prog.Elapsed()
+		prog.Update("%d lines: %d stored, %d duplicate, %d rejected, %d malformed (%.0f/s, %s)",
+			c.lines.Load(), c.Stored.Load(), c.Duplicate.Load(), c.Rejected.Load(), c.malformed.Load(),
+			progress.Rate(c.lines.Load(), el), el.Round(time.Second))
 	}
 	var pending sync.WaitGroup
 	lim := cfg.limits()
@@ -135,27 +138,22 @@ func runImport(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		pending.Add(1)
 		local.relay.Ingest(ctx, ev, opt, func(r relay.IngestResult) {
 			defer pending.Done()
-			switch r.Outcome {
-			case relay.IngestStored:
-				c.stored.Add(1)
-			case relay.IngestDuplicate:
-				c.duplicate.Add(1)
-			default:
-				c.rejected.Add(1)
+			c.Count(r)
+			if r.Outcome == relay.IngestRejected {
 				problem(n, r.Reason)
 			}
 		})
 		show()
 	})
 	pending.Wait()
-	prog.done()
+	prog.Stop()
 	if nproblems > maxProblems {
 		fmt.Fprintf(stderr, "... and %d more bad lines\n", nproblems-maxProblems)
 	}
-	took := time.Since(prog.start)
+	took := prog.Elapsed()
 	fmt.Fprintf(stdout, "imported %s in %s: %d stored, %d duplicate, %d rejected, %d malformed (%.0f lines/s)\n",
-		name, took.Round(time.Millisecond), c.stored.Load(), c.duplicate.Load(), c.rejected.Load(), c.malformed.Load(),
-		rate(c.lines.Load(), took))
+		name, took.Round(time.Millisecond), c.Stored.Load(), c.Duplicate.Load(), c.Rejected.Load(), c.malformed.Load(),
+		progress.Rate(c.lines.Load(), took))
 	if readErr != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("import interrupted after %d lines; what was read is stored", c.lines.Load())

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"time"
 
 	"github.com/wisp-relay/wisp/relay"
 	"github.com/wisp-relay/wisp/storage/sqlite"
@@ -93,43 +92,4 @@ func (l *localRelay) close() error {
 		errs = append(errs, fmt.Errorf("close database: %w", err))
 	}
 	return errors.Join(errs...)
-}
-
-// progressLine rewrites one status line on a terminal.
-type progressLine struct {
-	w     io.Writer // nil: not a terminal, print nothing
-	start time.Time
-	last  time.Time
-}
-
-func newProgress(stderr io.Writer) *progressLine {
-	p := &progressLine{start: time.Now()}
-	if isTerminal(stderr) {
-		p.w = stderr
-	}
-	return p
-}
-
-// update prints the line at most five times a second.
-func (p *progressLine) update(format string, args ...any) {
-	if p.w == nil || time.Since(p.last) < 200*time.Millisecond {
-		return
-	}
-	p.last = time.Now()
-	fmt.Fprintf(p.w, "\r\033[K"+format, args...)
-}
-
-// done clears the line.
-func (p *progressLine) done() {
-	if p.w != nil && !p.last.IsZero() {
-		fmt.Fprint(p.w, "\r\033[K")
-	}
-}
-
-// rate is n per second of elapsed time.
-func rate(n int64, d time.Duration) float64 {
-	if d <= 0 {
-		return 0
-	}
-	return float64(n) / d.Seconds()
 }

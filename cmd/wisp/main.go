@@ -55,7 +55,7 @@ func main() {
 	// After the first signal, restore the default handling so that a second
 	// one kills a shutdown that takes too long.
 	go func() { <-ctx.Done(); stop() }()
-	err := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr, nil)
+	err := run(ctx, os.Args[1:], os.Environ(), os.Stdin, os.Stdout, os.Stderr, nil)
 	stop()
 	os.Exit(report(err, os.Stderr))
 }
@@ -83,7 +83,7 @@ func report(err error, stderr io.Writer) int {
 // os.Environ returns them; ready, if not nil, is called with the bound
 // address once the relay accepts connections. run returns when ctx is done
 // and the relay has shut down, or on error.
-func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer, ready func(addr net.Addr)) error {
+func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, stderr io.Writer, ready func(addr net.Addr)) error {
 	fs := flag.NewFlagSet("wisp", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // usage and errors are printed by us, once
 	showVersion := fs.Bool("version", false, "print the version")
@@ -132,7 +132,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer, 
 	case "export":
 		return runExport(ctx, rest, environ, stdout, stderr)
 	case "import":
-		return runImport(ctx, rest, environ, stdout, stderr)
+		return runImport(ctx, rest, environ, stdin, stdout, stderr)
 	case "sync":
 		return runSync(ctx, rest, environ, stdout, stderr)
 	case "mirror":

@@ -30,7 +30,7 @@ import (
 func runArgs(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code = report(run(t.Context(), args, nil, &out, &errb, nil), &errb)
+	code = report(run(t.Context(), args, nil, nil, &out, &errb, nil), &errb)
 	return out.String(), errb.String(), code
 }
 
@@ -84,7 +84,7 @@ func TestUsageErrors(t *testing.T) {
 
 func TestBadConfigExits1(t *testing.T) {
 	var out, errb bytes.Buffer
-	err := run(t.Context(), nil, []string{"WISP_DEFAULT_LIMIT=9999", "WISP_DATA_DIR=" + t.TempDir()}, &out, &errb, nil)
+	err := run(t.Context(), nil, []string{"WISP_DEFAULT_LIMIT=9999", "WISP_DATA_DIR=" + t.TempDir()}, nil, &out, &errb, nil)
 	if code := report(err, &errb); code != 1 {
 		t.Errorf("exit %d, want 1", code)
 	}
@@ -144,7 +144,7 @@ func TestShutdownDuringBurstKeepsAcceptedEvents(t *testing.T) {
 			"WISP_LISTEN=127.0.0.1:0",
 			"WISP_DATA_DIR=" + dir,
 			"WISP_LOG_LEVEL=debug",
-		}, io.Discard, logs, func(a net.Addr) { addrc <- a })
+		}, nil, io.Discard, logs, func(a net.Addr) { addrc <- a })
 	}()
 	var addr net.Addr
 	select {

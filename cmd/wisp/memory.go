@@ -20,7 +20,14 @@ const memoryEvery = 10 * time.Second
 func giveBackMemory(ctx context.Context) {
 	sample := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
 	var last uint64
-	every(ctx, memoryEvery, func() {
+	t := time.NewTicker(memoryEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 		metrics.Read(sample)
 		cycles := sample[0].Value.Uint64()
 		if cycles == last {
@@ -29,5 +36,5 @@ func giveBackMemory(ctx context.Context) {
 			cycles = sample[0].Value.Uint64()
 		}
 		last = cycles
-	})
+	}
 }

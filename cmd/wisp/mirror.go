@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wisp-relay/wisp/internal/progress"
 	"github.com/wisp-relay/wisp/mirror"
 	"github.com/wisp-relay/wisp/relay"
 	"github.com/wisp-relay/wisp/storage/sqlite"
@@ -92,7 +93,7 @@ func runMirror(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 	m := &mirror.Manager{Path: args[0], Local: local.relay, Store: local.store, Log: local.log,
 		StatePath: mirrorStatePath(cfg.DataDir, args[0])}
 	start := time.Now()
-	prog := newProgress(stderr)
+	prog := progress.New(stderr)
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
 	t := time.NewTicker(time.Second)
@@ -101,14 +102,13 @@ func runMirror(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 	for {
 		select {
 		case err := <-done:
-			prog.done()
+			prog.Stop()
 			fmt.Fprintf(stdout, "mirrored for %s: %d received, %d stored; %d sent, %d accepted, %d refused; %d connections\n",
 				time.Since(start).Round(time.Second), st.Received.Load(), st.Stored.Load(),
 				st.Sent.Load(), st.Accepted.Load(), st.Refused.Load(), st.Connects.Load())
 			return err
 		case <-t.C:
-			prog.last = time.Time{}
-			prog.update("down: %d received, %d stored; up: %d sent, %d accepted", st.Received.Load(), st.Stored.Load(), st.Sent.Load(), st.Accepted.Load())
+			prog.Update("down: %d received, %d stored; up: %d sent, %d accepted", st.Received.Load(), st.Stored.Load(), st.Sent.Load(), st.Accepted.Load())
 		}
 	}
 }

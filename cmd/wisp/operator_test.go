@@ -87,7 +87,7 @@ func TestMetricsNotOnAPublicPort(t *testing.T) {
 }
 
 func TestMetricsListenBadAddress(t *testing.T) {
-	err := run(t.Context(), nil, []string{"WISP_DATA_DIR=" + t.TempDir(), "WISP_METRICS_LISTEN=nowhere"}, nil, nil, nil)
+	err := run(t.Context(), nil, []string{"WISP_DATA_DIR=" + t.TempDir(), "WISP_METRICS_LISTEN=nowhere"}, nil, nil, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "WISP_METRICS_LISTEN") {
 		t.Fatalf("bad WISP_METRICS_LISTEN: %v", err)
 	}

@@ -151,7 +151,7 @@ func serving(t *testing.T, environ ...string) string {
 	done := make(chan error, 1)
 	logs := &lockedBuffer{}
 	go func() {
-		done <- run(ctx, nil, append([]string{"WISP_LISTEN=127.0.0.1:0", "WISP_DATA_DIR=" + t.TempDir()}, environ...),
+		done <- run(ctx, nil, append([]string{"WISP_LISTEN=127.0.0.1:0", "WISP_DATA_DIR=" + t.TempDir()}, environ...), nil,
 			io.Discard, logs, func(a net.Addr) { addrc <- a })
 	}()
 	t.Cleanup(func() {
@@ -260,7 +260,7 @@ func TestScanAndDelete(t *testing.T) {
 	env := []string{"WISP_DATA_DIR=" + dir}
 	runEnv := func(args ...string) (string, string, int) {
 		var out, errb bytes.Buffer
-		code := report(run(t.Context(), args, env, &out, &errb, nil), &errb)
+		code := report(run(t.Context(), args, env, nil, &out, &errb, nil), &errb)
 		return out.String(), errb.String(), code
 	}
 

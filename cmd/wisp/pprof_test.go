@@ -37,7 +37,7 @@ func TestPprofOnItsOwnAddress(t *testing.T) {
 }
 
 func TestPprofBadAddress(t *testing.T) {
-	err := run(t.Context(), nil, []string{"WISP_DATA_DIR=" + t.TempDir(), "WISP_PPROF_LISTEN=nowhere"}, io.Discard, io.Discard, nil)
+	err := run(t.Context(), nil, []string{"WISP_DATA_DIR=" + t.TempDir(), "WISP_PPROF_LISTEN=nowhere"}, nil, io.Discard, io.Discard, nil)
 	if err == nil || !strings.Contains(err.Error(), "WISP_PPROF_LISTEN") {
 		t.Fatalf("bad WISP_PPROF_LISTEN: %v", err)
 	}

@@ -164,20 +164,6 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 	return errors.Join(errs...)
 }
 
-// every calls fn each interval until ctx is done.
-func every(ctx context.Context, interval time.Duration, fn func()) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			fn()
-		}
-	}
-}
-
 // newLogger builds the process logger; cfg has been validated.
 func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	level, _ := parseLevel(cfg.LogLevel)

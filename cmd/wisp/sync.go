@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp/internal/progress"
 	"github.com/wisp-relay/wisp/mirror"
 )
 
@@ -89,7 +90,7 @@ func runSync(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 			err = errors.Join(err, cerr)
 		}
 	}()
-	prog := newProgress(stderr)
+	prog := progress.New(stderr)
 	st, err := mirror.Sync(ctx, mirror.SyncOptions{
 		URL:     remote,
 		Filter:  filter,
@@ -99,11 +100,11 @@ func runSync(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 		Timeout: *timeout,
 		Log:     local.log,
 		Progress: func(st mirror.SyncStats) {
-			prog.update("%s: %d here, %d only here, %d only there; down %d (%d stored), up %d",
+			prog.Update("%s: %d here, %d only here, %d only there; down %d (%d stored), up %d",
 				st.Method, st.Local, st.Have, st.Need, st.Downloaded, st.Stored, st.Uploaded)
 		},
 	})
-	prog.done()
+	prog.Stop()
 	if err != nil && st.Method == "" { // nothing happened yet
 		if ctx.Err() != nil {
 			return errors.New("sync interrupted")
@@ -115,7 +116,7 @@ func runSync(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 		method += " (no negentropy: " + st.Fallback + ")"
 	}
 	fmt.Fprintf(stdout, "sync %s with %s by %s in %s: %d events here matched; only here %d, only there %d\n",
-		dir, remote, method, time.Since(prog.start).Round(time.Millisecond), st.Local, st.Have, st.Need)
+		dir, remote, method, prog.Elapsed().Round(time.Millisecond), st.Local, st.Have, st.Need)
 	if dir&mirror.Down != 0 {
 		fmt.Fprintf(stdout, "  down: %d received: %d stored, %d duplicate, %d rejected\n", st.Downloaded, st.Stored, st.Duplicate, st.Rejected)
 	}

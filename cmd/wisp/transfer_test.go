@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -55,8 +56,14 @@ func storedIDs(t *testing.T, dataDir string, f nostr.Filter) []string {
 
 func runOK(t *testing.T, environ []string, args ...string) (stdout, stderr string) {
 	t.Helper()
+	return runOKFrom(t, nil, environ, args...)
+}
+
+// runOKFrom is runOK with stdin as the standard input.
+func runOKFrom(t *testing.T, stdin io.Reader, environ []string, args ...string) (stdout, stderr string) {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	if err := run(context.Background(), args, environ, &out, &errOut, nil); err != nil {
+	if err := run(context.Background(), args, environ, stdin, &out, &errOut, nil); err != nil {
 		t.Fatalf("wisp %s: %v\nstderr: %s", strings.Join(args, " "), err, errOut.String())
 	}
 	return out.String(), errOut.String()
@@ -122,15 +129,12 @@ func TestImportExportRoundTrip(t *testing.T) {
 	}
 
 	// Importing the same file again: all duplicates; from standard input.
-	old := stdin
-	defer func() { stdin = old }()
 	f, err := os.Open(exported)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	stdin = f
-	out, _ = runOK(t, envB, "import")
+	out, _ = runOKFrom(t, f, envB, "import")
 	if !strings.Contains(out, "0 stored, 300 duplicate") {
 		t.Errorf("re-import said %q", out)
 	}
@@ -146,7 +150,7 @@ func TestSyncCommandUsage(t *testing.T) {
 		{"sync", "ws://example.com", "--filter", "{"},
 		{"mirror"},
 	} {
-		err := run(context.Background(), args, nil, &out, &errOut, nil)
+		err := run(context.Background(), args, nil, nil, &out, &errOut, nil)
 		var ue *usageError
 		if err == nil || !errorsAs(err, &ue) {
 			t.Errorf("wisp %v: %v, want a usage error", args, err)
