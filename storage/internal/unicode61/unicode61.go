@@ -106,6 +106,25 @@ func CountTerms(terms []string, content string, tf []int) (words int) {
 	}
 }
 
+// Words calls fn with every word of content, folded, in order: the words
+// CountTerms counts, so that an engine that builds its own index from them
+// matches exactly what Matches matches. word is valid only during the
+// call. Like CountTerms, it reads content only up to a NUL character.
+func Words(content string, fn func(word []byte)) {
+	if i := strings.IndexByte(content, 0); i >= 0 {
+		content = content[:i]
+	}
+	var arr [64]byte
+	buf := arr[:0]
+	for i := 0; ; {
+		var ok bool
+		if buf, i, ok = nextWord(content, i, buf[:0]); !ok {
+			return
+		}
+		fn(buf)
+	}
+}
+
 // TermSubstring reports whether every text that holds term as a word (as
 // CountTerms finds it) also holds term itself as a substring, ignoring
 // ASCII case, so that a substring search can rule texts out cheaply before
