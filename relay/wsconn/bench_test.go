@@ -85,7 +85,7 @@ func BenchmarkUnmask(b *testing.B) {
 			p := make([]byte, size)
 			b.SetBytes(int64(size))
 			for range b.N {
-				unmask(p, [4]byte{1, 2, 3, 4}, 0)
+				unmask(p, [4]byte{1, 2, 3, 4})
 			}
 		})
 	}

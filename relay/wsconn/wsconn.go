@@ -14,6 +14,7 @@
 package wsconn
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -251,7 +252,7 @@ func (c *Conn) readMessage() (Opcode, []byte, error) {
 			if err != nil {
 				return 0, nil, err
 			}
-			unmask(p, h.mask, 0)
+			unmask(p, h.mask)
 			if h.op == OpClose {
 				return 0, nil, closeErrorOf(p)
 			}
@@ -276,7 +277,7 @@ func (c *Conn) readMessage() (Opcode, []byte, error) {
 			if err != nil {
 				return 0, nil, err
 			}
-			unmask(p, h.mask, 0)
+			unmask(p, h.mask)
 			c.release()
 			return msgOp, p, nil
 		}
@@ -284,7 +285,7 @@ func (c *Conn) readMessage() (Opcode, []byte, error) {
 		if c.msg, err = c.readPayload(c.msg, n); err != nil {
 			return 0, nil, err
 		}
-		unmask(c.msg[start:], h.mask, 0)
+		unmask(c.msg[start:], h.mask)
 		if h.fin {
 			p := c.msg
 			c.msg = nil // the caller owns p now
@@ -503,9 +504,28 @@ func noEOF(err error) error {
 	return err
 }
 
-func unmask(p []byte, key [4]byte, pos int) {
+// unmask undoes a client's masking (RFC 6455 section 5.3) in place, eight
+// bytes at a time: the key repeats every four bytes, so a word of eight
+// is XORed with the key twice over.
+func unmask(p []byte, key [4]byte) {
+	if len(p) >= 8 {
+		k := uint64(binary.LittleEndian.Uint32(key[:]))
+		k |= k << 32
+		for len(p) >= 32 {
+			binary.LittleEndian.PutUint64(p, binary.LittleEndian.Uint64(p)^k)
+			binary.LittleEndian.PutUint64(p[8:], binary.LittleEndian.Uint64(p[8:])^k)
+			binary.LittleEndian.PutUint64(p[16:], binary.LittleEndian.Uint64(p[16:])^k)
+			binary.LittleEndian.PutUint64(p[24:], binary.LittleEndian.Uint64(p[24:])^k)
+			p = p[32:]
+		}
+		for len(p) >= 8 {
+			binary.LittleEndian.PutUint64(p, binary.LittleEndian.Uint64(p)^k)
+			p = p[8:]
+		}
+	}
+	// What is left starts at a multiple of 8, where the key starts over.
 	for i := range p {
-		p[i] ^= key[(pos+i)&3]
+		p[i] ^= key[i&3]
 	}
 }
 

@@ -219,7 +219,7 @@ func clientFrame(fin bool, op Opcode, payload []byte) []byte {
 	key := [4]byte{1, 2, 3, 4}
 	out = append(out, key[:]...)
 	p := append([]byte(nil), payload...)
-	unmask(p, key, 0)
+	unmask(p, key)
 	return append(out, p...)
 }
 
@@ -374,5 +374,25 @@ func TestDrainAfterOversizedMessage(t *testing.T) {
 	// into a timeout here.
 	if _, err := br.ReadByte(); err != io.EOF {
 		t.Fatalf("after the close handshake: %v, want EOF", err)
+	}
+}
+
+// unmask works eight bytes at a time; every length and every tail must
+// come out as the byte-at-a-time definition of RFC 6455 section 5.3.
+func TestUnmaskMatchesDefinition(t *testing.T) {
+	key := [4]byte{0x37, 0xfa, 0x21, 0x3d}
+	for n := range 300 {
+		p := make([]byte, n)
+		for i := range p {
+			p[i] = byte(i*7 + n)
+		}
+		want := append([]byte(nil), p...)
+		for i := range want {
+			want[i] ^= key[i%4]
+		}
+		unmask(p, key)
+		if !bytes.Equal(p, want) {
+			t.Fatalf("length %d: unmasked differently", n)
+		}
 	}
 }
