@@ -20,7 +20,6 @@ import (
 	"io"
 	"net"
 	"sync"
-	"syscall"
 	"time"
 	"unicode/utf8"
 )
@@ -106,7 +105,6 @@ func (b *bufPool) put(buf *[]byte) { b.p.Put(buf) }
 // while another writes (Write); Close may be called from anywhere.
 type Conn struct {
 	nc    net.Conn
-	rc    syscall.RawConn // nil when nc cannot be polled without a buffer
 	limit int
 	bufs  *bufPool
 
@@ -117,12 +115,8 @@ type Conn struct {
 	msg  []byte  // the fragments of the message being assembled
 	skip int64   // payload bytes of an oversized frame left unread, see Drain
 	lost bool    // a broken frame: where the next one starts is unknown
-
-	// waitAndRead's results, set by tryRead.
-	readFn func(fd uintptr) bool
-	wbuf   *[]byte
-	wn     int
-	werr   error
+	wake [1]byte // waitPortable's one-byte read, see there
+	poll poller  // waiting without a buffer, where the platform allows
 
 	// OnControl, when set, is told about every ping and pong received, with
 	// its payload (valid only during the call). The caller answers pings
@@ -132,12 +126,7 @@ type Conn struct {
 
 func newConn(nc net.Conn, pre []byte, limit int, bufs *bufPool) *Conn {
 	c := &Conn{nc: nc, pre: pre, limit: limit, bufs: bufs}
-	if sc, ok := nc.(syscall.Conn); ok {
-		if rc, err := sc.SyscallConn(); err == nil {
-			c.rc = rc
-			c.readFn = c.tryRead
-		}
-	}
+	c.initPoller()
 	return c
 }
 
@@ -425,12 +414,8 @@ func (c *Conn) fill() error {
 		c.w += k
 		return nil
 	}
-	if c.rbuf == nil && c.rc != nil {
-		return c.waitAndRead()
-	}
 	if c.rbuf == nil {
-		c.rbuf = c.bufs.get()
-		c.r, c.w = 0, 0
+		return c.waitAndRead()
 	}
 	n, err := c.nc.Read((*c.rbuf)[c.w:])
 	c.w += n
@@ -443,47 +428,22 @@ func (c *Conn) fill() error {
 	return noEOF(err)
 }
 
-// waitAndRead parks in the network poller until the socket is readable,
-// and only then takes a buffer and reads.
-func (c *Conn) waitAndRead() error {
-	c.wbuf, c.wn, c.werr = nil, 0, nil
-	err := c.rc.Read(c.readFn)
-	buf, n := c.wbuf, c.wn
-	c.wbuf = nil
-	if err == nil {
-		err = c.werr
-	}
-	if err != nil || n <= 0 {
-		if buf != nil {
-			c.bufs.put(buf)
-		}
+// waitPortable waits for the next bytes without a buffer where the
+// network poller cannot be asked (see read_unix.go): a blocking read of
+// one byte into the Conn itself, then a buffer is taken for it and what
+// follows. It costs a second read per wake-up.
+func (c *Conn) waitPortable() error {
+	n, err := c.nc.Read(c.wake[:])
+	if n == 0 {
 		if err == nil {
-			err = io.EOF
+			err = io.ErrNoProgress
 		}
 		return noEOF(err)
 	}
-	c.rbuf, c.r, c.w = buf, 0, n
+	c.rbuf = c.bufs.get()
+	(*c.rbuf)[0] = c.wake[0]
+	c.r, c.w = 0, 1
 	return nil
-}
-
-// tryRead is waitAndRead's callback for syscall.RawConn.Read, made once
-// per connection: a closure per read would allocate.
-func (c *Conn) tryRead(fd uintptr) bool {
-	buf := c.bufs.get()
-	var n int
-	var err error
-	for {
-		n, err = syscall.Read(int(fd), *buf)
-		if err != syscall.EINTR {
-			break
-		}
-	}
-	if err == syscall.EAGAIN {
-		c.bufs.put(buf)
-		return false // wait for readiness, then call again
-	}
-	c.wbuf, c.wn, c.werr = buf, n, err
-	return true
 }
 
 // release gives the read buffer back to the pool once every byte in it has

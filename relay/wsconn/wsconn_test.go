@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -18,13 +19,57 @@ import (
 	"github.com/coder/websocket"
 )
 
-// echoServer upgrades every request and echoes each message back as text,
-// answering pings; it reports how each connection's read ended.
+// readPath is how a test server's connections wait for bytes: in the
+// network poller (read_unix.go), or with the portable one-byte read of
+// platforms without it, taken here over the same real socket.
+type readPath string
+
+const (
+	pollerPath   readPath = "poller"
+	portablePath readPath = "portable"
+)
+
+var readPaths = []readPath{pollerPath, portablePath}
+
+// portableConn hides the socket's syscall.Conn, which makes wsconn take
+// its portable read path.
+type portableConn struct{ net.Conn }
+
+type portableListener struct{ net.Listener }
+
+func (l portableListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return portableConn{c}, nil
+}
+
+// newServer starts a real HTTP server on loopback whose connections take
+// the read path p.
+func newServer(t *testing.T, p readPath, h http.Handler) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(h)
+	if p == portablePath {
+		srv.Listener = portableListener{srv.Listener}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// echoServer upgrades every request and echoes each message back with its
+// type, answering pings and echoing the client's close code; it reports
+// how each connection's read ended.
 func echoServer(t *testing.T, limit int) (url string, ended chan error) {
+	return echoServerVia(t, pollerPath, limit)
+}
+
+func echoServerVia(t *testing.T, path readPath, limit int) (url string, ended chan error) {
 	t.Helper()
 	ended = make(chan error, 16)
 	u := &Upgrader{Limit: limit}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := newServer(t, path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := u.Upgrade(w, r)
 		if err != nil {
 			return
@@ -43,11 +88,13 @@ func echoServer(t *testing.T, limit int) (url string, ended chan error) {
 				}
 			}
 			for {
-				_, p, err := c.ReadMessage()
+				op, p, err := c.ReadMessage()
 				if err != nil {
 					var ce *CloseError
 					var pe *ProtocolError
 					switch {
+					case errors.As(err, &ce) && ce.Code == StatusNoStatusRcvd:
+						send(AppendFrame(nil, OpClose)) // 1005 is never sent
 					case errors.As(err, &ce):
 						send(AppendClose(nil, ce.Code, ""))
 					case errors.As(err, &pe):
@@ -61,11 +108,10 @@ func echoServer(t *testing.T, limit int) (url string, ended chan error) {
 					ended <- err
 					return
 				}
-				send(AppendFrame(nil, OpText, p))
+				send(AppendFrame(nil, op, p))
 			}
 		}()
 	}))
-	t.Cleanup(srv.Close)
 	return "ws" + strings.TrimPrefix(srv.URL, "http"), ended
 }
 
@@ -83,7 +129,13 @@ func dial(t *testing.T, url string) *websocket.Conn {
 }
 
 func TestEchoSizesAndPing(t *testing.T) {
-	url, _ := echoServer(t, 1<<21)
+	for _, path := range readPaths {
+		t.Run(string(path), func(t *testing.T) { testEchoSizesAndPing(t, path) })
+	}
+}
+
+func testEchoSizesAndPing(t *testing.T, path readPath) {
+	url, _ := echoServerVia(t, path, 1<<21)
 	c := dial(t, url)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -394,5 +446,42 @@ func TestUnmaskMatchesDefinition(t *testing.T) {
 		if !bytes.Equal(p, want) {
 			t.Fatalf("length %d: unmasked differently", n)
 		}
+	}
+}
+
+// A connection waiting for its client holds no read buffer, on either read
+// path: a relay keeps thousands of them (docs/architecture.md). Both ends
+// of each connection are in this process, so the figure is an upper bound
+// of the server's share.
+func TestIdleConnectionsHoldNoBuffer(t *testing.T) {
+	for _, path := range readPaths {
+		t.Run(string(path), func(t *testing.T) {
+			url, _ := echoServerVia(t, path, 1<<20)
+			heap := func() uint64 {
+				runtime.GC()
+				runtime.GC() // and sync.Pool's victims
+				var m runtime.MemStats
+				runtime.ReadMemStats(&m)
+				return m.HeapAlloc
+			}
+			const n = 200
+			msg := clientFrame(true, OpText, bytes.Repeat([]byte("x"), 100))
+			conns := make([]net.Conn, 0, n)
+			before := heap()
+			for range n {
+				// Each server side reads one message, echoes it, and waits.
+				nc, br := rawDial(t, url, msg)
+				if op, p := readServerFrame(t, br); op != OpText || len(p) != 100 {
+					t.Fatalf("echo: op %d, %d bytes", op, len(p))
+				}
+				conns = append(conns, nc)
+			}
+			per := (int64(heap()) - int64(before)) / n
+			runtime.KeepAlive(conns)
+			t.Logf("%s: heap per idle connection, both ends: %d bytes", path, per)
+			if per >= bufSize/2 {
+				t.Errorf("heap per idle connection %d bytes: a read buffer (%d) is held while waiting", per, bufSize)
+			}
+		})
 	}
 }
