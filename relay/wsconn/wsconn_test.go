@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -278,29 +279,45 @@ func clientFrame(fin bool, op Opcode, payload []byte) []byte {
 // readServerFrame reads one unmasked frame from the server.
 func readServerFrame(t *testing.T, br *bufio.Reader) (Opcode, []byte) {
 	t.Helper()
-	var h [2]byte
-	if _, err := io.ReadFull(br, h[:]); err != nil {
+	op, p, err := readFrame(br)
+	if err != nil {
 		t.Fatalf("read frame: %v", err)
 	}
-	if h[1]&0x80 != 0 {
-		t.Fatal("server frame is masked")
+	return op, p
+}
+
+// readFrame reads one frame from the server, which must be unfragmented
+// and unmasked, as wsconn writes them.
+func readFrame(br *bufio.Reader) (Opcode, []byte, error) {
+	var h [2]byte
+	if _, err := io.ReadFull(br, h[:]); err != nil {
+		return 0, nil, err
 	}
-	n := int(h[1] & 0x7f)
+	if h[0]&0xf0 != 0x80 || h[1]&0x80 != 0 {
+		return 0, nil, fmt.Errorf("server frame header %#x %#x: fragmented, reserved bits or masked", h[0], h[1])
+	}
+	n := uint64(h[1] & 0x7f)
+	var ext [8]byte
 	switch n {
 	case 126:
-		var b [2]byte
-		io.ReadFull(br, b[:])
-		n = int(binary.BigEndian.Uint16(b[:]))
+		if _, err := io.ReadFull(br, ext[:2]); err != nil {
+			return 0, nil, err
+		}
+		n = uint64(binary.BigEndian.Uint16(ext[:2]))
 	case 127:
-		var b [8]byte
-		io.ReadFull(br, b[:])
-		n = int(binary.BigEndian.Uint64(b[:]))
+		if _, err := io.ReadFull(br, ext[:]); err != nil {
+			return 0, nil, err
+		}
+		n = binary.BigEndian.Uint64(ext[:])
+	}
+	if n > 1<<24 {
+		return 0, nil, fmt.Errorf("server frame of %d bytes", n)
 	}
 	p := make([]byte, n)
 	if _, err := io.ReadFull(br, p); err != nil {
-		t.Fatalf("read payload: %v", err)
+		return 0, nil, err
 	}
-	return Opcode(h[0] & 0x0f), p
+	return Opcode(h[0] & 0x0f), p, nil
 }
 
 func TestBytesSentWithTheHandshakeAreRead(t *testing.T) {
@@ -321,67 +338,6 @@ func TestBytesSentWithTheHandshakeAreRead(t *testing.T) {
 		op, p := readServerFrame(t, br)
 		if op != w.op || string(p) != w.p {
 			t.Fatalf("got op %d %q, want op %d %q", op, p, w.op, w.p)
-		}
-	}
-}
-
-func TestProtocolViolationsCloseWith1002(t *testing.T) {
-	unmasked := []byte{0x81, 0x02, 'h', 'i'}
-	cases := map[string][]byte{
-		"unmasked frame":          unmasked,
-		"reserved bit":            func() []byte { f := clientFrame(true, OpText, []byte("x")); f[0] |= 0x40; return f }(),
-		"unknown opcode":          clientFrame(true, 0x3, []byte("x")),
-		"fragmented ping":         clientFrame(false, OpPing, []byte("x")),
-		"long ping":               clientFrame(true, OpPing, make([]byte, 126)),
-		"stray continuation":      clientFrame(true, OpContinuation, []byte("x")),
-		"message inside fragment": append(clientFrame(false, OpText, []byte("a")), clientFrame(true, OpText, []byte("b"))...),
-	}
-	for name, frames := range cases {
-		t.Run(name, func(t *testing.T) {
-			url, ended := echoServer(t, 1<<20)
-			_, br := rawDial(t, url, frames)
-			op, p := readServerFrame(t, br)
-			if op != OpClose || len(p) < 2 || StatusCode(binary.BigEndian.Uint16(p)) != StatusProtocolError {
-				t.Fatalf("got op %d %q, want close 1002", op, p)
-			}
-			var pe *ProtocolError
-			if err := <-ended; !errors.As(err, &pe) {
-				t.Fatalf("server read ended with %v", err)
-			}
-		})
-	}
-}
-
-func TestHandshakeRefusals(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if c, err := (&Upgrader{Limit: 100}).Upgrade(w, r); err == nil {
-			c.Close()
-		}
-	}))
-	defer srv.Close()
-	for name, tc := range map[string]struct {
-		method string
-		hdr    map[string]string
-		status int
-	}{
-		"not an upgrade": {"GET", map[string]string{}, http.StatusUpgradeRequired},
-		"post":           {"POST", map[string]string{"Upgrade": "websocket", "Connection": "Upgrade"}, http.StatusMethodNotAllowed},
-		"old version": {"GET", map[string]string{"Upgrade": "websocket", "Connection": "keep-alive, Upgrade",
-			"Sec-WebSocket-Version": "8", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}, http.StatusBadRequest},
-		"bad key": {"GET", map[string]string{"Upgrade": "websocket", "Connection": "Upgrade",
-			"Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "short"}, http.StatusBadRequest},
-	} {
-		req, _ := http.NewRequest(tc.method, srv.URL, nil)
-		for k, v := range tc.hdr {
-			req.Header.Set(k, v)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != tc.status {
-			t.Errorf("%s: status %d, want %d", name, resp.StatusCode, tc.status)
 		}
 	}
 }
