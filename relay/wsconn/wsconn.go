@@ -324,7 +324,9 @@ const payloadStep = 64 << 10
 // readPayload appends the next n bytes of the stream to dst.
 func (c *Conn) readPayload(dst []byte, n int) ([]byte, error) {
 	if dst == nil && n <= payloadStep {
-		dst = make([]byte, 0, n)
+		// Zeroed once here rather than again by an append.
+		dst = make([]byte, n)
+		return dst, c.readInto(dst)
 	}
 	for n > 0 {
 		step := min(n, payloadStep)
