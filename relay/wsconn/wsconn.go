@@ -3,14 +3,18 @@
 // small messages:
 //
 //   - a connection waiting for its next message holds no read buffer: the
-//     wait happens in the network poller, and a pooled buffer is taken only
-//     once bytes have arrived;
+//     wait happens in the network poller (read_unix.go; elsewhere in a
+//     one-byte read), and a pooled buffer is taken only once bytes have
+//     arrived;
 //   - the caller frames many messages into one buffer (AppendFrame) and
 //     sends them with one Write, one system call for a whole REQ answer;
 //   - nothing runs in the background: no goroutine, no timer per connection.
 //
-// It speaks no extension (no compression) and no subprotocol. Clients of
-// the relay (bench, mirror, tests) keep using github.com/coder/websocket.
+// It speaks no extension (no compression) and no subprotocol, and holds
+// the peer to RFC 6455: protocol_test.go runs the Autobahn suite's
+// sections 1-7 against it, FuzzReader an independent reading of the RFC
+// (reference_test.go). Clients of the relay (bench, mirror, tests) keep
+// using github.com/coder/websocket.
 package wsconn
 
 import (
