@@ -223,6 +223,7 @@ func (r *Relay) serveWebsocket(w http.ResponseWriter, req *http.Request) {
 	}
 	r.drainMu.RUnlock()
 	if draining {
+		r.metrics().Refused(RefusedConnection, wisp.PrefixError)
 		http.Error(w, "relay is shutting down", http.StatusServiceUnavailable)
 		return
 	}
