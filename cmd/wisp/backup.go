@@ -33,7 +33,7 @@ func runBackup(ctx context.Context, args, environ []string, stdout io.Writer) er
 		return err
 	}
 	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
-		return &usageError{"backup takes one argument, the file to write"}
+		return &usageError{"backup", "backup takes one argument, the file to write"}
 	}
 	cfg, err := loadConfig(environ)
 	if err != nil {

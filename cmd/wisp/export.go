@@ -57,15 +57,15 @@ func runExport(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 			_, err = fmt.Fprint(stdout, exportUsage)
 			return err
 		}
-		return &usageError{"export: " + err.Error()}
+		return &usageError{"export", "export: " + err.Error()}
 	}
 	if fs.NArg() > 0 {
-		return &usageError{fmt.Sprintf("export: unexpected arguments %q", fs.Args())}
+		return &usageError{"export", fmt.Sprintf("export: unexpected arguments %q", fs.Args())}
 	}
 	filters := []nostr.Filter{{}}
 	if *filter != "" {
 		if filters, err = parseFilters(*filter); err != nil {
-			return &usageError{"export: " + err.Error()}
+			return &usageError{"export", "export: " + err.Error()}
 		}
 	}
 	for _, b := range []struct {
@@ -80,7 +80,7 @@ func runExport(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		}
 		t, err := parseTime(b.text)
 		if err != nil {
-			return &usageError{"export: " + err.Error()}
+			return &usageError{"export", "export: " + err.Error()}
 		}
 		for i := range filters {
 			b.set(&filters[i], t)

@@ -60,7 +60,7 @@ func runImport(ctx context.Context, args, environ []string, stdin io.Reader, std
 				_, err = fmt.Fprint(stdout, importUsage)
 				return err
 			}
-			return &usageError{"import: " + err.Error()}
+			return &usageError{"import", "import: " + err.Error()}
 		}
 		if fs.NArg() == 0 {
 			break
@@ -69,7 +69,7 @@ func runImport(ctx context.Context, args, environ []string, stdin io.Reader, std
 		args = fs.Args()[1:]
 	}
 	if len(positional) > 1 {
-		return &usageError{fmt.Sprintf("import: want one file, got %q", positional)}
+		return &usageError{"import", fmt.Sprintf("import: want one file, got %q", positional)}
 	}
 	src := stdin
 	if src == nil { // a caller without standard input: nothing to read

@@ -50,6 +50,39 @@ Settings come from WISP_ environment variables, for example
 config.example.env and README.md list every variable with its default.
 `
 
+const serveUsage = `Usage: wisp [serve]
+
+Runs the relay until SIGINT or SIGTERM, then shuts it down cleanly (the
+events already accepted are stored and answered, the database is
+checkpointed). It listens on WISP_LISTEN (default 127.0.0.1:4869) and
+keeps its database in WISP_DATA_DIR (default ./data), which one wisp serve
+at a time may use (it holds DATA_DIR/wisp.lock); wisp import, export, sync,
+mirror, scan, delete, backup and stats may run beside it.
+
+Every setting is a WISP_ environment variable: config.example.env and
+README.md list them all, with their defaults.
+
+  WISP_LISTEN=0.0.0.0:4869 WISP_PUBLIC_URL=wss://relay.example.com wisp serve
+`
+
+const versionUsage = `Usage: wisp version  (or wisp --version)
+
+Prints the version, the signature verifier compiled in (btcec, or
+libsecp256k1 with the libsecp256k1 build tag) and the Go version.
+`
+
+const statsUsage = `Usage: wisp stats
+
+Prints the database's schema version, file sizes (database and
+write-ahead log), event counts in total and by kind, the range of
+created_at and the search kinds. It reads DATA_DIR/wisp.db (from
+WISP_DATA_DIR) through a read-only connection, so the relay may keep
+running.
+`
+
+// simpleUsage is the help of the commands that take no arguments.
+var simpleUsage = map[string]string{"serve": serveUsage, "version": versionUsage, "stats": statsUsage, "help": usage}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// After the first signal, restore the default handling so that a second
@@ -60,10 +93,15 @@ func main() {
 	os.Exit(report(err, os.Stderr))
 }
 
-// usageError is a mistake on the command line: it exits 2 and shows usage.
-type usageError struct{ msg string }
+// usageError is a mistake on the command line: it exits 2, and report
+// points to the help of the command it was made with (cmd, "" for wisp
+// itself) rather than printing all of it.
+type usageError struct{ cmd, msg string }
 
 func (e *usageError) Error() string { return e.msg }
+
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" }
 
 // report prints err for a person and returns the process exit code.
 func report(err error, stderr io.Writer) int {
@@ -73,7 +111,11 @@ func report(err error, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "wisp: %v\n", err)
 	var ue *usageError
 	if errors.As(err, &ue) {
-		fmt.Fprint(stderr, "\n"+usage)
+		help := "wisp --help"
+		if ue.cmd != "" {
+			help = "wisp " + ue.cmd + " --help"
+		}
+		fmt.Fprintf(stderr, "Run '%s' for usage.\n", help)
 		return 2
 	}
 	return 1
@@ -92,7 +134,7 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 			_, err = fmt.Fprint(stdout, usage)
 			return err
 		}
-		return &usageError{err.Error()}
+		return &usageError{"", err.Error()}
 	}
 	if *showVersion {
 		return printVersion(stdout)
@@ -102,13 +144,12 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	if len(rest) > 0 {
 		cmd, rest = rest[0], rest[1:]
 	}
-	if len(rest) > 0 && cmd != "bench" && cmd != "scan" && cmd != "delete" && cmd != "backup" &&
-		cmd != "export" && cmd != "import" && cmd != "sync" && cmd != "mirror" { // these parse their own arguments
-		if rest[0] == "-h" || rest[0] == "--help" || rest[0] == "-help" {
-			_, err := fmt.Fprint(stdout, usage)
+	if help, ok := simpleUsage[cmd]; ok && len(rest) > 0 { // the others parse their own arguments
+		if len(rest) == 1 && isHelp(rest[0]) {
+			_, err := fmt.Fprint(stdout, help)
 			return err
 		}
-		return &usageError{fmt.Sprintf("%s takes no arguments, got %q", cmd, rest)}
+		return &usageError{cmd, fmt.Sprintf("%s takes no arguments, got %q", cmd, rest)}
 	}
 	switch cmd {
 	case "serve":
@@ -141,7 +182,7 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		_, err := fmt.Fprint(stdout, usage)
 		return err
 	default:
-		return &usageError{fmt.Sprintf("unknown command %q", cmd)}
+		return &usageError{"", fmt.Sprintf("unknown command %q", cmd)}
 	}
 }
 

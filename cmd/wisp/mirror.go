@@ -75,7 +75,7 @@ func runMirror(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		return err
 	}
 	if len(args) != 1 {
-		return &usageError{"mirror takes one argument, the config file"}
+		return &usageError{"mirror", "mirror takes one argument, the config file"}
 	}
 	cfg, err := loadConfig(environ)
 	if err != nil {

@@ -3,12 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/wisp-relay/wisp/storage/sqlite"
@@ -34,35 +32,6 @@ means every match. The database is DATA_DIR/wisp.db, from WISP_DATA_DIR.
   wisp scan '{"#p":["<hex pubkey>"],"limit":10}'
 `
 
-// parseFilters reads one filter object or an array of them.
-func parseFilters(s string) ([]nostr.Filter, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return nil, errors.New("no filter given")
-	}
-	if strings.HasPrefix(s, "[") {
-		var raws []json.RawMessage
-		if err := json.Unmarshal([]byte(s), &raws); err != nil {
-			return nil, fmt.Errorf("filter: %w", err)
-		}
-		if len(raws) == 0 {
-			return nil, errors.New("filter: empty array")
-		}
-		out := make([]nostr.Filter, len(raws))
-		for i, r := range raws {
-			if err := out[i].UnmarshalJSON(r); err != nil {
-				return nil, fmt.Errorf("filter %d: %w", i, err)
-			}
-		}
-		return out, nil
-	}
-	var f nostr.Filter
-	if err := f.UnmarshalJSON([]byte(s)); err != nil {
-		return nil, fmt.Errorf("filter: %w", err)
-	}
-	return []nostr.Filter{f}, nil
-}
-
 // matchesEverything reports whether a filter has no condition at all.
 func matchesEverything(f nostr.Filter) bool {
 	return f.IDs == nil && f.Authors == nil && f.Kinds == nil && len(f.Tags) == 0 &&
@@ -80,18 +49,18 @@ func runDelete(ctx context.Context, args, environ []string, stdout io.Writer) (e
 			_, err = fmt.Fprint(stdout, deleteUsage)
 			return err
 		}
-		return &usageError{"delete: " + err.Error()}
+		return &usageError{"delete", "delete: " + err.Error()}
 	}
 	if fs.NArg() > 0 {
-		return &usageError{fmt.Sprintf("delete: unexpected arguments %q (the filter goes after --filter)", fs.Args())}
+		return &usageError{"delete", fmt.Sprintf("delete: unexpected arguments %q (the filter goes after --filter)", fs.Args())}
 	}
 	filters, err := parseFilters(*filter)
 	if err != nil {
-		return &usageError{"delete: " + err.Error()}
+		return &usageError{"delete", "delete: " + err.Error()}
 	}
 	for _, f := range filters {
 		if matchesEverything(f) {
-			return &usageError{"delete: a filter without conditions matches every event; refusing"}
+			return &usageError{"delete", "delete: a filter without conditions matches every event; refusing"}
 		}
 	}
 	counted := make([]nostr.Filter, len(filters))
@@ -127,18 +96,18 @@ func runScan(ctx context.Context, args, environ []string, stdout io.Writer) (err
 			_, err = fmt.Fprint(stdout, scanUsage)
 			return err
 		}
-		return &usageError{"scan: " + err.Error()}
+		return &usageError{"scan", "scan: " + err.Error()}
 	}
 	text := *filter
 	switch {
 	case text == "" && fs.NArg() == 1:
 		text = fs.Arg(0)
 	case fs.NArg() > 0:
-		return &usageError{fmt.Sprintf("scan: want one filter, got %q", fs.Args())}
+		return &usageError{"scan", fmt.Sprintf("scan: want one filter, got %q", fs.Args())}
 	}
 	filters, err := parseFilters(text)
 	if err != nil {
-		return &usageError{"scan: " + err.Error()}
+		return &usageError{"scan", "scan: " + err.Error()}
 	}
 	return withStore(ctx, environ, func(_ Config, store *sqlite.Store) error {
 		w := bufio.NewWriter(stdout)

@@ -292,9 +292,15 @@ func TestScanAndDelete(t *testing.T) {
 	if out, _, _ := runEnv("scan", "{}"); strings.Count(out, "\n") != 2 {
 		t.Fatalf("left after delete:\n%s", out)
 	}
-	for _, args := range [][]string{{"delete"}, {"delete", "--filter", "{}", "--yes"}, {"delete", "--filter", "not json"}, {"scan"}, {"scan", "{}", "{}"}} {
-		if _, errOut, code := runEnv(args...); code != 2 || !strings.Contains(errOut, "Usage:") {
+	for _, args := range [][]string{{"delete"}, {"delete", "--filter", "{}", "--yes"}, {"delete", "--filter", "not json"}, {"scan"}, {"scan", "{}", "{}"},
+		// A misspelt key would have left only "kinds" standing: every kind 7.
+		{"delete", "--filter", `{"kinds":[7],"author":["` + strings.Repeat("0", 64) + `"]}`, "--yes"},
+		{"delete", "--filter", `{"kinds":[7],"foo":1}`, "--yes"}} {
+		if _, errOut, code := runEnv(args...); code != 2 || !strings.Contains(errOut, "--help' for usage") {
 			t.Errorf("%v: exit %d, stderr %q; want a usage error", args, code, errOut)
 		}
+	}
+	if out, _, _ := runEnv("scan", "{}"); strings.Count(out, "\n") != 2 {
+		t.Fatalf("a refused delete deleted:\n%s", out)
 	}
 }

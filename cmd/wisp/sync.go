@@ -44,7 +44,7 @@ func runSync(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 				_, err = fmt.Fprint(stdout, syncUsage)
 				return err
 			}
-			return &usageError{"sync: " + err.Error()}
+			return &usageError{"sync", "sync: " + err.Error()}
 		}
 		if fs.NArg() == 0 {
 			break
@@ -53,29 +53,29 @@ func runSync(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 		args = fs.Args()[1:]
 	}
 	if len(positional) != 1 {
-		return &usageError{"sync takes one relay URL (ws:// or wss://)"}
+		return &usageError{"sync", "sync takes one relay URL (ws:// or wss://)"}
 	}
 	remote := positional[0]
 	if u, err := url.Parse(remote); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-		return &usageError{fmt.Sprintf("sync: %q is not a ws:// or wss:// URL", remote)}
+		return &usageError{"sync", fmt.Sprintf("sync: %q is not a ws:// or wss:// URL", remote)}
 	}
 	dir, err := mirror.ParseDirection(*dirFlag)
 	if err != nil {
-		return &usageError{"sync: " + err.Error()}
+		return &usageError{"sync", "sync: " + err.Error()}
 	}
 	var filter nostr.Filter
 	if *filterFlag != "" {
 		fl, err := parseFilters(*filterFlag)
 		if err != nil {
-			return &usageError{"sync: " + err.Error()}
+			return &usageError{"sync", "sync: " + err.Error()}
 		}
 		if len(fl) != 1 {
-			return &usageError{"sync: want one filter, not an array"}
+			return &usageError{"sync", "sync: want one filter, not an array"}
 		}
 		filter = fl[0]
 	}
 	if *timeout <= 0 {
-		return &usageError{"sync: --timeout must be positive"}
+		return &usageError{"sync", "sync: --timeout must be positive"}
 	}
 	cfg, err := loadConfig(environ)
 	if err != nil {
