@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,7 +18,9 @@ import (
 const exportUsage = `Usage: wisp export [--filter '<json filter>'] [--since T] [--until T] [--out file]
 
 Writes stored events as JSON lines, one event per line (the format strfry,
-nostream and wisp import read), newest first, to standard output or --out.
+nostream and wisp import read), newest first (the order of strfry's export
+--reverse; wisp has no other, and importers take any), to standard output
+or --out.
 --filter takes a NIP-01 filter or a JSON array of them (limits are
 honoured; none means every match). --since and --until bound created_at:
 unix seconds, a date (2024-01-31) or an RFC 3339 time. The relay may keep
@@ -46,21 +46,25 @@ func parseTime(s string) (nostr.Timestamp, error) {
 
 // runExport is "wisp export".
 func runExport(ctx context.Context, args, environ []string, stdout, stderr io.Writer) (err error) {
-	fs := flag.NewFlagSet("export", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlags("export")
 	filter := fs.String("filter", "", "JSON filter")
 	since := fs.String("since", "", "oldest created_at")
 	until := fs.String("until", "", "newest created_at")
 	out := fs.String("out", "", "file to write")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			_, err = fmt.Fprint(stdout, exportUsage)
-			return err
-		}
-		return &usageError{"export", "export: " + err.Error()}
+	reverse := fs.Bool("reverse", false, "strfry's flag; see below")
+	rest, err := parseFlags(fs, args)
+	if err != nil || rest == nil {
+		return helpOr(err, stdout, exportUsage)
 	}
-	if fs.NArg() > 0 {
-		return &usageError{"export", fmt.Sprintf("export: unexpected arguments %q", fs.Args())}
+	if len(rest) > 0 {
+		return &usageError{"export", fmt.Sprintf("export: unexpected arguments %q", rest)}
+	}
+	if *reverse {
+		// strfry exports oldest first and --reverse newest first; wisp has
+		// one order, a REQ's. Doing nothing would surprise whoever meant
+		// one or the other.
+		return &usageError{"export", "export: wisp export has no --reverse: it always writes newest first " +
+			"(strfry's --reverse order); wisp import and strfry import take events in any order"}
 	}
 	filters := []nostr.Filter{{}}
 	if *filter != "" {
@@ -106,7 +110,7 @@ func exportEvents(ctx context.Context, store *sqlite.Store, filters []nostr.Filt
 	w := bufio.NewWriterSize(dst, 1<<20)
 	prog := progress.New(stderr)
 	var n, bytes int64
-	err = store.Scan(ctx, filters, func(raw []byte) error {
+	_, err = store.Query(ctx, filters, func(raw []byte) error { // what a REQ runs
 		if _, err := w.Write(raw); err != nil {
 			return err
 		}

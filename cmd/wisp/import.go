@@ -5,9 +5,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"sync"
@@ -19,7 +19,7 @@ import (
 	"github.com/wisp-relay/wisp/relay"
 )
 
-const importUsage = `Usage: wisp import [--no-verify] [file]
+const importUsage = `Usage: wisp import [--no-verify] [--show-rejected] [file]
 
 Reads events as JSON lines (one event per line, as wisp export, strfry
 export and nostream write) from file, or from standard input when file is
@@ -29,7 +29,9 @@ the write policy judges it with source import, as for a client's EVENT.
 Events are stored in large batches. A bad line never stops the import; at
 the end wisp prints how many events were stored, duplicate (already
 stored), rejected (invalid, refused by policy) and malformed (not an
-event). The relay may keep running on the same database.
+event). The first 10 bad lines are described with their numbers and
+reasons; --show-rejected describes them all. The relay may keep running
+on the same database, and its subscribers get the imported events live.
 
   wisp import all.jsonl
   zcat dump.jsonl.gz | wisp import
@@ -50,26 +52,19 @@ type importCounts struct {
 
 // runImport is "wisp import".
 func runImport(ctx context.Context, args, environ []string, stdin io.Reader, stdout, stderr io.Writer) (err error) {
-	fs := flag.NewFlagSet("import", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlags("import")
 	noVerify := fs.Bool("no-verify", false, "do not check signatures")
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				_, err = fmt.Fprint(stdout, importUsage)
-				return err
-			}
-			return &usageError{"import", "import: " + err.Error()}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
+	showRejected := fs.Bool("show-rejected", false, "describe every bad line, not only the first ones")
+	positional, err := parseFlags(fs, args)
+	if err != nil || positional == nil {
+		return helpOr(err, stdout, importUsage)
 	}
 	if len(positional) > 1 {
 		return &usageError{"import", fmt.Sprintf("import: want one file, got %q", positional)}
+	}
+	shown := maxProblems
+	if *showRejected {
+		shown = math.MaxInt
 	}
 	src := stdin
 	if src == nil { // a caller without standard input: nothing to read
@@ -108,7 +103,7 @@ func runImport(ctx context.Context, args, environ []string, stdin io.Reader, std
 		problems.Lock()
 		defer problems.Unlock()
 		nproblems++
-		if nproblems <= maxProblems {
+		if nproblems <= shown {
 			fmt.Fprintf(stderr, "%s:%d: %s\n", name, line, why)
 		}
 	}
@@ -147,8 +142,8 @@ func runImport(ctx context.Context, args, environ []string, stdin io.Reader, std
 	})
 	pending.Wait()
 	prog.Stop()
-	if nproblems > maxProblems {
-		fmt.Fprintf(stderr, "... and %d more bad lines\n", nproblems-maxProblems)
+	if nproblems > shown {
+		fmt.Fprintf(stderr, "... and %d more bad lines (--show-rejected shows them all)\n", nproblems-shown)
 	}
 	took := prog.Elapsed()
 	fmt.Fprintf(stdout, "imported %s in %s: %d stored, %d duplicate, %d rejected, %d malformed (%.0f lines/s)\n",

@@ -100,6 +100,43 @@ type usageError struct{ cmd, msg string }
 
 func (e *usageError) Error() string { return e.msg }
 
+// newFlags is the flag set of a command; errors and help are printed by
+// report and the command, once.
+func newFlags(cmd string) *flag.FlagSet {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// parseFlags parses args, flags and other arguments in any order (as in
+// wisp scan '{...}' --count), and returns the other arguments. On
+// --help it returns nil and no error; a bad flag is a usage error.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	rest := []string{}
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, nil
+			}
+			return nil, &usageError{fs.Name(), fs.Name() + ": " + err.Error()}
+		}
+		if fs.NArg() == 0 {
+			return rest, nil
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// helpOr returns err, or prints help when parseFlags found --help.
+func helpOr(err error, stdout io.Writer, help string) error {
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprint(stdout, help)
+	return err
+}
+
 // isHelp reports whether arg asks for help.
 func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" }
 

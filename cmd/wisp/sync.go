@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -32,25 +31,13 @@ same database.
 
 // runSync is "wisp sync".
 func runSync(ctx context.Context, args, environ []string, stdout, stderr io.Writer) (err error) {
-	fs := flag.NewFlagSet("sync", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlags("sync")
 	dirFlag := fs.String("dir", "down", "down, up or both")
 	filterFlag := fs.String("filter", "", "JSON filter")
 	timeout := fs.Duration("timeout", 15*time.Second, "longest wait on the remote relay")
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				_, err = fmt.Fprint(stdout, syncUsage)
-				return err
-			}
-			return &usageError{"sync", "sync: " + err.Error()}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
+	positional, err := parseFlags(fs, args)
+	if err != nil || positional == nil {
+		return helpOr(err, stdout, syncUsage)
 	}
 	if len(positional) != 1 {
 		return &usageError{"sync", "sync takes one relay URL (ws:// or wss://)"}
