@@ -172,3 +172,43 @@ func errorsAs(err error, target **usageError) bool {
 	}
 	return false
 }
+
+// wisp sync's summary agrees with what moved, by negentropy and by the REQ
+// fallback alike (which used to say "only there 0" after downloading).
+func TestSyncSummaryAgreesWithWhatMoved(t *testing.T) {
+	evs := signedEvents(t, 120)
+	for _, neg := range []string{"true", "false"} {
+		t.Run("negentropy="+neg, func(t *testing.T) {
+			addr, _, _ := startWisp(t, "WISP_NEGENTROPY="+neg)
+			c := dialWisp(t, addr)
+			for _, ev := range evs[20:] {
+				if !c.publish(ev) {
+					t.Fatal("event refused")
+				}
+			}
+			local := []string{"WISP_DATA_DIR=" + t.TempDir()}
+			var file bytes.Buffer
+			for _, ev := range evs[:40] { // 20 only here, 20 on both
+				b, _ := json.Marshal(ev)
+				file.Write(b)
+				file.WriteByte('\n')
+			}
+			runOKFrom(t, &file, local, "import")
+			out, _ := runOK(t, local, "sync", "ws://"+addr, "--dir", "both")
+			method := "negentropy"
+			if neg == "false" {
+				method = "req"
+			}
+			for _, want := range []string{
+				" by " + method,
+				": 40 events here matched; only here 20, only there 80\n",
+				"  down: 80 received: 80 stored, 0 duplicate, 0 rejected\n",
+				"  up: 20 accepted, 0 refused by the remote relay\n",
+			} {
+				if !strings.Contains(out, want) {
+					t.Errorf("summary\n%s\nlacks %q", out, want)
+				}
+			}
+		})
+	}
+}
