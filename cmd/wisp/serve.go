@@ -22,6 +22,10 @@ const (
 	shutdownTimeout = 15 * time.Second
 	// readHeaderTimeout stops clients that open a connection and stall.
 	readHeaderTimeout = 10 * time.Second
+	// followEvery is how often the relay looks for events that other
+	// processes (wisp import, sync, mirror) stored in its database, to send
+	// them to its live subscribers: one indexed read when there are none.
+	followEvery = 250 * time.Millisecond
 )
 
 // serve runs the relay until ctx is done, then shuts it down in order: stop
@@ -81,6 +85,7 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 		WriteQueue:    cfg.WriteQueue,
 		Logger:        log,
 		Negentropy:    cfg.negentropy(),
+		FollowStore:   followEvery,
 	}
 	acc.apply(&rcfg, cfg)
 	var rl *relay.Relay

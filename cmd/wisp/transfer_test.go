@@ -212,3 +212,56 @@ func TestSyncSummaryAgreesWithWhatMoved(t *testing.T) {
 		})
 	}
 }
+
+// Events that wisp import stores in the database of a running relay reach
+// that relay's live subscribers, each once, and the relay's own events are
+// not sent twice.
+func TestImportReachesLiveSubscribers(t *testing.T) {
+	addr, dir, _ := startWisp(t)
+	env := []string{"WISP_DATA_DIR=" + dir}
+	sub := dialWisp(t, addr)
+	sub.send("REQ", "live", nostr.Filter{Kinds: []int{1, 7}})
+	if m := sub.next(); string(m[0]) != `"EOSE"` {
+		t.Fatalf("want EOSE, got %s", m)
+	}
+	pub := dialWisp(t, addr)
+	evs := signedEvents(t, 62)
+	var own []*nostr.Event // published to the relay, between imports
+	importLines := func(evs []*nostr.Event) {
+		var file bytes.Buffer
+		for _, ev := range evs {
+			b, _ := json.Marshal(ev)
+			file.Write(b)
+			file.WriteByte('\n')
+		}
+		runOKFrom(t, &file, env, "import")
+	}
+	importLines(evs[:30])
+	for _, ev := range evs[30:35] {
+		if !pub.publish(ev) {
+			t.Fatal("event refused")
+		}
+		own = append(own, ev)
+	}
+	importLines(evs[35:61])
+	// The last import comes after everything else in the database, so once
+	// it arrived the follower has passed every other event.
+	importLines(evs[61:])
+	seen := map[string]int{}
+	for seen[evs[61].ID] == 0 {
+		m := sub.next()
+		if string(m[0]) != `"EVENT"` {
+			t.Fatalf("want EVENT, got %s", m)
+		}
+		var ev nostr.Event
+		if err := json.Unmarshal(m[2], &ev); err != nil {
+			t.Fatal(err)
+		}
+		seen[ev.ID]++
+	}
+	for i, ev := range evs {
+		if seen[ev.ID] != 1 {
+			t.Errorf("event %d (imported: %v) arrived %d times, want once", i, !slices.Contains(own, ev), seen[ev.ID])
+		}
+	}
+}
