@@ -95,6 +95,25 @@ func runExport(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 	})
 }
 
+// exportTotal is how many events an export will write, for its progress
+// line: a COUNT of the filters, which reads only indexes; 0 (unknown) off
+// a terminal, with a limit, or past the count's cap.
+func exportTotal(ctx context.Context, store *sqlite.Store, filters []nostr.Filter, prog *progress.Line) int64 {
+	if !prog.Drawn() {
+		return 0
+	}
+	for _, f := range filters {
+		if f.Limit > 0 || f.LimitZero {
+			return 0
+		}
+	}
+	n, approx, err := store.Count(ctx, filters)
+	if err != nil || approx {
+		return 0
+	}
+	return n
+}
+
 // exportEvents writes the events matching filters as JSON lines to out (a
 // file, or stdout for "" and "-").
 func exportEvents(ctx context.Context, store *sqlite.Store, filters []nostr.Filter, out string, stdout, stderr io.Writer) (err error) {
@@ -109,6 +128,7 @@ func exportEvents(ctx context.Context, store *sqlite.Store, filters []nostr.Filt
 	}
 	w := bufio.NewWriterSize(dst, 1<<20)
 	prog := progress.New(stderr)
+	total := exportTotal(ctx, store, filters, prog)
 	var n, bytes int64
 	_, err = store.Query(ctx, filters, func(raw []byte) error { // what a REQ runs
 		if _, err := w.Write(raw); err != nil {
@@ -116,7 +136,12 @@ func exportEvents(ctx context.Context, store *sqlite.Store, filters []nostr.Filt
 		}
 		n++
 		bytes += int64(len(raw)) + 1
-		prog.Update("exported %d events (%.0f/s, %s)", n, progress.Rate(n, prog.Elapsed()), prog.Elapsed().Round(time.Second))
+		el := prog.Elapsed()
+		done := ""
+		if of := progress.Of(n, total, el); of != "" {
+			done = of + ": "
+		}
+		prog.Update("%sexported %d events (%.0f/s, %s)", done, n, progress.Rate(n, el), el.Round(time.Second))
 		return w.WriteByte('\n')
 	})
 	if ferr := w.Flush(); err == nil {

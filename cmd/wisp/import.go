@@ -17,6 +17,7 @@ import (
 	"github.com/wisp-relay/wisp"
 	"github.com/wisp-relay/wisp/internal/progress"
 	"github.com/wisp-relay/wisp/relay"
+	"github.com/wisp-relay/wisp/storage/sqlite"
 )
 
 const importUsage = `Usage: wisp import [--no-verify] [--show-rejected] [file]
@@ -79,6 +80,15 @@ func runImport(ctx context.Context, args, environ []string, stdin io.Reader, std
 		defer f.Close()
 		src, name = f, positional[0]
 	}
+	// The size of a file (or of standard input redirected from one) is
+	// what the progress line counts towards.
+	var size int64
+	if f, ok := src.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			size = st.Size()
+		}
+	}
+	read := &countingReader{r: src}
 	cfg, err := loadConfig(environ)
 	if err != nil {
 		return err
@@ -110,14 +120,18 @@ func runImport(ctx context.Context, args, environ []string, stdin io.Reader, std
 	prog := progress.New(stderr)
 	show := func() {
 		el := prog.Elapsed()
-		prog.Update("%d lines: %d stored, %d duplicate, %d rejected, %d malformed (%.0f/s, %s)",
-			c.lines.Load(), c.Stored.Load(), c.Duplicate.Load(), c.Rejected.Load(), c.malformed.Load(),
+		done := ""
+		if of := progress.Of(read.n.Load(), size, el); of != "" {
+			done = of + ": "
+		}
+		prog.Update("%s%d lines: %d stored, %d duplicate, %d rejected, %d malformed (%.0f lines/s, %s)",
+			done, c.lines.Load(), c.Stored.Load(), c.Duplicate.Load(), c.Rejected.Load(), c.malformed.Load(),
 			progress.Rate(c.lines.Load(), el), el.Round(time.Second))
 	}
 	var pending sync.WaitGroup
 	lim := cfg.limits()
 	opt := relay.IngestOptions{Source: wisp.SourceImport, NoVerify: *noVerify}
-	readErr := eachLine(ctx, src, lim.MaxMessageBytes, func(n int64, line []byte, tooLong bool) {
+	readErr := eachLine(ctx, read, lim.MaxMessageBytes, func(n int64, line []byte, tooLong bool) {
 		c.lines.Add(1)
 		if tooLong {
 			c.malformed.Add(1)
@@ -142,6 +156,13 @@ func runImport(ctx context.Context, args, environ []string, stdin io.Reader, std
 	})
 	pending.Wait()
 	prog.Stop()
+	if readErr == nil {
+		// Closing the store completes its search index, which after a big
+		// import is long work of its own: done here, with its progress.
+		if err := completeSearchIndex(ctx, local.store, stderr); err != nil {
+			return err
+		}
+	}
 	if nproblems > shown {
 		fmt.Fprintf(stderr, "... and %d more bad lines (--show-rejected shows them all)\n", nproblems-shown)
 	}
@@ -156,6 +177,41 @@ func runImport(ctx context.Context, args, environ []string, stdin io.Reader, std
 		return fmt.Errorf("import: read %s: %w", name, readErr)
 	}
 	return nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// completeSearchIndex indexes for search what the store has not indexed
+// yet, showing how far it is.
+func completeSearchIndex(ctx context.Context, store *sqlite.Store, stderr io.Writer) error {
+	lag, err := store.SearchLag(ctx)
+	if err != nil || lag <= 0 {
+		return err
+	}
+	prog := progress.New(stderr)
+	defer prog.Stop()
+	var done int64
+	for {
+		el := prog.Elapsed()
+		prog.Update("indexing for search: %d of %d events, %s (%.0f/s)", done, lag, progress.Of(done, lag, el), progress.Rate(done, el))
+		n, err := store.IndexSearch(ctx, 2000)
+		if err != nil {
+			return fmt.Errorf("import: index for search: %w", err)
+		}
+		if done += int64(n); n < 2000 {
+			return nil
+		}
+	}
 }
 
 // eachLine calls fn with every non-blank line of r (without its newline),

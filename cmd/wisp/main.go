@@ -204,7 +204,7 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	case "delete":
 		return runDelete(ctx, rest, environ, stdout)
 	case "backup":
-		return runBackup(ctx, rest, environ, stdout)
+		return runBackup(ctx, rest, environ, stdout, stderr)
 	case "stats":
 		return runStats(ctx, environ, stdout)
 	case "export":

@@ -87,8 +87,26 @@ func runSync(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 		Timeout: *timeout,
 		Log:     local.log,
 		Progress: func(st mirror.SyncStats) {
-			prog.Update("%s: %d here, %d only here, %d only there; down %d (%d stored), up %d",
-				st.Method, st.Local, st.Have, st.Need, st.Downloaded, st.Stored, st.Uploaded)
+			el := prog.Elapsed()
+			moved := st.Downloaded + st.Uploaded + st.UploadRejected
+			// Negentropy knows what is to move before it moves; paging by
+			// REQ learns it as it goes.
+			done := ""
+			if st.Method == "negentropy" {
+				var total int64
+				if dir&mirror.Down != 0 {
+					total += int64(st.Need)
+				}
+				if dir&mirror.Up != 0 {
+					total += int64(st.Have)
+				}
+				if of := progress.Of(moved, total, el); of != "" {
+					done = of + ": "
+				}
+			}
+			prog.Update("%s%s: %d here, %d only here, %d only there; down %d (%d stored), up %d (%.0f events/s, %s)",
+				done, st.Method, st.Local, st.Have, st.Need, st.Downloaded, st.Stored, st.Uploaded,
+				progress.Rate(moved, el), el.Round(time.Second))
 		},
 	})
 	prog.Stop()
