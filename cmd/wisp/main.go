@@ -24,25 +24,26 @@ const usage = `wisp is a Nostr relay that stores events in SQLite.
 
 Usage:
   wisp [serve]      run the relay (the default)
-  wisp version      print the version
-  wisp bench <url>  measure a relay over websockets (wisp bench --help)
-  wisp scan <json filter>
-                    print stored events matching a filter as JSON lines
-  wisp delete --filter <json filter> [--yes]
-                    count (dry run), or with --yes delete, matching events
+  wisp health       exit 0 if the relay answers and its store is writable
+  wisp version      print the version (also wisp --version)
+  wisp stats        print event counts by kind, database and WAL size
   wisp backup <file>
                     copy the database to file, while the relay runs
-  wisp stats        print event counts by kind, database and WAL size
-  wisp export [--filter <json>] [--since T] [--until T] [--out file]
-                    write stored events as JSON lines
   wisp import [--no-verify] [file]
                     store events from JSON lines (a file or standard input)
+  wisp export [--filter <json>] [--since T] [--until T] [--out file]
+                    write stored events as JSON lines
   wisp sync <relay-url> [--dir down|up|both] [--filter <json>]
                     reconcile with another relay (NIP-77, or REQ paging)
   wisp mirror <config>
                     run the live mirroring streams of a config file alone
-  wisp --version    print the version
-  wisp --help       show this help
+  wisp scan [--count] <json filter>
+                    print stored events matching a filter as JSON lines
+  wisp delete --filter <json filter> [--age AGE] [--yes]
+                    count (dry run), or with --yes delete, matching events
+  wisp bench <url>  measure a relay over websockets
+  wisp <command> --help
+                    the help of one command
 
 Settings come from WISP_ environment variables, for example
   WISP_LISTEN    address to listen on (default 127.0.0.1:4869)
@@ -194,9 +195,11 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		if err != nil {
 			return err
 		}
-		return serve(ctx, cfg, stderr, ready)
+		return serve(ctx, cfg, environ, stderr, ready)
 	case "version":
 		return printVersion(stdout)
+	case "health":
+		return runHealth(ctx, rest, environ, stdout)
 	case "bench":
 		return runBench(ctx, rest, stdout, stderr)
 	case "scan":

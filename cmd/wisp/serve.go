@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"time"
 
@@ -32,15 +31,21 @@ const (
 // the mirrors (producers), stop accepting, let queued events reach the
 // store and their OKs the clients, close connections going away,
 // checkpoint and close the database.
-func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Addr)) (err error) {
+func serve(ctx context.Context, cfg Config, environ []string, stderr io.Writer, ready func(net.Addr)) (err error) {
 	log := newLogger(cfg, stderr)
 
 	if err := checkMirrorConfig(cfg); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return fmt.Errorf("create data directory: %w", err)
+	if err := prepareDataDir(cfg.DataDir); err != nil {
+		return err
 	}
+	// One serve per data directory; released after the store is closed.
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.release()
 	rules, _ := parseRetention(cfg.Retention) // validated
 	opts := cfg.storeOptions(log)
 	opts.ReadConns, opts.CheckpointInterval, opts.Upkeep.Retention = cfg.ReadConns, cfg.CheckpointInterval, rules
@@ -133,6 +138,11 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 		"sync", cfg.Sync)
 	for _, w := range cfg.urlWarnings() {
 		log.Warn(w)
+	}
+	if in, why := inContainer("/", environ); in {
+		if w := loopbackInContainer(cfg.Listen, why); w != "" {
+			log.Warn(w)
+		}
 	}
 	if ready != nil {
 		ready(ln.Addr())
