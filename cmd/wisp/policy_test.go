@@ -78,7 +78,8 @@ func TestPolicyConfigValidation(t *testing.T) {
 	}
 }
 
-// exampleEnv reads config.example.env as environ entries.
+// exampleEnv reads the settings of config.example.env, uncommented, as
+// environ entries: every default, set explicitly.
 func exampleEnv(t *testing.T) []string {
 	t.Helper()
 	f, err := os.Open("../../config.example.env")
@@ -89,8 +90,8 @@ func exampleEnv(t *testing.T) []string {
 	var env []string
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if line := strings.TrimSpace(sc.Text()); line != "" && !strings.HasPrefix(line, "#") {
-			env = append(env, line)
+		if line := strings.TrimSpace(sc.Text()); exampleSetting.MatchString(line) {
+			env = append(env, strings.TrimPrefix(line, "#"))
 		}
 	}
 	return env
