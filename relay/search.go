@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"slices"
 	"sync"
 
 	"github.com/nbd-wtf/go-nostr"
@@ -9,10 +8,9 @@ import (
 )
 
 // NIP-50 search. The store serves stored events (storage.Searcher); the
-// relay only decides whether search is on and matches live events of
-// search subscriptions by the same rule: an event of an indexed kind whose
-// content holds every word of the search (storage.SearchTerms splits and
-// folds words exactly as the store's index does).
+// relay only decides whether search is on, and matches the live events of
+// search subscriptions with the matcher the store hands back for each
+// search, so that they match as the store's index would find them.
 
 // searchState is what the relay knows about search, read from the store
 // once.
@@ -35,14 +33,22 @@ func (r *Relay) searchKinds() []int {
 // searchEnabled reports whether search filters are served.
 func (r *Relay) searchEnabled() bool { return len(r.searchKinds()) > 0 }
 
-// matchesSearch reports whether a live event passes f's search, if it has
-// one; the other fields are go-nostr's Filter.Matches, which ignores search.
-func (r *Relay) matchesSearch(f *nostr.Filter, ev *nostr.Event) bool {
-	if f.Search == "" {
-		return true
+// searchMatchers returns, for each filter, the store's matcher of its
+// search (nil for a filter without one); nil when no filter searches.
+func (r *Relay) searchMatchers(filters []nostr.Filter) []func(*nostr.Event) bool {
+	s, ok := r.store.(storage.Searcher)
+	if !ok {
+		return nil
 	}
-	if !slices.Contains(r.searchKinds(), ev.Kind) {
-		return false
+	var out []func(*nostr.Event) bool
+	for i := range filters {
+		if filters[i].Search == "" {
+			continue
+		}
+		if out == nil {
+			out = make([]func(*nostr.Event) bool, len(filters))
+		}
+		out[i] = s.SearchMatcher(filters[i].Search)
 	}
-	return storage.MatchesSearch(storage.SearchTerms(f.Search), ev.Content)
+	return out
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
-	"github.com/wisp-relay/wisp/storage"
 	"github.com/wisp-relay/wisp/storage/sqlite"
 )
 
@@ -80,9 +79,9 @@ func TestSearchOverWebsocket(t *testing.T) {
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("search %v:\n got %q\nwant %q", tc.f, got, tc.want)
 			}
-			terms := storage.SearchTerms(tc.f.Search)
+			match := tr.store.SearchMatcher(tc.f.Search)
 			for _, content := range got {
-				if !storage.MatchesSearch(terms, content) {
+				if !match(&nostr.Event{Kind: 1, Content: content}) {
 					t.Errorf("search %q served %q", tc.f.Search, content)
 				}
 			}

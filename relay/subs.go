@@ -18,7 +18,8 @@ type sub struct {
 	id      string
 	head    []byte // `["EVENT",<id as JSON>,` — built once, shared by every frame
 	filters []nostr.Filter
-	cost    int // bytes held while open, see subCost
+	cost    int                       // bytes held while open, see subCost
+	search  []func(*nostr.Event) bool // per filter, its search matcher (search.go); nil: none
 
 	mu           sync.Mutex
 	live         bool
@@ -43,12 +44,13 @@ func newSub(c *conn, id string, filters []nostr.Filter) *sub {
 	head = append(head, `["EVENT",`...)
 	head = append(head, idJSON...)
 	head = append(head, ',')
-	return &sub{c: c, id: id, head: head, filters: filters, cost: subCost(id, filters)}
+	return &sub{c: c, id: id, head: head, filters: filters, cost: subCost(id, filters), search: c.r.searchMatchers(filters)}
 }
 
 func (s *sub) matches(ev *nostr.Event) bool {
 	for i := range s.filters {
-		if s.filters[i].Matches(ev) && s.c.r.matchesSearch(&s.filters[i], ev) {
+		// go-nostr's Matches ignores search; the store's matcher decides it.
+		if s.filters[i].Matches(ev) && (s.search == nil || s.search[i] == nil || s.search[i](ev)) {
 			return true
 		}
 	}

@@ -29,7 +29,13 @@ type Upgrader struct {
 func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 	key, status, err := checkHandshake(r)
 	if err != nil {
-		if status == http.StatusUpgradeRequired || status == http.StatusBadRequest {
+		switch status {
+		case http.StatusMethodNotAllowed:
+			w.Header().Set("Allow", http.MethodGet)
+		case http.StatusUpgradeRequired:
+			// RFC 9110 section 15.5.22 and RFC 6455 section 4.4.
+			w.Header().Set("Upgrade", "websocket")
+			w.Header().Set("Connection", "Upgrade")
 			w.Header().Set("Sec-WebSocket-Version", "13")
 		}
 		http.Error(w, err.Error(), status)
@@ -71,17 +77,26 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error
 }
 
 // checkHandshake returns the client's key, or the HTTP status and reason
-// for refusing the request (RFC 6455 section 4.2.1).
+// for refusing the request (RFC 6455 section 4.2.1; headers that must
+// come once, section 11.3).
 func checkHandshake(r *http.Request) (key string, status int, err error) {
+	version := r.Header.Values("Sec-WebSocket-Version")
+	keys := r.Header.Values("Sec-WebSocket-Key")
 	switch {
 	case r.Method != http.MethodGet:
 		return "", http.StatusMethodNotAllowed, fmt.Errorf("websocket handshake: method %s, want GET", r.Method)
+	case !r.ProtoAtLeast(1, 1):
+		return "", http.StatusBadRequest, fmt.Errorf("websocket handshake: %s, want HTTP/1.1 or later", r.Proto)
 	case !HeaderHasToken(r.Header, "Connection", "upgrade") || !HeaderHasToken(r.Header, "Upgrade", "websocket"):
 		return "", http.StatusUpgradeRequired, fmt.Errorf("websocket handshake: not an upgrade to websocket")
-	case r.Header.Get("Sec-WebSocket-Version") != "13":
-		return "", http.StatusBadRequest, fmt.Errorf("websocket handshake: version %q, want 13", r.Header.Get("Sec-WebSocket-Version"))
+	case len(version) > 1:
+		return "", http.StatusBadRequest, fmt.Errorf("websocket handshake: Sec-WebSocket-Version sent %d times", len(version))
+	case len(version) == 0 || strings.TrimSpace(version[0]) != "13":
+		return "", http.StatusUpgradeRequired, fmt.Errorf("websocket handshake: version %q, want 13", strings.Join(version, ""))
+	case len(keys) != 1:
+		return "", http.StatusBadRequest, fmt.Errorf("websocket handshake: Sec-WebSocket-Key sent %d times, want once", len(keys))
 	}
-	key = strings.TrimSpace(r.Header.Get("Sec-WebSocket-Key"))
+	key = strings.TrimSpace(keys[0])
 	if b, err := base64.StdEncoding.DecodeString(key); err != nil || len(b) != 16 {
 		return "", http.StatusBadRequest, fmt.Errorf("websocket handshake: invalid Sec-WebSocket-Key %q", key)
 	}

@@ -3,23 +3,27 @@
 // small messages:
 //
 //   - a connection waiting for its next message holds no read buffer: the
-//     wait happens in the network poller, and a pooled buffer is taken only
-//     once bytes have arrived;
+//     wait happens in the network poller (read_unix.go; elsewhere in a
+//     one-byte read), and a pooled buffer is taken only once bytes have
+//     arrived;
 //   - the caller frames many messages into one buffer (AppendFrame) and
 //     sends them with one Write, one system call for a whole REQ answer;
 //   - nothing runs in the background: no goroutine, no timer per connection.
 //
-// It speaks no extension (no compression) and no subprotocol. Clients of
-// the relay (bench, mirror, tests) keep using github.com/coder/websocket.
+// It speaks no extension (no compression) and no subprotocol, and holds
+// the peer to RFC 6455: protocol_test.go runs the Autobahn suite's
+// sections 1-7 against it, FuzzReader an independent reading of the RFC
+// (reference_test.go). Clients of the relay (bench, mirror, tests) keep
+// using github.com/coder/websocket.
 package wsconn
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"sync"
-	"syscall"
 	"time"
 	"unicode/utf8"
 )
@@ -60,9 +64,10 @@ func (e *CloseError) Error() string {
 	return fmt.Sprintf("websocket closed by peer: status %d %q", e.Code, e.Reason)
 }
 
-// ProtocolError is a violation of RFC 6455 by the peer, or a message over
-// the read limit. ReadMessage returns it after queuing nothing: the caller
-// closes with Code and Reason.
+// ProtocolError is a violation of RFC 6455 by the peer (Code 1002, or 1007
+// for text that is not UTF-8), or a message over the read limit (1009).
+// ReadMessage returns it after queuing nothing: the caller closes with Code
+// and Reason, then calls Drain.
 type ProtocolError struct {
 	Code   StatusCode
 	Reason string
@@ -105,23 +110,19 @@ func (b *bufPool) put(buf *[]byte) { b.p.Put(buf) }
 // while another writes (Write); Close may be called from anywhere.
 type Conn struct {
 	nc    net.Conn
-	rc    syscall.RawConn // nil when nc cannot be polled without a buffer
 	limit int
 	bufs  *bufPool
 
 	// Read side, owned by the reading goroutine.
-	pre  []byte  // bytes read by the HTTP server before the upgrade
-	rbuf *[]byte // pooled; nil while no unread bytes are buffered
-	r, w int     // unread bytes are (*rbuf)[r:w]
-	msg  []byte  // the fragments of the message being assembled
-	skip int64   // payload bytes of an oversized frame left unread, see Drain
-	lost bool    // a broken frame: where the next one starts is unknown
-
-	// waitAndRead's results, set by tryRead.
-	readFn func(fd uintptr) bool
-	wbuf   *[]byte
-	wn     int
-	werr   error
+	pre   []byte  // bytes read by the HTTP server before the upgrade
+	rbuf  *[]byte // pooled; nil while no unread bytes are buffered
+	r, w  int     // unread bytes are (*rbuf)[r:w]
+	msg   []byte  // the fragments of the message being assembled
+	valid int     // how much of msg is known to be whole UTF-8 characters
+	skip  int64   // payload bytes of a refused frame left unread, see Drain
+	lost  bool    // a broken header: where the next frame starts is unknown
+	wake  [1]byte // waitPortable's one-byte read, see there
+	poll  poller  // waiting without a buffer, where the platform allows
 
 	// OnControl, when set, is told about every ping and pong received, with
 	// its payload (valid only during the call). The caller answers pings
@@ -131,12 +132,7 @@ type Conn struct {
 
 func newConn(nc net.Conn, pre []byte, limit int, bufs *bufPool) *Conn {
 	c := &Conn{nc: nc, pre: pre, limit: limit, bufs: bufs}
-	if sc, ok := nc.(syscall.Conn); ok {
-		if rc, err := sc.SyscallConn(); err == nil {
-			c.rc = rc
-			c.readFn = c.tryRead
-		}
-	}
+	c.initPoller()
 	return c
 }
 
@@ -180,7 +176,7 @@ func (c *Conn) Drain(d time.Duration) {
 		if c.lost || c.discard(c.skip) != nil {
 			break
 		}
-		c.skip = 0 // another oversized message, skipped
+		c.skip = 0 // another refused message, skipped
 	}
 	// Frames are lost: take bytes until the client closes or d passes.
 	buf := c.bufs.get()
@@ -214,46 +210,30 @@ func (c *Conn) discard(n int64) error {
 // after ours.
 func (c *Conn) SetReadDeadline(t time.Time) error { return c.nc.SetReadDeadline(t) }
 
-// ReadMessage returns the next text or binary message. The payload belongs
-// to the caller. Pings and pongs go to OnControl; a close frame ends the
-// read with a *CloseError; a broken rule of the protocol with a
-// *ProtocolError.
+// ReadMessage returns the next text or binary message; a text message is
+// valid UTF-8. The payload belongs to the caller. Pings and pongs go to
+// OnControl; a close frame ends the read with a *CloseError; a broken rule
+// of the protocol with a *ProtocolError.
 func (c *Conn) ReadMessage() (Opcode, []byte, error) {
-	op, p, err := c.readMessage()
-	var pe *ProtocolError
-	if errors.As(err, &pe) && c.skip == 0 {
-		// Only an oversized frame leaves the stream where Drain can go on
-		// (after skipping its payload); after any other broken frame
-		// where the next one starts is unknown.
-		c.lost = true
-	}
-	return op, p, err
-}
-
-func (c *Conn) readMessage() (Opcode, []byte, error) {
 	var msgOp Opcode
-	c.msg = c.msg[:0]
+	c.msg, c.valid = c.msg[:0], 0
 	for {
 		h, err := c.readHeader()
 		if err != nil {
 			return 0, nil, err
 		}
-		if h.length > int64(c.limit) || int64(len(c.msg))+h.length > int64(c.limit) {
-			c.skip = h.length // for Drain
-			return 0, nil, &ProtocolError{StatusMessageTooBig,
-				fmt.Sprintf("message over %d bytes", c.limit)}
-		}
-		n := int(h.length)
 		if h.op >= OpClose {
 			// Control frames are at most 125 bytes and never fragmented
 			// (checked in readHeader), so they fit the buffer.
-			p, err := c.next(n)
+			p, err := c.next(int(h.length))
 			if err != nil {
 				return 0, nil, err
 			}
-			unmask(p, h.mask, 0)
+			unmask(p, h.mask)
 			if h.op == OpClose {
-				return 0, nil, closeErrorOf(p)
+				err := closeErrorOf(p)
+				c.release()
+				return 0, nil, err
 			}
 			if c.OnControl != nil {
 				c.OnControl(h.op, p)
@@ -261,14 +241,23 @@ func (c *Conn) readMessage() (Opcode, []byte, error) {
 			c.release()
 			continue
 		}
+		// A refused data frame's header is whole: Drain can skip its
+		// payload and read on.
 		switch {
 		case h.op == OpContinuation && msgOp == 0:
+			c.skip = h.length
 			return 0, nil, &ProtocolError{StatusProtocolError, "continuation frame without a message"}
 		case h.op != OpContinuation && msgOp != 0:
+			c.skip = h.length
 			return 0, nil, &ProtocolError{StatusProtocolError, "new message inside a fragmented one"}
+		case h.length > int64(c.limit-len(c.msg)):
+			c.skip = h.length
+			return 0, nil, &ProtocolError{StatusMessageTooBig,
+				fmt.Sprintf("message over %d bytes", c.limit)}
 		case h.op != OpContinuation:
 			msgOp = h.op
 		}
+		n := int(h.length) // fits: at most the limit
 		if h.fin && len(c.msg) == 0 {
 			// The common case: one frame, copied once into a slice of its
 			// own size.
@@ -276,15 +265,22 @@ func (c *Conn) readMessage() (Opcode, []byte, error) {
 			if err != nil {
 				return 0, nil, err
 			}
-			unmask(p, h.mask, 0)
+			unmask(p, h.mask)
 			c.release()
+			if msgOp == OpText && !utf8.Valid(p) {
+				return 0, nil, errNotUTF8()
+			}
 			return msgOp, p, nil
 		}
 		start := len(c.msg)
 		if c.msg, err = c.readPayload(c.msg, n); err != nil {
 			return 0, nil, err
 		}
-		unmask(c.msg[start:], h.mask, 0)
+		unmask(c.msg[start:], h.mask)
+		if msgOp == OpText && !c.checkText(h.fin) {
+			c.release()
+			return 0, nil, errNotUTF8()
+		}
 		if h.fin {
 			p := c.msg
 			c.msg = nil // the caller owns p now
@@ -292,6 +288,36 @@ func (c *Conn) readMessage() (Opcode, []byte, error) {
 			return msgOp, p, nil
 		}
 	}
+}
+
+func errNotUTF8() error {
+	return &ProtocolError{StatusInvalidPayload, "text is not valid UTF-8"}
+}
+
+// checkText checks the text message assembled so far as each fragment
+// arrives, so that invalid text fails at once rather than at its end: a
+// fragment may end inside a character, which the next one completes, and
+// the last one may not.
+func (c *Conn) checkText(fin bool) bool {
+	whole, ok := utf8Prefix(c.msg[c.valid:])
+	c.valid += whole
+	return ok && (!fin || c.valid == len(c.msg))
+}
+
+// utf8Prefix reports whether p can begin valid UTF-8, and how many of its
+// bytes are whole characters: all but a last character cut short.
+func utf8Prefix(p []byte) (whole int, ok bool) {
+	whole = len(p)
+	// The last character starts in the last UTFMax-1 bytes if it is cut.
+	for i := len(p) - 1; i >= 0 && i >= len(p)-(utf8.UTFMax-1); i-- {
+		if utf8.RuneStart(p[i]) {
+			if !utf8.FullRune(p[i:]) { // a valid start, cut short
+				whole = i
+			}
+			break
+		}
+	}
+	return whole, utf8.Valid(p[:whole])
 }
 
 // payloadStep bounds what readPayload allocates ahead of the bytes that
@@ -302,7 +328,9 @@ const payloadStep = 64 << 10
 // readPayload appends the next n bytes of the stream to dst.
 func (c *Conn) readPayload(dst []byte, n int) ([]byte, error) {
 	if dst == nil && n <= payloadStep {
-		dst = make([]byte, 0, n)
+		// Zeroed once here rather than again by an append.
+		dst = make([]byte, n)
+		return dst, c.readInto(dst)
 	}
 	for n > 0 {
 		step := min(n, payloadStep)
@@ -334,15 +362,20 @@ func (c *Conn) readHeader() (header, error) {
 	h.op = Opcode(b[0] & 0x0f)
 	masked := b[1]&0x80 != 0
 	l := int64(b[1] & 0x7f)
+	var why string
 	switch {
 	case rsv != 0:
-		return h, &ProtocolError{StatusProtocolError, "reserved bits set without an extension"}
+		why = "reserved bits set without an extension"
 	case !masked:
-		return h, &ProtocolError{StatusProtocolError, "client frame not masked"}
+		why = "client frame not masked"
 	case h.op > OpBinary && h.op < OpClose || h.op > OpPong:
-		return h, &ProtocolError{StatusProtocolError, fmt.Sprintf("unknown opcode %d", h.op)}
+		why = fmt.Sprintf("unknown opcode %d", h.op)
 	case h.op >= OpClose && (!h.fin || l > 125):
-		return h, &ProtocolError{StatusProtocolError, "control frame fragmented or over 125 bytes"}
+		why = "control frame fragmented or over 125 bytes"
+	}
+	if why != "" {
+		c.lost = true
+		return h, &ProtocolError{StatusProtocolError, why}
 	}
 	switch l {
 	case 126:
@@ -356,12 +389,10 @@ func (c *Conn) readHeader() (header, error) {
 		if err != nil {
 			return h, err
 		}
-		var u uint64
-		for _, x := range b {
-			u = u<<8 | uint64(x)
-		}
-		if u > 1<<62 {
-			return h, &ProtocolError{StatusMessageTooBig, "frame length out of range"}
+		u := binary.BigEndian.Uint64(b)
+		if u>>63 != 0 {
+			c.lost = true
+			return h, &ProtocolError{StatusProtocolError, "frame length with its most significant bit set"}
 		}
 		l = int64(u)
 	}
@@ -424,12 +455,8 @@ func (c *Conn) fill() error {
 		c.w += k
 		return nil
 	}
-	if c.rbuf == nil && c.rc != nil {
-		return c.waitAndRead()
-	}
 	if c.rbuf == nil {
-		c.rbuf = c.bufs.get()
-		c.r, c.w = 0, 0
+		return c.waitAndRead()
 	}
 	n, err := c.nc.Read((*c.rbuf)[c.w:])
 	c.w += n
@@ -442,47 +469,22 @@ func (c *Conn) fill() error {
 	return noEOF(err)
 }
 
-// waitAndRead parks in the network poller until the socket is readable,
-// and only then takes a buffer and reads.
-func (c *Conn) waitAndRead() error {
-	c.wbuf, c.wn, c.werr = nil, 0, nil
-	err := c.rc.Read(c.readFn)
-	buf, n := c.wbuf, c.wn
-	c.wbuf = nil
-	if err == nil {
-		err = c.werr
-	}
-	if err != nil || n <= 0 {
-		if buf != nil {
-			c.bufs.put(buf)
-		}
+// waitPortable waits for the next bytes without a buffer where the
+// network poller cannot be asked (see read_unix.go): a blocking read of
+// one byte into the Conn itself, then a buffer is taken for it and what
+// follows. It costs a second read per wake-up.
+func (c *Conn) waitPortable() error {
+	n, err := c.nc.Read(c.wake[:])
+	if n == 0 {
 		if err == nil {
-			err = io.EOF
+			err = io.ErrNoProgress
 		}
 		return noEOF(err)
 	}
-	c.rbuf, c.r, c.w = buf, 0, n
+	c.rbuf = c.bufs.get()
+	(*c.rbuf)[0] = c.wake[0]
+	c.r, c.w = 0, 1
 	return nil
-}
-
-// tryRead is waitAndRead's callback for syscall.RawConn.Read, made once
-// per connection: a closure per read would allocate.
-func (c *Conn) tryRead(fd uintptr) bool {
-	buf := c.bufs.get()
-	var n int
-	var err error
-	for {
-		n, err = syscall.Read(int(fd), *buf)
-		if err != syscall.EINTR {
-			break
-		}
-	}
-	if err == syscall.EAGAIN {
-		c.bufs.put(buf)
-		return false // wait for readiness, then call again
-	}
-	c.wbuf, c.wn, c.werr = buf, n, err
-	return true
 }
 
 // release gives the read buffer back to the pool once every byte in it has
@@ -503,9 +505,28 @@ func noEOF(err error) error {
 	return err
 }
 
-func unmask(p []byte, key [4]byte, pos int) {
+// unmask undoes a client's masking (RFC 6455 section 5.3) in place, eight
+// bytes at a time: the key repeats every four bytes, so a word of eight
+// is XORed with the key twice over.
+func unmask(p []byte, key [4]byte) {
+	if len(p) >= 8 {
+		k := uint64(binary.LittleEndian.Uint32(key[:]))
+		k |= k << 32
+		for len(p) >= 32 {
+			binary.LittleEndian.PutUint64(p, binary.LittleEndian.Uint64(p)^k)
+			binary.LittleEndian.PutUint64(p[8:], binary.LittleEndian.Uint64(p[8:])^k)
+			binary.LittleEndian.PutUint64(p[16:], binary.LittleEndian.Uint64(p[16:])^k)
+			binary.LittleEndian.PutUint64(p[24:], binary.LittleEndian.Uint64(p[24:])^k)
+			p = p[32:]
+		}
+		for len(p) >= 8 {
+			binary.LittleEndian.PutUint64(p, binary.LittleEndian.Uint64(p)^k)
+			p = p[8:]
+		}
+	}
+	// What is left starts at a multiple of 8, where the key starts over.
 	for i := range p {
-		p[i] ^= key[(pos+i)&3]
+		p[i] ^= key[i&3]
 	}
 }
 
@@ -516,7 +537,26 @@ func closeErrorOf(p []byte) error {
 	if len(p) == 1 {
 		return &ProtocolError{StatusProtocolError, "close frame with a 1-byte payload"}
 	}
-	return &CloseError{Code: StatusCode(uint16(p[0])<<8 | uint16(p[1])), Reason: string(p[2:])}
+	code := StatusCode(binary.BigEndian.Uint16(p))
+	if !validCloseCode(code) {
+		return &ProtocolError{StatusProtocolError, fmt.Sprintf("invalid close code %d", code)}
+	}
+	if !utf8.Valid(p[2:]) {
+		return &ProtocolError{StatusInvalidPayload, "close reason is not valid UTF-8"}
+	}
+	return &CloseError{Code: code, Reason: string(p[2:])}
+}
+
+// validCloseCode reports whether a peer may send code in a close frame
+// (RFC 6455 section 7.4 and the IANA registry): 1004 is reserved, 1005,
+// 1006 and 1015 are for reporting only, the rest below 3000 unassigned,
+// 3000-3999 registered and 4000-4999 private.
+func validCloseCode(code StatusCode) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
+		return true
+	}
+	return code >= 3000 && code <= 4999
 }
 
 // AppendFrame appends one unfragmented, unmasked frame to dst whose payload

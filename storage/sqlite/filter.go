@@ -5,7 +5,7 @@ import (
 	"sort"
 
 	"github.com/nbd-wtf/go-nostr"
-	"github.com/wisp-relay/wisp/storage"
+	"github.com/wisp-relay/wisp/storage/internal/unicode61"
 )
 
 // idAuthorConds adds f's ids and authors conditions on the events row "e".
@@ -92,10 +92,10 @@ func kindArgs(kinds []int) []any {
 
 // matchExpr is the FTS4 MATCH expression for a NIP-50 search string: every
 // word quoted, so that nothing in it is query syntax, and all required;
-// words are its terms, as storage.MatchesSearch takes them. ok is false
+// words are its terms, as unicode61.Matches takes them. ok is false
 // when the search has no words (it then matches nothing).
 func matchExpr(search string) (expr string, words []string, ok bool) {
-	words = storage.SearchTerms(search)
+	words = unicode61.Terms(search)
 	if len(words) == 0 {
 		return "", nil, false
 	}

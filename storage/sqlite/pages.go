@@ -19,21 +19,24 @@ import (
 //
 // The first page is read in one read transaction, which fixes the
 // watermark; while fn runs no transaction is open (a long reader would
-// block WAL checkpoints). A filter whose results did not fit goes on in a
-// later transaction after the last row it read, in the results' order
-// (created_at descending, then id), among the events with a sequence
-// number up to the watermark: so the results are those of the first
-// snapshot, less what was deleted in between, and an event stored later
-// is never among them (the relay sends it live). Most answers fit in the
-// first page, as one statement per filter, as before.
+// block WAL checkpoints). A filter whose results do not fit the first page
+// has the rest of its results listed in that same transaction by key only
+// (seq, created_at, id: 48 bytes an event, at most its limit of them), and
+// its JSON is then read by seq, a page at a time, in later transactions:
+// so the results are those of the first snapshot, less what was deleted
+// in between, and an event stored later is never among them (the relay
+// sends it live). Listing keys once costs one sort of the keys, where
+// resuming the query after its last row would sort the rest of its
+// candidates, JSON and all, for every page. Most answers fit in the first
+// page, as one statement per filter.
 //
 // Several filters are merged as they are read: each is a stream of rows in
 // the same order, the smallest head goes first, and a stream that runs dry
-// while the database holds more is read on before the merge goes on. An
-// event that matches several filters comes from each stream with the same
-// key, so its repeats are adjacent. Search results are ranked, not
-// ordered by time: the whole ranking is done in the first transaction and
-// only their JSON is read page by page.
+// while it has more is read on before the merge goes on. An event that
+// matches several filters comes from each stream with the same key, so its
+// repeats are adjacent. Search results are ranked, not ordered by time:
+// the whole ranking is done in the first transaction, and their JSON too
+// is read by seq.
 
 // DefaultPageBytes is the default of Options.PageBytes.
 const DefaultPageBytes = 1 << 20
@@ -43,13 +46,12 @@ var errPageFull = errors.New("page full")
 
 // stream is one filter's results on their way to the caller.
 type stream struct {
-	f      *nostr.Filter
-	q      builtQuery // the first page's query
-	ranked []row      // a search: the results still to read, best first, without JSON
-	rows   []row      // read and not handed on yet, in order
-	after  *row       // where the next page starts: the last row read (plain filters)
-	left   int        // rows the filter's limit still allows; -1: no limit
-	more   bool       // the database may hold more of its rows
+	f    *nostr.Filter
+	q    builtQuery // the first page's query
+	rest []row      // the results still to read, in order, without JSON
+	rows []row      // read and not handed on yet, in order
+	left int        // rows the filter's limit still allows; -1: no limit
+	more bool       // rest holds more of its results
 }
 
 // pager is one Query.
@@ -60,6 +62,9 @@ type pager struct {
 	streams   []*stream
 	watermark int64
 	first     bool // the first page is not read yet
+	// readRows events of readBytes bytes read so far: their average size
+	// sizes readRest's chunks.
+	readRows, readBytes int64
 }
 
 // Query runs the filters a page at a time; see storage.Store and above.
@@ -159,9 +164,10 @@ func (p *pager) hasSearch() bool {
 // first call also reads the watermark and ranks the searches.
 func (p *pager) read(ctx context.Context, streams []*stream) error {
 	share := max(1, p.s.pageBytes/max(1, len(streams)))
+	first := p.first
+	p.first = false
 	return p.s.snapshot(ctx, func(c *sqlite3.SQLiteConn) error {
-		if p.first {
-			p.first = false
+		if first {
 			dest := make([]driver.Value, 1)
 			if err := queryRows(context.Background(), c, watermarkSQL, nil, dest, func() error { return nil }); err != nil {
 				return fmt.Errorf("query: read watermark: %w", err)
@@ -172,17 +178,17 @@ func (p *pager) read(ctx context.Context, streams []*stream) error {
 					continue
 				}
 				var err error
-				if st.ranked, err = rankSearch(ctx, c, st.q); err != nil {
+				if st.rest, err = rankSearch(ctx, c, st.q); err != nil {
 					return err
 				}
 			}
 		}
 		for _, st := range streams {
 			var err error
-			if st.f.Search != "" {
-				err = p.readRanked(ctx, c, st, share)
+			if st.f.Search != "" || !first {
+				err = p.readRest(ctx, c, st, share)
 			} else {
-				err = p.readPlain(ctx, c, st, share)
+				err = p.readFirst(ctx, c, st, share)
 			}
 			if err != nil {
 				return fmt.Errorf("query: %w", err)
@@ -192,32 +198,20 @@ func (p *pager) read(ctx context.Context, streams []*stream) error {
 	})
 }
 
-// readPlain reads the next page of a filter without search.
-func (p *pager) readPlain(ctx context.Context, c *sqlite3.SQLiteConn, st *stream, share int) error {
-	q := st.q
-	if st.after != nil {
-		pg := page{after: st.after, maxSeq: max(p.watermark, 1)} // nothing stored after the first snapshot
-		if st.left > 0 {
-			pg.limit = st.left
-		}
-		var ok bool
-		var err error
-		if q, ok, err = buildPage(st.f, p.now, pg); err != nil || !ok {
-			st.more = false
-			return err
-		}
-	}
-	args, err := driverArgs(q.args)
+// readFirst reads the first page of a filter without search, and when
+// the page cannot hold all its results, lists the keys of the rest.
+func (p *pager) readFirst(ctx context.Context, c *sqlite3.SQLiteConn, st *stream, share int) error {
+	args, err := driverArgs(st.q.args)
 	if err != nil {
 		return err
 	}
-	query := q.sql
+	query := st.q.sql
 	dest := make([]driver.Value, 3)
 	if !p.keys {
 		// One stream's rows need no merging: only the JSON is read, since
 		// each other column would cost an allocation per row; the key of
 		// the last row, if the page ends early, comes from its JSON.
-		query = "SELECT CAST(e.raw AS BLOB)" + q.sql[len(selectEvents):]
+		query = "SELECT CAST(e.raw AS BLOB)" + st.q.sql[len(selectEvents):]
 		dest = dest[:1]
 	}
 	bytes, n := 0, 0
@@ -241,6 +235,8 @@ func (p *pager) readPlain(ctx context.Context, c *sqlite3.SQLiteConn, st *stream
 		}
 		st.rows = append(st.rows, r)
 		n++
+		p.readRows++
+		p.readBytes += int64(len(r.raw))
 		if bytes += len(r.raw); bytes >= share {
 			return errPageFull
 		}
@@ -253,47 +249,96 @@ func (p *pager) readPlain(ctx context.Context, c *sqlite3.SQLiteConn, st *stream
 	if st.left > 0 {
 		st.left -= n
 	}
-	st.more = full && st.left != 0
-	if st.more {
-		last := st.rows[len(st.rows)-1]
-		if !p.keys {
-			if last.createdAt, last.id, err = keyFromJSON(last.raw); err != nil {
-				return err
-			}
-		}
-		last.raw = nil
-		st.after = &last
+	if !full || st.left == 0 {
+		st.more = false
+		return nil
 	}
+	last := st.rows[len(st.rows)-1]
+	if !p.keys {
+		if last.createdAt, last.id, err = keyFromJSON(last.raw); err != nil {
+			return err
+		}
+	}
+	last.raw = nil
+	pg := page{after: &last}
+	if st.left > 0 {
+		pg.limit = st.left
+	}
+	q, ok, err := buildPage(st.f, p.now, pg)
+	if err != nil || !ok {
+		st.more = false
+		return err
+	}
+	if args, err = driverArgs(q.args); err != nil {
+		return err
+	}
+	dest = dest[:3]
+	err = queryRows(ctx, c, "SELECT e.seq, e.created_at, e.id"+q.sql[len(selectEvents):], args, dest, func() error {
+		var r row
+		r.seq, _ = dest[0].(int64)
+		r.createdAt, _ = dest[1].(int64)
+		id, _ := dest[2].([]byte)
+		if len(id) != 32 {
+			return fmt.Errorf("row with a %d-byte id", len(id))
+		}
+		copy(r.id[:], id)
+		st.rest = append(st.rest, r)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	st.more = len(st.rest) > 0
 	return nil
 }
 
-// readRanked reads the JSON of the next search results, best first. A
-// result deleted since the ranking is passed over.
-func (p *pager) readRanked(ctx context.Context, c *sqlite3.SQLiteConn, st *stream, share int) error {
-	dest := make([]driver.Value, 1)
+// restChunk is the most listed results one statement of readRest reads;
+// fewer when the events seen so far are big, so that a chunk stays
+// within its share of the page.
+const restChunk = 100
+
+// readRest reads the JSON of the stream's next listed results, by seq, a
+// chunk of them a statement. A result deleted since it was listed is
+// passed over.
+func (p *pager) readRest(ctx context.Context, c *sqlite3.SQLiteConn, st *stream, share int) error {
+	dest := make([]driver.Value, 2)
 	bytes := 0
-	for len(st.ranked) > 0 && bytes < share {
-		r := st.ranked[0]
-		st.ranked = st.ranked[1:]
-		found := false
-		err := queryRows(ctx, c, "SELECT CAST(raw AS BLOB) FROM events WHERE seq = ?",
-			[]driver.NamedValue{{Ordinal: 1, Value: r.seq}}, dest, func() error {
-				raw, ok := dest[0].([]byte)
-				if !ok {
-					return fmt.Errorf("JSON of type %T", dest[0])
-				}
-				r.raw, found = raw, true
-				return nil
-			})
-		if err != nil {
-			return fmt.Errorf("search: read event: %w", err)
+	byseq := make(map[int64][]byte, restChunk)
+	for len(st.rest) > 0 && bytes < share {
+		n := restChunk
+		if p.readRows > 0 {
+			n = min(n, max(1, (share-bytes)*int(p.readRows)/int(p.readBytes)))
 		}
-		if found {
-			st.rows = append(st.rows, r)
-			bytes += len(r.raw)
+		chunk := st.rest[:min(len(st.rest), n)]
+		st.rest = st.rest[len(chunk):]
+		args := make([]driver.NamedValue, len(chunk))
+		for i, r := range chunk {
+			args[i] = driver.NamedValue{Ordinal: i + 1, Value: r.seq}
+		}
+		clear(byseq)
+		err := queryRows(ctx, c, "SELECT seq, CAST(raw AS BLOB) FROM events WHERE "+inList("seq", len(chunk)), args, dest, func() error {
+			seq, _ := dest[0].(int64)
+			raw, ok := dest[1].([]byte)
+			if !ok {
+				return fmt.Errorf("JSON of type %T", dest[1])
+			}
+			byseq[seq] = raw
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("read listed events: %w", err)
+		}
+		for _, r := range chunk {
+			if raw, ok := byseq[r.seq]; ok {
+				r.raw = raw
+				st.rows = append(st.rows, r)
+				bytes += len(raw)
+				p.readRows++
+				p.readBytes += int64(len(raw))
+			}
 		}
 	}
-	st.more = len(st.ranked) > 0
+	st.more = len(st.rest) > 0
 	return nil
 }
 

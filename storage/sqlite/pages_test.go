@@ -4,26 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/nbd-wtf/go-nostr"
-	"github.com/wisp-relay/wisp/storage"
 	"github.com/wisp-relay/wisp/storage/storagetest"
 )
 
 // With one event per page every query of the suite reads page after page,
 // in several read transactions.
 func TestConformanceOneEventPages(t *testing.T) {
-	storagetest.Run(t, func(t *testing.T) storage.Store {
-		s, err := Open(t.Context(), filepath.Join(t.TempDir(), "wisp.db"), Options{ReadConns: 2, PageBytes: 1})
-		if err != nil {
-			t.Fatalf("open: %v", err)
-		}
-		return s
-	})
+	storagetest.Run(t, conformanceEngine(Options{ReadConns: 2, PageBytes: 1}))
 }
 
 // queryIDs runs a query and returns the ids handed on, calling during

@@ -103,12 +103,11 @@ func buildQuery(f *nostr.Filter, now int64) (q builtQuery, ok bool, err error) {
 }
 
 // page says which part of a filter's results a query reads: those after
-// row after (nil: from the newest), with a sequence number up to maxSeq
-// (0: any), at most limit of them (0: the filter's limit). See pages.go.
+// row after (nil: from the newest), at most limit of them (0: the filter's
+// limit). See pages.go.
 type page struct {
-	after  *row
-	maxSeq int64
-	limit  int
+	after *row
+	limit int
 }
 
 // buildPage is buildQuery for one page of the filter's results.
@@ -225,11 +224,6 @@ func buildPage(f *nostr.Filter, now int64, p page) (q builtQuery, ok bool, err e
 		// with a higher id. The plain bound lets the index range start there.
 		b.cond(order+" <= ?", p.after.createdAt)
 		b.cond("("+order+" < ? OR e.id > ?)", p.after.createdAt, p.after.id[:])
-	}
-	if p.maxSeq > 0 {
-		// The unary plus keeps the planner from taking it for an index
-		// bound: a range of seq would cover nearly every event.
-		b.cond("+e.seq <= ?", p.maxSeq)
 	}
 	b.cond("(e.expiration IS NULL OR e.expiration > ?)", now)
 	fmt.Fprintf(&b.sql, " ORDER BY %s DESC, e.id", order)

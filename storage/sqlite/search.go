@@ -15,6 +15,7 @@ import (
 	"github.com/mattn/go-sqlite3"
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/wisp-relay/wisp/storage"
+	"github.com/wisp-relay/wisp/storage/internal/unicode61"
 )
 
 // NIP-50 search on an FTS4 table (events_search, migration 3). FTS4 rather
@@ -26,7 +27,7 @@ import (
 // indexing inside the writer's transaction cost the single writer more than
 // storing the event. search_state.indexed (migration 4) is the seq up to
 // which the index is complete; the events above it, the tail, are searched
-// without it: their content is matched in Go by storage.MatchesSearch,
+// without it: their content is matched in Go by unicode61.Matches,
 // which splits and folds words exactly as the index's tokenizer does, in
 // the same read snapshot as the index. So a stored event is searchable as
 // soon as it is committed, indexed or not, and search results are the same
@@ -73,16 +74,26 @@ func searchMatch(terms string, content any) bool {
 	default: // NULL: no content, nothing to find
 		return false
 	}
-	var arr [storage.MaxSearchTerms]string
+	var arr [unicode61.MaxTerms]string
 	ts := arr[:0]
 	for t := range strings.SplitSeq(terms, " ") {
 		ts = append(ts, t)
 	}
-	return storage.MatchesSearch(ts, text)
+	return unicode61.Matches(ts, text)
 }
 
 // SearchKinds returns the kinds whose content is indexed for search.
 func (s *Store) SearchKinds() []int { return slices.Clone(s.searchKinds) }
+
+// SearchMatcher matches live events as a stored search finds them: an
+// indexed kind, and the search's words in the content as the index's
+// tokenizer splits it (unicode61 reproduces it).
+func (s *Store) SearchMatcher(search string) func(ev *nostr.Event) bool {
+	terms, kinds := unicode61.Terms(search), s.searchKinds
+	return func(ev *nostr.Event) bool {
+		return slices.Contains(kinds, ev.Kind) && unicode61.Matches(terms, ev.Content)
+	}
+}
 
 // indexRangeSQL indexes the events of the search kinds with seq in (?, ?].
 // Ascending seq order is what FTS4 adds cheapest.
@@ -284,7 +295,7 @@ func buildSearchQuery(f *nostr.Filter, now int64) (q builtQuery, ok bool, err er
 // filter f over the tail: above the index's watermark, of a search kind,
 // f's other fields, and the content's words: every one of terms with
 // match, else only a cheap test that rules out most contents without them
-// (storage.TermSubstring). The watermark is read in the statement, so it is
+// (unicode61.TermSubstring). The watermark is read in the statement, so it is
 // the snapshot's, the one the index's half of the search sees too. NOT
 // INDEXED on e keeps the planner on the seq range (the tail is small)
 // rather than on an index over all events.
@@ -293,7 +304,7 @@ func tailConds(b *queryBuilder, f *nostr.Filter, terms []string, match bool) {
 	b.cond("e.kind IN (SELECT kind FROM search_kinds)")
 	filterConds(b, f) // its false was seen by the caller's first pass
 	for _, t := range terms {
-		if storage.TermSubstring(t) { // a word: no LIKE wildcard in it
+		if unicode61.TermSubstring(t) { // a word: no LIKE wildcard in it
 			b.cond(tailContent+" LIKE ?", "%"+t+"%")
 		}
 	}
@@ -313,7 +324,7 @@ type searchStats struct {
 // in rank order, without their JSON (pages.go reads it).
 //
 // Ranking the tail: its matches are scored like indexed ones, by the same
-// BM25 over the same words (storage.CountTerms counts them as the index
+// BM25 over the same words (unicode61.CountTerms counts them as the index
 // does), with the index's collection statistics extended by the tail's
 // matches. Ranking therefore does not depend on whether an event has been
 // indexed yet, beyond the small drift of those statistics. The candidates
@@ -355,7 +366,7 @@ func rankSearch(ctx context.Context, c *sqlite3.SQLiteConn, q builtQuery) ([]row
 			content = string(v)
 		}
 		var cd candidate
-		cd.length = float64(storage.CountTerms(q.terms, content, tf))
+		cd.length = float64(unicode61.CountTerms(q.terms, content, tf))
 		if slices.Contains(tf, 0) {
 			return nil
 		}

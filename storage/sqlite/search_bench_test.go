@@ -46,7 +46,7 @@ func BenchmarkSaveSearchCost(b *testing.B) {
 	for _, kinds := range [][]int{{}, {1, 30023}} {
 		for _, size := range []int{loadedBatch, 100, 500, 2000} {
 			b.Run(fmt.Sprintf("kinds=%v/size=%d", kinds, size), func(b *testing.B) {
-				s, err := Open(context.Background(), filepath.Join(b.TempDir(), "wisp.db"), Options{SearchKinds: kinds})
+				s, err := Open(context.Background(), filepath.Join(b.TempDir(), "wisp.db"), Options{SearchKinds: kinds, manualUpkeep: true})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -72,7 +72,7 @@ func BenchmarkSaveSearchCost(b *testing.B) {
 func BenchmarkIndexSearch(b *testing.B) {
 	for _, chunk := range []int{100, 500, 1000, 2000, 5000} {
 		b.Run(fmt.Sprintf("chunk=%d", chunk), func(b *testing.B) {
-			s, err := Open(context.Background(), filepath.Join(b.TempDir(), "wisp.db"), Options{SearchKinds: []int{1, 30023}})
+			s, err := Open(context.Background(), filepath.Join(b.TempDir(), "wisp.db"), Options{SearchKinds: []int{1, 30023}, manualUpkeep: true})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -99,14 +99,14 @@ func BenchmarkIndexSearch(b *testing.B) {
 
 // BenchmarkSearchTail measures a search (query and count) over 20,000
 // notes when the last tail of them are not indexed yet, which the search
-// reads without the index: what bounding the tail (cmd/wisp's
+// reads without the index: what bounding the tail (upkeep.go's
 // searchTailMax) buys. "common" words are in half the notes (the corpus
 // has few words), "absent" ones in none.
 func BenchmarkSearchTail(b *testing.B) {
 	const total = 20000
 	for _, tail := range []int{0, 1000, 5000, 20000} {
 		ctx := context.Background()
-		s, err := Open(ctx, filepath.Join(b.TempDir(), "wisp.db"), Options{SearchKinds: []int{1}})
+		s, err := Open(ctx, filepath.Join(b.TempDir(), "wisp.db"), Options{SearchKinds: []int{1}, manualUpkeep: true})
 		if err != nil {
 			b.Fatal(err)
 		}

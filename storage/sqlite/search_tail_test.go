@@ -13,6 +13,7 @@ import (
 
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/wisp-relay/wisp/storage"
+	"github.com/wisp-relay/wisp/storage/internal/unicode61"
 )
 
 // Tests of the search index's tail: the events above the watermark, which
@@ -440,7 +441,7 @@ func TestSearchSnapshotWhileIndexing(t *testing.T) {
 	}
 }
 
-// The tail's matcher (storage.MatchesSearch, in Go) and the index (SQLite's
+// The tail's matcher (unicode61.Matches, in Go) and the index (SQLite's
 // unicode61 tokenizer) agree on random content: case, accents composed and
 // not, combining marks that start a word, non-Latin scripts, NUL, invalid
 // UTF-8. Each search must serve the same events from the tail as from the
@@ -512,10 +513,10 @@ func TestSearchTailMatchesIndex(t *testing.T) {
 	catchUp(t, s, 1000)
 	matched := 0
 	for _, q := range queries {
-		terms := storage.SearchTerms(q)
+		terms := unicode61.Terms(q)
 		var want []string
 		for id, c := range contentsByID {
-			if storage.MatchesSearch(terms, c) {
+			if unicode61.Matches(terms, c) {
 				want = append(want, id)
 			}
 		}
@@ -538,7 +539,7 @@ func TestSearchTailMatchesIndex(t *testing.T) {
 }
 
 // checkMatchinfo compares the index's word counts of each event a search
-// matches with storage.CountTerms.
+// matches with unicode61.CountTerms.
 func checkMatchinfo(t *testing.T, s *Store, q string, terms []string, contentsByID map[string]string) {
 	t.Helper()
 	expr, _, ok := matchExpr(q)
@@ -561,7 +562,7 @@ func checkMatchinfo(t *testing.T, s *Store, q string, terms []string, contentsBy
 		content := contentsByID[strings.ToLower(id)]
 		var st searchStats
 		itf, length := parseMatchinfo(info, len(terms), &st)
-		words := storage.CountTerms(terms, content, tf)
+		words := unicode61.CountTerms(terms, content, tf)
 		if float64(words) != length {
 			t.Errorf("%q: index counts %v words, CountTerms %d", content, length, words)
 		}

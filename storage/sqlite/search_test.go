@@ -3,12 +3,7 @@ package sqlite
 import (
 	"context"
 	"encoding/json"
-	"flag"
-	"fmt"
-	"go/format"
-	"os"
 
-	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,6 +13,7 @@ import (
 
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/wisp-relay/wisp/storage"
+	"github.com/wisp-relay/wisp/storage/internal/unicode61"
 )
 
 type searchFixture struct {
@@ -250,59 +246,6 @@ func TestSearchFollowsChanges(t *testing.T) {
 	}
 }
 
-// Every event a search serves holds every word of the search, whatever the
-// words and the content: random texts over a small vocabulary with case,
-// accents and punctuation, against random searches.
-func TestSearchNeverServesNonMatches(t *testing.T) {
-	s := openSearchStore(t, filepath.Join(t.TempDir(), "wisp.db"), []int{1})
-	defer s.Close()
-	f := searchFixture{t, s}
-	rng := rand.New(rand.NewPCG(1, 2))
-	vocab := []string{"nostr", "Nostr", "NOSTR", "relay", "relays", "zap", "zaps", "café", "cafe", "CAFÉ", "go", "gopher", "über", "uber", "日本", "e\u0301cole"}
-	seps := []string{" ", ", ", ".", "\n", "-", "'", "!", "#", "😀"}
-	text := func(n int) string {
-		var b strings.Builder
-		for i := range n {
-			if i > 0 {
-				b.WriteString(seps[rng.IntN(len(seps))])
-			}
-			b.WriteString(vocab[rng.IntN(len(vocab))])
-		}
-		return b.String()
-	}
-	sk := nostr.GeneratePrivateKey()
-	var batch []storage.Item
-	byContent := map[string]int{}
-	for i := range 300 {
-		c := text(1 + rng.IntN(6))
-		byContent[c]++
-		batch = append(batch, signed(t, sk, 1, int64(i), c))
-	}
-	f.save(batch...)
-	for range 200 {
-		q := text(1 + rng.IntN(3))
-		terms := storage.SearchTerms(q)
-		got := f.events(nostr.Filter{Search: q, Limit: 1000})
-		for _, ev := range got {
-			if !storage.MatchesSearch(terms, ev.Content) {
-				t.Errorf("search %q served %q, which lacks a word", q, ev.Content)
-			}
-		}
-		// And it finds every one that has them.
-		want := 0
-		for _, it := range batch {
-			if storage.MatchesSearch(terms, it.Event.Content) {
-				want++
-			}
-		}
-		if len(got) != want {
-			t.Errorf("search %q served %d events, %d hold its words", q, len(got), want)
-		}
-	}
-}
-
-var updateSearchTable = flag.Bool("update-search-table", false, "rewrite storage/search_table.go from the SQLite tokenizer")
-
 // tokenizerWords asks the index's tokenizer (unicode61, as migration 3
 // creates events_search) how it splits and folds every code point: for
 // each one, whether it is part of a word, and its folded form.
@@ -421,20 +364,17 @@ func tokenizeMany(t *testing.T, s *Store, inputs []string) [][]string {
 	return out
 }
 
-// storage.SearchTerms splits and folds words exactly as the SQLite
+// unicode61.Terms splits and folds words exactly as the SQLite
 // tokenizer of the index does, for every code point, so that the relay's
-// live matching of search subscriptions agrees with stored search. With
-// -update-search-table it rewrites the table that makes it so.
+// live matching of search subscriptions agrees with stored search (go
+// generate ./storage/internal/unicode61 rewrites the table that makes it
+// so).
 func TestSearchWordsMatchTokenizer(t *testing.T) {
-	if testing.Short() && !*updateSearchTable {
+	if testing.Short() {
 		t.Skip("asks the tokenizer about every code point")
 	}
 	s := openTestStore(t)
 	isWord, folded := tokenizerWords(t, s)
-	if *updateSearchTable {
-		writeSearchTable(t, isWord, folded)
-		return
-	}
 	mismatches := 0
 	for r := rune(0); r <= unicode.MaxRune; r++ {
 		if !utf8.ValidRune(r) || r == 'a' {
@@ -444,14 +384,14 @@ func TestSearchWordsMatchTokenizer(t *testing.T) {
 		if isWord[r] {
 			want = []string{"a" + string(folded[r]) + "a"}
 		}
-		if got := storage.SearchTerms("a" + string(r) + "a"); !slices.Equal(got, want) && r != ':' {
+		if got := unicode61.Terms("a" + string(r) + "a"); !slices.Equal(got, want) && r != ':' {
 			if mismatches++; mismatches <= 10 {
 				t.Errorf("%U: words %q, tokenizer %q", r, got, want)
 			}
 		}
 	}
 	if mismatches > 0 {
-		t.Errorf("%d code points differ; run go test ./storage/sqlite -run TestSearchWordsMatchTokenizer -update-search-table", mismatches)
+		t.Errorf("%d code points differ; run go generate ./storage/internal/unicode61", mismatches)
 	}
 	// And at the start of a word, where combining diacritics that the
 	// tokenizer keeps inside a word do not start one.
@@ -463,7 +403,7 @@ func TestSearchWordsMatchTokenizer(t *testing.T) {
 	}
 	mismatches = 0
 	for i, want := range tokenizeMany(t, s, inputs) {
-		if got := storage.SearchTerms(inputs[i]); !slices.Equal(got, want) {
+		if got := unicode61.Terms(inputs[i]); !slices.Equal(got, want) {
 			if mismatches++; mismatches <= 10 {
 				t.Errorf("%q: words %q, tokenizer %q", inputs[i], got, want)
 			}
@@ -476,54 +416,9 @@ func TestSearchWordsMatchTokenizer(t *testing.T) {
 		{"x_y-z don't C++", "x y z don t c"},
 		{"\u0301école \u0300a\u0300", "école a\u0300"},
 	} {
-		if got := strings.Join(storage.SearchTerms(c.in), " "); got != c.want {
+		if got := strings.Join(unicode61.Terms(c.in), " "); got != c.want {
 			t.Errorf("words of %q: %q, want %q", c.in, got, c.want)
 		}
-	}
-}
-
-// writeSearchTable writes storage/search_table.go: the ranges of non-ASCII
-// code points that separate words, and the code points the tokenizer folds
-// otherwise than unicode.ToLower.
-func writeSearchTable(t *testing.T, isWord map[rune]bool, folded map[rune]rune) {
-	var b strings.Builder
-	b.WriteString(`// Code generated by go test ./storage/sqlite -run TestSearchWordsMatchTokenizer -update-search-table; DO NOT EDIT.
-
-package storage
-
-// separators are the ranges (first, last) of non-ASCII code points that
-// SQLite's unicode61 tokenizer treats as word separators.
-var separators = [...][2]rune{
-`)
-	start := rune(-1)
-	for r := rune(0x80); r <= unicode.MaxRune+1; r++ {
-		sep := r <= unicode.MaxRune && !isWord[r]
-		switch {
-		case sep && start < 0:
-			start = r
-		case !sep && start >= 0:
-			fmt.Fprintf(&b, "\t{0x%04X, 0x%04X},\n", start, r-1)
-			start = -1
-		}
-	}
-	b.WriteString(`}
-
-// foldExceptions are the code points (from, to) that the tokenizer folds
-// otherwise than unicode.ToLower, ascending.
-var foldExceptions = [...][2]rune{
-`)
-	for r := rune(0x80); r <= unicode.MaxRune; r++ {
-		if isWord[r] && folded[r] != unicode.ToLower(r) {
-			fmt.Fprintf(&b, "\t{0x%04X, 0x%04X},\n", r, folded[r])
-		}
-	}
-	b.WriteString("}\n")
-	src, err := format.Source([]byte(b.String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join("..", "search_table.go"), src, 0o644); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -73,11 +73,11 @@ func (s *Store) startUpkeep(opts Options) {
 	if len(s.searchKinds) > 0 {
 		wg.Go(func() { s.searchIndexer(ctx) })
 	}
+	// A sweep at once, before Open returns (what it deletes is never
+	// served anyway), then every interval.
 	rules := opts.Upkeep.Retention
-	wg.Go(func() {
-		s.sweep(ctx, rules) // at start, then every interval
-		every(ctx, sweep, func() { s.sweep(ctx, rules) })
-	})
+	s.sweep(ctx, rules)
+	wg.Go(func() { every(ctx, sweep, func() { s.sweep(ctx, rules) }) })
 }
 
 // stopUpkeep stops the background work, then completes the search index

@@ -223,3 +223,38 @@ func testCountCancelled(t *testing.T, f *fixture) {
 		t.Errorf("count with a cancelled context: %v", err)
 	}
 }
+
+// Past the cap, Count stops and says it is approximate; HLL is then left
+// out. The fixture's store counts at most 10.
+func testCountApproximate(t *testing.T, f *fixture) {
+	k := newKey(t)
+	target := k.pk
+	var batch []storage.Item
+	for i := range 15 {
+		batch = append(batch, event(t, k, 7, int64(i), nostr.Tags{{"e", target}}, "+"))
+	}
+	f.save(batch)
+	ctx := context.Background()
+	for _, c := range []struct {
+		fs     []nostr.Filter
+		n      int64
+		approx bool
+	}{
+		{filters(nostr.Filter{Kinds: []int{7}}), 10, true},
+		{filters(nostr.Filter{Kinds: []int{7}, Since: ts(10)}), 5, false},
+		{filters(nostr.Filter{Kinds: []int{7}, Since: ts(10)}, nostr.Filter{Kinds: []int{7}, Until: ts(5)}), 10, true},
+		{filters(nostr.Filter{Kinds: []int{7}, Since: ts(10)}, nostr.Filter{Kinds: []int{7}, Until: ts(3)}), 9, false},
+		{filters(nostr.Filter{Tags: nostr.TagMap{"e": {target}}, Until: ts(9)}), 10, false},
+	} {
+		n, approx, err := f.s.Count(ctx, c.fs)
+		if err != nil || n != c.n || approx != c.approx {
+			t.Errorf("count %v: %d approximate %v (%v); want %d, %v", c.fs, n, approx, err, c.n, c.approx)
+		}
+	}
+	if hc, ok := f.s.(storage.HLLCounter); ok {
+		n, approx, hll, err := hc.CountHLL(ctx, filters(nostr.Filter{Kinds: []int{7}, Tags: nostr.TagMap{"e": {target}}}), 8)
+		if err != nil || n != 10 || !approx || hll != nil {
+			t.Errorf("count hll past the cap: %d %v %x %v", n, approx, hll, err)
+		}
+	}
+}

@@ -1,6 +1,8 @@
 // Package storagetest is the conformance suite every storage.Store engine
-// must pass. An engine's own test calls Run with a function that opens a
-// fresh, empty store.
+// must pass. An engine's own test calls Run with an Engine that makes fresh,
+// empty databases; each optional interface (storage.Searcher, HLLCounter,
+// Moderation, Eraser, IDLister, SeqLister, and DeleteOld for retention) is
+// tested when the engine's store implements it.
 package storagetest
 
 import (
@@ -17,69 +19,139 @@ import (
 	"github.com/wisp-relay/wisp/storage"
 )
 
-// Run runs the suite. open must return a new, empty store for each call; Run
-// closes every store it opens. The subtests run in parallel.
-func Run(t *testing.T, open func(t *testing.T) storage.Store) {
+// Engine is what the suite needs of an engine.
+type Engine struct {
+	// NewDB makes a new, empty database for t and returns what opens a
+	// store on it. The suite may open the database again after closing a
+	// store (a restart), and twice at once (two relay processes sharing
+	// it); it closes every store it opens.
+	NewDB func(t *testing.T) Opener
+	// Settle, when not nil, runs the store's background upkeep until it is
+	// done (such as the SQLite engine's search indexing); search tests
+	// check their results before and after it.
+	Settle func(t *testing.T, s storage.Store)
+}
+
+// Opener opens a store on one database.
+type Opener func(opts Options) (storage.Store, error)
+
+// Options are the settings a test asks of a store.
+type Options struct {
+	// SearchKinds are the kinds indexed for NIP-50 search: nil keeps the
+	// database's setting (none in a new one), a list replaces it.
+	SearchKinds []int
+	// CountCap is how many events Count counts before it answers
+	// approximately; 0 is the engine's default.
+	CountCap int
+}
+
+// Run runs the suite. The subtests run in parallel.
+func Run(t *testing.T, e Engine) {
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, f *fixture)
+		opts Options
 	}{
-		{"SaveAndDuplicate", testSaveAndDuplicate},
-		{"StoredSig", testStoredSig},
-		{"SeqAndWatermark", testSeqAndWatermark},
-		{"RawBytesKept", testRawBytesKept},
-		{"QueryFilters", testQueryFilters},
-		{"QueryOrderTies", testQueryOrderTies},
-		{"QueryLimitPerFilter", testQueryLimitPerFilter},
-		{"QueryFiltersORed", testQueryFiltersORed},
-		{"Replaceable", testReplaceable},
-		{"ReplaceableTie", testReplaceableTie},
-		{"Addressable", testAddressable},
-		{"DeleteByID", testDeleteByID},
-		{"DeleteByAddress", testDeleteByAddress},
-		{"DeletionBeforeEvent", testDeletionBeforeEvent},
-		{"DeletionInBatch", testDeletionInBatch},
-		{"Expiration", testExpiration},
-		{"QueryCallbackError", testQueryCallbackError},
-		{"ContextCancel", testContextCancel},
-		{"Closed", testClosed},
-		{"Count", testCount},
-		{"CountFollowsChanges", testCountFollowsChanges},
-		{"CountHLL", testCountHLL},
-		{"CountClosed", testCountClosed},
-		{"CountCancelled", testCountCancelled},
-		{"Vanish", testVanish},
+		{name: "SaveAndDuplicate", fn: testSaveAndDuplicate},
+		{name: "StoredSig", fn: testStoredSig},
+		{name: "SeqAndWatermark", fn: testSeqAndWatermark},
+		{name: "RawBytesKept", fn: testRawBytesKept},
+		{name: "OddTagBytes", fn: testOddTagBytes},
+		{name: "QueryFilters", fn: testQueryFilters},
+		{name: "QueryOrderTies", fn: testQueryOrderTies},
+		{name: "QueryLimitPerFilter", fn: testQueryLimitPerFilter},
+		{name: "QueryFiltersORed", fn: testQueryFiltersORed},
+		{name: "Replaceable", fn: testReplaceable},
+		{name: "ReplaceableTie", fn: testReplaceableTie},
+		{name: "Addressable", fn: testAddressable},
+		{name: "DeleteByID", fn: testDeleteByID},
+		{name: "DeleteByAddress", fn: testDeleteByAddress},
+		{name: "DeletionBeforeEvent", fn: testDeletionBeforeEvent},
+		{name: "DeletionInBatch", fn: testDeletionInBatch},
+		{name: "Expiration", fn: testExpiration},
+		{name: "QueryCallbackError", fn: testQueryCallbackError},
+		{name: "ContextCancel", fn: testContextCancel},
+		{name: "Closed", fn: testClosed},
+		{name: "Count", fn: testCount},
+		{name: "CountFollowsChanges", fn: testCountFollowsChanges},
+		{name: "CountHLL", fn: testCountHLL},
+		{name: "CountApproximate", fn: testCountApproximate, opts: Options{CountCap: 10}},
+		{name: "CountClosed", fn: testCountClosed},
+		{name: "CountCancelled", fn: testCountCancelled},
+		{name: "Vanish", fn: testVanish},
+		{name: "VanishRemembered", fn: testVanishRemembered},
+		{name: "Search", fn: testSearch, opts: Options{SearchKinds: []int{1, 30023}}},
+		{name: "SearchRanking", fn: testSearchRanking, opts: Options{SearchKinds: []int{1}}},
+		{name: "SearchFollowsChanges", fn: testSearchFollowsChanges, opts: Options{SearchKinds: []int{1, 30023}}},
+		{name: "SearchWords", fn: testSearchWords, opts: Options{SearchKinds: []int{1}}},
+		{name: "SearchNeverServesNonMatches", fn: testSearchNeverServesNonMatches, opts: Options{SearchKinds: []int{1}}},
+		{name: "ModerationLists", fn: testModerationLists},
+		{name: "DeleteMatchingAndScan", fn: testDeleteMatchingAndScan},
+		{name: "ListIDs", fn: testListIDs},
+		{name: "EventsAfter", fn: testEventsAfter},
+		{name: "DeleteOld", fn: testDeleteOld, opts: Options{SearchKinds: []int{1, 7}}},
+		{name: "DeleteOldChunks", fn: testDeleteOldChunks},
+		{name: "SnapshotUnderWrites", fn: testSnapshotUnderWrites},
+		{name: "TwoStoresRaceOnAddress", fn: testTwoStoresRaceOnAddress},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			tc.fn(t, newFixture(t, open))
+			tc.fn(t, newFixture(t, e, tc.opts))
 		})
 	}
 }
 
-// fixture is one open store with helpers that fail the test on error.
+// fixture is one open store on a new database, with helpers that fail the
+// test on error.
 type fixture struct {
-	t      *testing.T
-	s      storage.Store
-	closed bool
+	t  *testing.T
+	e  Engine
+	db Opener
+	s  storage.Store
 }
 
-func newFixture(t *testing.T, open func(t *testing.T) storage.Store) *fixture {
-	f := &fixture{t: t, s: open(t)}
-	t.Cleanup(func() {
-		if !f.closed {
-			if err := f.s.Close(); err != nil {
-				t.Errorf("close: %v", err)
-			}
+func newFixture(t *testing.T, e Engine, opts Options) *fixture {
+	f := &fixture{t: t, e: e, db: e.NewDB(t)}
+	f.s = f.open(opts)
+	return f
+}
+
+// open opens another store on the fixture's database; it is closed when
+// the test ends.
+func (f *fixture) open(opts Options) storage.Store {
+	f.t.Helper()
+	s, err := f.db(opts)
+	if err != nil {
+		f.t.Fatalf("open: %v", err)
+	}
+	f.t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			f.t.Errorf("close: %v", err)
 		}
 	})
-	return f
+	return s
+}
+
+// reopen closes the fixture's store and opens the database again.
+func (f *fixture) reopen(opts Options) {
+	f.t.Helper()
+	if err := f.s.Close(); err != nil {
+		f.t.Fatalf("close: %v", err)
+	}
+	f.s = f.open(opts)
+}
+
+// settle runs the engine's background upkeep, if it has any.
+func (f *fixture) settle() {
+	f.t.Helper()
+	if f.e.Settle != nil {
+		f.e.Settle(f.t, f.s)
+	}
 }
 
 func (f *fixture) close() {
 	f.t.Helper()
-	f.closed = true
 	if err := f.s.Close(); err != nil {
 		f.t.Fatalf("close: %v", err)
 	}
@@ -736,6 +808,19 @@ func testDeletionInBatch(t *testing.T, f *fixture) {
 	d2 := deletion(t, a, 201, []string{e2.Event.ID}, nil)
 	f.save(items(e1, d1, d2, e2), storage.Stored, storage.Stored, storage.Stored, storage.Deleted)
 	f.expectIDs(filters(nostr.Filter{Kinds: []int{1}}))
+
+	// A stored version deleted by address, then sent again in the same
+	// batch: gone, so no duplicate, and refused by the tombstone.
+	x := event(t, a, 30023, 100, nostr.Tags{{"d", "x"}}, "x")
+	f.saveOne(x, storage.Stored)
+	f.save(items(deletion(t, a, 150, nil, []string{fmt.Sprintf("30023:%s:x", a.pk)}), x), storage.Stored, storage.Deleted)
+	// A stored version deleted by id: an older version sent after it in the
+	// same batch is the address's only one.
+	p2 := event(t, a, 0, 200, nil, "profile 200")
+	p1 := event(t, a, 0, 100, nil, "profile 100")
+	f.saveOne(p2, storage.Stored)
+	f.save(items(deletion(t, a, 300, []string{p2.Event.ID}, nil), p1), storage.Stored, storage.Stored)
+	f.expectIDs(filters(nostr.Filter{Kinds: []int{0, 30023}}), p1.Event.ID)
 }
 
 func testExpiration(t *testing.T, f *fixture) {

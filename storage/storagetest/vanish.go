@@ -43,3 +43,23 @@ func testVanish(t *testing.T, f *fixture) {
 	f.save([]storage.Item{note, list, wrap}, storage.Deleted, storage.Deleted, storage.Deleted)
 	f.saveOne(vanish, storage.Duplicate)
 }
+
+// testVanishRemembered: a store opened again still refuses what a request
+// to vanish covered, and the request is a duplicate.
+func testVanishRemembered(t *testing.T, f *fixture) {
+	alice, w := newKey(t), newKey(t)
+	t0 := time.Now().Unix() - 1000
+	old := event(t, alice, 1, t0, nil, "old")
+	wrap := event(t, w, 1059, t0, nostr.Tags{{"p", alice.pk}}, "sealed")
+	vanish := event(t, alice, 62, t0+100, nostr.Tags{{"relay", "ALL_RELAYS"}}, "")
+	before := event(t, alice, 1, t0+2, nil, "same batch, before the request")
+	f.save([]storage.Item{old, wrap})
+	f.save([]storage.Item{before, vanish}, storage.Stored, storage.Stored)
+	if f.has(before.Event.ID) {
+		t.Error("an event before the request in its batch survived it")
+	}
+	f.reopen(Options{})
+	f.save([]storage.Item{old, wrap, before, event(t, alice, 1, t0+99, nil, "backdated"), vanish},
+		storage.Deleted, storage.Deleted, storage.Deleted, storage.Deleted, storage.Duplicate)
+	f.saveOne(event(t, alice, 1, t0+101, nil, "after"), storage.Stored)
+}

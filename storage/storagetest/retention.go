@@ -1,8 +1,7 @@
-package sqlite
+package storagetest
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -11,13 +10,28 @@ import (
 	"github.com/wisp-relay/wisp/storage"
 )
 
+// retainer is implemented by engines that apply retention rules
+// (WISP_RETENTION): DeleteOld removes the events of kinds minKind to
+// maxKind (inclusive) created before before, returning how many.
+type retainer interface {
+	DeleteOld(ctx context.Context, minKind, maxKind int, before int64) (int64, error)
+}
+
+func (f *fixture) retainer() retainer {
+	f.t.Helper()
+	r, ok := f.s.(retainer)
+	if !ok {
+		f.t.Skip("engine has no retention")
+	}
+	return r
+}
+
 // Retention removes the events of the kinds in range created before the
 // cutoff, with their tags and search rows, and nothing else.
-func TestDeleteOld(t *testing.T) {
-	s := openSearchStore(t, filepath.Join(t.TempDir(), "wisp.db"), []int{1, 7})
-	defer s.Close()
+func testDeleteOld(t *testing.T, f *fixture) {
+	r := f.retainer()
 	ctx := context.Background()
-	sk := nostr.GeneratePrivateKey()
+	k := newKey(t)
 	type ev struct {
 		kind    int
 		at      int64
@@ -34,28 +48,21 @@ func TestDeleteOld(t *testing.T) {
 	}
 	var batch []storage.Item
 	for _, e := range evs {
-		var tags []nostr.Tag
+		tags := nostr.Tags{{"t", "retention"}}
 		if e.kind == 30023 {
 			tags = append(tags, nostr.Tag{"d", "x"})
 		}
-		tags = append(tags, nostr.Tag{"t", "retention"})
-		batch = append(batch, signed(t, sk, e.kind, e.at, "words to find", tags...))
+		batch = append(batch, event(t, k, e.kind, e.at, tags, "words to find"))
 	}
-	if _, err := s.Save(ctx, batch); err != nil {
-		t.Fatal(err)
-	}
-	n, err := s.DeleteOld(ctx, 1, 7, 200)
+	f.save(batch)
+	n, err := r.DeleteOld(ctx, 1, 7, 200)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var want []string
 	removed := 0
 	for i, e := range evs {
-		has, err := s.Has(ctx, batch[i].Event.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if has == e.removed {
+		if has := f.has(batch[i].Event.ID); has == e.removed {
 			t.Errorf("kind %d at %d: stored %v, want %v", e.kind, e.at, has, !e.removed)
 		}
 		if e.removed {
@@ -68,41 +75,34 @@ func TestDeleteOld(t *testing.T) {
 		t.Errorf("DeleteOld reported %d, removed %d", n, removed)
 	}
 	// Tags and search rows went with their events.
-	f := searchFixture{t, s}
-	var got []string
-	for _, e := range f.events(nostr.Filter{Tags: nostr.TagMap{"t": {"retention"}}}) {
-		got = append(got, e.ID)
-	}
-	slices.Sort(got)
-	slices.Sort(want)
-	if !slices.Equal(got, want) {
+	if got := f.ids(nostr.Filter{Tags: nostr.TagMap{"t": {"retention"}}}); !slices.Equal(sorted(got), sorted(want)) {
 		t.Errorf("tag query after retention: %d events, want %d", len(got), len(want))
 	}
-	if got := f.events(nostr.Filter{Search: "words"}); len(got) != 3 {
-		t.Errorf("search after retention: %d events, want 3", len(got))
+	if _, ok := f.s.(storage.Searcher); ok {
+		f.twice(func(when string) {
+			if got := f.contents(nostr.Filter{Search: "words"}); len(got) != 3 {
+				t.Errorf("%s: search after retention: %d events, want 3", when, len(got))
+			}
+		})
 	}
-	if n, _, _ := s.Count(ctx, []nostr.Filter{{}}); n != int64(len(want)) {
+	if n := f.count(nostr.Filter{}); n != int64(len(want)) {
 		t.Errorf("count after retention %d, want %d", n, len(want))
 	}
-	// Nothing left to remove: a second pass removes nothing.
-	if n, err := s.DeleteOld(ctx, 1, 7, 200); n != 0 || err != nil {
+	if n, err := r.DeleteOld(ctx, 1, 7, 200); n != 0 || err != nil {
 		t.Errorf("second pass: %d %v", n, err)
 	}
 }
 
 // Large backlogs go in chunks, across several kinds.
-func TestDeleteOldChunks(t *testing.T) {
-	s := openTestStore(t)
-	ctx := context.Background()
-	sk := nostr.GeneratePrivateKey()
+func testDeleteOldChunks(t *testing.T, f *fixture) {
+	r := f.retainer()
+	k := newKey(t)
 	var batch []storage.Item
-	for i := range 2*retentionChunk + 10 {
-		batch = append(batch, signed(t, sk, 20+i%3, int64(i), "x"))
+	for i := range 2010 {
+		batch = append(batch, event(t, k, 20+i%3, int64(i), nil, "x"))
 	}
-	if _, err := s.Save(ctx, batch); err != nil {
-		t.Fatal(err)
-	}
-	n, err := s.DeleteOld(ctx, 0, 65535, time.Now().Unix())
+	f.save(batch)
+	n, err := r.DeleteOld(context.Background(), 0, 65535, time.Now().Unix())
 	if err != nil || n != int64(len(batch)) {
 		t.Fatalf("delete old: %d %v, want %d", n, err, len(batch))
 	}
