@@ -2,6 +2,10 @@
 #   docker build -t wisp --build-arg VERSION=$(git describe --tags --always) .
 # and run with
 #   docker run -p 4869:4869 -v wisp-data:/data wisp
+# The image listens on every interface and keeps its database in /data
+# unless told otherwise (-e WISP_LISTEN=..., or an --env-file made from
+# config.example.env, whose settings are all commented out). A bind mount
+# for /data must be writable by uid 10001: chown 10001 <host directory>.
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
@@ -34,6 +38,11 @@ ENV WISP_DATA_DIR=/data \
     WISP_LISTEN=0.0.0.0:4869
 VOLUME /data
 EXPOSE 4869
+# Healthy when the relay answers NIP-11 on WISP_LISTEN, holds /data and can
+# write there (wisp health --help). The start period covers a migration or
+# a search reindex at start.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+  CMD ["/usr/local/bin/wisp", "health"]
 # SIGTERM makes wisp store what it accepted and close the database cleanly.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/wisp"]

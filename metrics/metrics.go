@@ -19,8 +19,17 @@ import (
 
 const namespace = "wisp"
 
+// Build describes the running binary, the labels of wisp_build_info.
+type Build struct {
+	Version  string // wisp's version
+	Verifier string // the signature verifier compiled in: btcec or libsecp256k1
+	Engine   string // the storage engine: sqlite
+}
+
 // Sources are what the gauges read at scrape time; nil ones are left out.
 type Sources struct {
+	// Build labels wisp_build_info.
+	Build Build
 	// Stats returns the relay's running figures (connections,
 	// subscriptions, slow-consumer evictions).
 	Stats func() relay.Stats
@@ -44,6 +53,8 @@ type Metrics struct {
 	batchTime   prometheus.Histogram
 	batchErrors prometheus.Counter
 	queries     *prometheus.HistogramVec
+	refused     map[[2]string]prometheus.Counter // by what and prefix
+	refusedVec  *prometheus.CounterVec
 }
 
 var _ relay.Metrics = (*Metrics)(nil)
@@ -58,7 +69,15 @@ func New(src Sources) *Metrics {
 	prefixes := []string{"invalid", "duplicate", "blocked", "rate-limited", "restricted", "auth-required", "pow", "error", "other"}
 
 	reg := prometheus.NewRegistry()
-	m := &Metrics{reg: reg, in: map[string]prometheus.Counter{}, out: map[string]prometheus.Counter{}, events: map[[2]string]prometheus.Counter{}}
+	m := &Metrics{reg: reg, in: map[string]prometheus.Counter{}, out: map[string]prometheus.Counter{},
+		events: map[[2]string]prometheus.Counter{}, refused: map[[2]string]prometheus.Counter{}}
+
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "build_info",
+		Help:        "Always 1; the labels say which wisp runs: its version, signature verifier and storage engine.",
+		ConstLabels: prometheus.Labels{"version": src.Build.Version, "verifier": src.Build.Verifier, "engine": src.Build.Engine},
+	})
+	buildInfo.Set(1)
 
 	msgIn := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "messages_received_total",
@@ -87,6 +106,19 @@ func New(src Sources) *Metrics {
 		m.events[[2]string{relay.OutcomeRejected, p}] = m.eventsVec.WithLabelValues(relay.OutcomeRejected, p)
 	}
 
+	m.refusedVec = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "refused_total",
+		Help: "Requests refused or closed by the relay, other than EVENTs (see wisp_events_total): REQ and COUNT answered CLOSED, " +
+			"NEG (NIP-77) answered NEG-ERR, new connections refused over HTTP; by the prefix of the reason.",
+	}, []string{"what", "prefix"})
+	for _, w := range []string{relay.RefusedREQ, relay.RefusedCOUNT, relay.RefusedNeg, relay.RefusedConnection} {
+		for _, p := range prefixes {
+			if p != "duplicate" {
+				m.refused[[2]string{w, p}] = m.refusedVec.WithLabelValues(w, p)
+			}
+		}
+	}
+
 	m.batchEvents = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: namespace, Name: "write_batch_events",
 		Help:    "Events per write transaction.",
@@ -112,7 +144,7 @@ func New(src Sources) *Metrics {
 		}
 	}
 
-	reg.MustRegister(msgIn, msgOut, m.eventsVec, m.batchEvents, m.batchTime, m.batchErrors, m.queries,
+	reg.MustRegister(buildInfo, m.refusedVec, msgIn, msgOut, m.eventsVec, m.batchEvents, m.batchTime, m.batchErrors, m.queries,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -204,6 +236,17 @@ func (m *Metrics) Event(outcome, prefix string) {
 	}
 	if outcome == relay.OutcomeRejected {
 		m.events[[2]string{outcome, "other"}].Inc()
+	}
+}
+
+// Refused implements relay.Metrics.
+func (m *Metrics) Refused(what, prefix string) {
+	if c, ok := m.refused[[2]string{what, prefix}]; ok {
+		c.Inc()
+		return
+	}
+	if c, ok := m.refused[[2]string{what, "other"}]; ok {
+		c.Inc()
 	}
 }
 

@@ -69,6 +69,7 @@ next:
 func TestMetricsText(t *testing.T) {
 	stats := relay.Stats{Connections: 3, Subscriptions: 7, SlowEvictions: 2, QueuedBytes: 4096}
 	m := New(Sources{
+		Build:        Build{Version: "1.2.3", Verifier: "btcec", Engine: "sqlite"},
 		Stats:        func() relay.Stats { return stats },
 		DBSizes:      func() (int64, int64, error) { return 4096, 1024, nil },
 		StoredEvents: func() (int64, bool) { return 42, true },
@@ -90,6 +91,9 @@ func TestMetricsText(t *testing.T) {
 	m.WriteBatch(1, time.Millisecond, errors.New("disk full"))
 	m.Query(relay.QueryReq, relay.QueryOK, 2*time.Millisecond)
 	m.Query(relay.QueryCount, relay.QueryTimeout, time.Second)
+	m.Refused(relay.RefusedREQ, "blocked")
+	m.Refused(relay.RefusedConnection, "rate-limited")
+	m.Refused(relay.RefusedNeg, "closed")
 
 	after := scrape(t, h, "")
 	for _, c := range []struct {
@@ -115,6 +119,11 @@ func TestMetricsText(t *testing.T) {
 		{"wisp_database_bytes", []string{"file", "db"}, 4096},
 		{"wisp_database_bytes", []string{"file", "wal"}, 1024},
 		{"wisp_database_events", nil, 42},
+		{"wisp_build_info", []string{"version", "1.2.3", "verifier", "btcec", "engine", "sqlite"}, 1},
+		{"wisp_refused_total", []string{"what", "REQ", "prefix", "blocked"}, 1},
+		{"wisp_refused_total", []string{"what", "REQ", "prefix", "invalid"}, 0},
+		{"wisp_refused_total", []string{"what", "connection", "prefix", "rate-limited"}, 1},
+		{"wisp_refused_total", []string{"what", "NEG", "prefix", "other"}, 1},
 	} {
 		if got := value(after, c.name, c.labels...); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)

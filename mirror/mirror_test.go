@@ -269,6 +269,10 @@ func TestSyncFallsBackWithoutNegentropy(t *testing.T) {
 	if st.Method != "req" || !strings.Contains(st.Fallback, "NOTICE") {
 		t.Errorf("stats %+v, want the REQ fallback after a NOTICE", st)
 	}
+	// The figures mean what negentropy's do, and agree with what moved.
+	if st.Local != 1500 || st.Have != 100 || st.Need != 100 || st.Stored != 100 || st.Uploaded != 100 {
+		t.Errorf("stats %+v, want 1500 here, 100 only here (uploaded), 100 only there (stored)", st)
+	}
 	a, b := local.ids(nostr.Filter{}), remote.ids(nostr.Filter{})
 	if len(a) != 1600 || !slices.Equal(a, b) {
 		t.Errorf("local %d, remote %d, want 1600 each", len(a), len(b))

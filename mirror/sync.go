@@ -104,7 +104,7 @@ type SyncStats struct {
 	Method     string // "negentropy" or "req" (fallback)
 	Fallback   string // why negentropy was not used
 	Local      int    // local events in the filter
-	Have, Need int    // ids only here, only there (negentropy)
+	Have, Need int    // events only here, only there
 
 	Downloaded int64 // events received
 	Stored     int64
@@ -462,9 +462,20 @@ func eventID(raw []byte) string {
 
 // fallback pages through the remote's matching events by until, newest
 // first: down ingests each, up learns which ids the remote has and then
-// uploads the local events it lacks.
+// uploads the local events it lacks. The local ids are listed first, so
+// that the figures mean what negentropy's do: Local the events here,
+// Need those only there, Have those only here.
 func (s *syncer) fallback(ctx context.Context) error {
-	remote := map[string]struct{}{}
+	local := map[[32]byte]struct{}{}
+	err := s.opt.Store.ListIDs(ctx, []nostr.Filter{s.opt.Filter}, s.opt.MaxEvents, func(_ int64, id []byte) error {
+		local[[32]byte(id)] = struct{}{}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list local events: %w", err)
+	}
+	s.stats.Local = len(local)
+	remote := map[[32]byte]struct{}{}
 	var until nostr.Timestamp = math.MaxInt32 * 2
 	if s.opt.Filter.Until != nil {
 		until = *s.opt.Filter.Until
@@ -481,12 +492,23 @@ func (s *syncer) fallback(ctx context.Context) error {
 			if ev.CreatedAt < oldest {
 				oldest = ev.CreatedAt
 			}
-			if _, seen := remote[ev.ID]; seen {
+			var id [32]byte
+			if _, err := hex.Decode(id[:], []byte(ev.ID)); err != nil || len(ev.ID) != 64 {
+				if s.opt.Dir&Down != 0 {
+					s.ingest(ctx, ev) // refused, and counted so
+				}
 				return
 			}
-			remote[ev.ID] = struct{}{}
+			if _, seen := remote[id]; seen {
+				return
+			}
+			remote[id] = struct{}{}
 			fresh++
-			if s.opt.Dir&Down != 0 && f.Matches(ev) {
+			if _, here := local[id]; here || !f.Matches(ev) {
+				return
+			}
+			s.stats.Need++
+			if s.opt.Dir&Down != 0 {
 				s.ingest(ctx, ev)
 			}
 		})
@@ -512,21 +534,16 @@ func (s *syncer) fallback(ctx context.Context) error {
 			break
 		}
 	}
+	var have []string
+	for id := range local {
+		if _, ok := remote[id]; !ok {
+			have = append(have, hex.EncodeToString(id[:]))
+		}
+	}
+	s.stats.Have = len(have)
 	if s.opt.Dir&Up == 0 {
 		return nil
 	}
-	var have []string
-	err := s.opt.Store.ListIDs(ctx, []nostr.Filter{s.opt.Filter}, s.opt.MaxEvents, func(_ int64, id []byte) error {
-		h := hex.EncodeToString(id)
-		if _, ok := remote[h]; !ok {
-			have = append(have, h)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("list local events: %w", err)
-	}
-	s.stats.Have = len(have)
 	return s.upload(ctx, have)
 }
 

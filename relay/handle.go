@@ -48,6 +48,7 @@ func (c *conn) notice(msg string) {
 }
 
 func (c *conn) closed(subID, msg string) {
+	c.countClosed(msg)
 	b, _ := json.Marshal([]string{"CLOSED", subID, msg})
 	c.sendWait(frame{body: b})
 }

@@ -103,6 +103,7 @@ func isNegMsg(data []byte) bool {
 }
 
 func (c *conn) negErr(subID, msg string) {
+	c.r.metrics().Refused(RefusedNeg, reasonPrefix(msg))
 	b, _ := json.Marshal([]string{"NEG-ERR", subID, msg})
 	c.sendWait(frame{body: b})
 }

@@ -40,6 +40,12 @@ type Metrics interface {
 	// Query records one stored query: kind QueryReq or QueryCount, outcome
 	// QueryOK, QueryTimeout, QueryCanceled or QueryError, and its duration.
 	Query(kind, outcome string, took time.Duration)
+	// Refused counts a request the relay turned down, or a subscription it
+	// closed, other than an EVENT (which Event counts): what is RefusedREQ,
+	// RefusedCOUNT or RefusedNeg (a CLOSED or NEG-ERR answer), or
+	// RefusedConnection (an HTTP refusal of a new websocket), and prefix is
+	// the NIP-01 prefix of the reason.
+	Refused(what, prefix string)
 }
 
 // Event outcomes for Metrics.Event.
@@ -60,6 +66,14 @@ const (
 	QueryError    = "error"
 )
 
+// What Metrics.Refused counts.
+const (
+	RefusedREQ        = "REQ"
+	RefusedCOUNT      = "COUNT"
+	RefusedNeg        = "NEG"
+	RefusedConnection = "connection"
+)
+
 type noMetrics struct{}
 
 func (noMetrics) MessageIn(string)                     {}
@@ -67,6 +81,7 @@ func (noMetrics) MessageOut(string)                    {}
 func (noMetrics) Event(string, string)                 {}
 func (noMetrics) WriteBatch(int, time.Duration, error) {}
 func (noMetrics) Query(string, string, time.Duration)  {}
+func (noMetrics) Refused(string, string)               {}
 
 // metrics returns the configured Metrics, or one that discards.
 func (r *Relay) metrics() Metrics {
@@ -87,6 +102,15 @@ func (r *Relay) countOK(ok bool, msg string) {
 	case wisp.IsReason(msg, wisp.PrefixDuplicate):
 		r.metrics().Event(OutcomeDuplicate, "")
 	}
+}
+
+// countClosed counts a CLOSED answer to the REQ or COUNT being handled.
+func (c *conn) countClosed(msg string) {
+	what := RefusedREQ
+	if c.obs.verb == "COUNT" {
+		what = RefusedCOUNT
+	}
+	c.r.metrics().Refused(what, reasonPrefix(msg))
 }
 
 // knownPrefixes bounds the label values of refusals.

@@ -39,6 +39,7 @@ func (r *recorder) Event(outcome, prefix string) { r.add("event " + outcome + " 
 func (r *recorder) Query(kind, outcome string, _ time.Duration) {
 	r.add("query " + kind + " " + outcome)
 }
+func (r *recorder) Refused(what, prefix string) { r.add("refused " + what + " " + prefix) }
 func (r *recorder) WriteBatch(n int, _ time.Duration, err error) {
 	r.mu.Lock()
 	r.batches = append(r.batches, n)

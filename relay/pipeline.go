@@ -179,7 +179,9 @@ func (r *Relay) writeBatch(batch []*pending, items []storage.Item) {
 	var err error
 	if len(items) > 0 {
 		start := time.Now()
+		r.follow.beginSave()
 		results, err = r.store.Save(r.ctx, items)
+		r.follow.endSave(results)
 		r.metrics().WriteBatch(len(items), time.Since(start), err)
 	}
 	if err != nil {
@@ -224,8 +226,11 @@ func (r *Relay) writeBatch(batch []*pending, items []storage.Item) {
 }
 
 // broadcast hands a committed (or ephemeral) event to every subscription
-// that matches it. Only the writer goroutine calls it.
+// that matches it. The writer calls it, and the follower (follow.go) for
+// events other processes stored; one at a time.
 func (r *Relay) broadcast(ev *nostr.Event, e liveEvent) {
+	r.bcastMu.Lock()
+	defer r.bcastMu.Unlock()
 	private := isPrivateKind(ev.Kind)
 	r.index.match(ev, func(s *sub) {
 		if private && !s.c.maySee(ev) {

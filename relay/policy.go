@@ -123,6 +123,7 @@ func (r *Relay) admitConn(w http.ResponseWriter, remote string) (release func(),
 		status = http.StatusTooManyRequests
 		w.Header().Set("Retry-After", "10")
 	}
+	r.metrics().Refused(RefusedConnection, reasonPrefix(d.Reason))
 	r.log.Debug("connection refused", "remote", remote, "reason", d.Reason)
 	http.Error(w, d.Reason, status)
 	return nil, false

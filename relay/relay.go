@@ -54,6 +54,12 @@ type Config struct {
 	// SlowQuery: stored queries taking at least this long are logged with
 	// their filters (0: never).
 	SlowQuery time.Duration
+
+	// FollowStore, when positive, is how often the relay reads its store
+	// for events other processes stored in it (wisp import, sync, mirror)
+	// and sends them to live subscribers; 0: never. It needs a store that
+	// is a storage.SeqLister. See follow.go.
+	FollowStore time.Duration
 }
 
 // supportedNIPs are the NIPs this build really implements.
@@ -102,6 +108,9 @@ type Relay struct {
 	search searchState // NIP-50, see search.go
 
 	hooks storedHooks // told about stored events, see ingest.go
+
+	bcastMu sync.Mutex  // one broadcaster at a time: the writer or the follower
+	follow  followState // what the writer and the follower share, see follow.go
 
 	negHeld atomic.Int64 // events held by every open NIP-77 session (negentropy.go)
 }
@@ -163,6 +172,7 @@ func (r *Relay) Start() {
 	}
 	r.workers.Go(r.writeLoop)
 	r.workers.Go(r.pingLoop)
+	r.startFollowing()
 }
 
 // ServeHTTP upgrades websockets, and serves NIP-11 and the front page.
@@ -223,6 +233,7 @@ func (r *Relay) serveWebsocket(w http.ResponseWriter, req *http.Request) {
 	}
 	r.drainMu.RUnlock()
 	if draining {
+		r.metrics().Refused(RefusedConnection, wisp.PrefixError)
 		http.Error(w, "relay is shutting down", http.StatusServiceUnavailable)
 		return
 	}

@@ -33,13 +33,15 @@ type Moderation interface {
 // Eraser removes and reads stored events by filter, for moderation.
 type Eraser interface {
 	// DeleteMatching removes every stored event that matches any of the
-	// filters (limits are ignored) and returns how many it removed. It
-	// works in small transactions, so the relay's writer is never held
-	// off for long; events stored meanwhile may survive.
+	// filters (limits are ignored; a search matches as in Query) and
+	// returns how many it removed. It works in small transactions, so the
+	// relay's writer is never held off for long; events stored meanwhile
+	// may survive.
 	DeleteMatching(ctx context.Context, filters []nostr.Filter) (int64, error)
 	// Scan calls fn with the stored JSON of every event that matches any
-	// of the filters (limits are honoured per filter; none means all),
-	// each event once, newest first within each filter. Unlike Query it
+	// of the filters (limits are honoured per filter; none means all; a
+	// search matches as in Query), each event once, newest first within
+	// each filter (best match first for a search). Unlike Query it
 	// streams from the database and holds no result set in memory; raw is
 	// valid only during the call.
 	Scan(ctx context.Context, filters []nostr.Filter, fn func(raw []byte) error) error

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/wisp-relay/wisp/internal/progress"
 	"github.com/wisp-relay/wisp/storage/sqlite"
 )
 
@@ -27,19 +28,25 @@ into that directory removes it.
 `
 
 // runBackup is "wisp backup <file>".
-func runBackup(ctx context.Context, args, environ []string, stdout io.Writer) error {
+func runBackup(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
 		_, err := fmt.Fprint(stdout, backupUsage)
 		return err
 	}
 	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
-		return &usageError{"backup takes one argument, the file to write"}
+		return &usageError{"backup", "backup takes one argument, the file to write"}
 	}
 	cfg, err := loadConfig(environ)
 	if err != nil {
 		return err
 	}
-	info, err := sqlite.Backup(ctx, cfg.dbPath(), args[0])
+	prog := progress.New(stderr)
+	info, err := sqlite.BackupProgress(ctx, cfg.dbPath(), args[0], func(written, total int64) {
+		el := prog.Elapsed()
+		prog.Update("copied %s of about %s: %s (%s/s)", byteSize(written), byteSize(total),
+			progress.Of(written, total, el), byteSize(int64(progress.Rate(written, el))))
+	})
+	prog.Stop()
 	for _, name := range info.Stale {
 		fmt.Fprintf(stdout, "removed %s, left by a backup that was killed\n", name)
 	}

@@ -60,7 +60,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			if errors.Is(err, flag.ErrHelp) {
 				return printBenchUsage(stdout, fs)
 			}
-			return &usageError{"bench: " + err.Error()}
+			return &usageError{"bench", "bench: " + err.Error()}
 		}
 		if fs.NArg() == 0 {
 			break
@@ -69,7 +69,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		args = fs.Args()[1:]
 	}
 	if len(positional) != 1 {
-		return &usageError{fmt.Sprintf("bench takes one relay URL, got %d arguments", len(positional))}
+		return &usageError{"bench", fmt.Sprintf("bench takes one relay URL, got %d arguments", len(positional))}
 	}
 
 	cfg := def

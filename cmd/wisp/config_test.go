@@ -35,6 +35,12 @@ func configDefaults(t *testing.T) map[string]string {
 	return want
 }
 
+// exampleSetting is a setting of config.example.env: commented out, so
+// that the file as it comes sets nothing.
+var exampleSetting = regexp.MustCompile(`^#(WISP_[A-Z0-9_]+)=(.*)$`)
+
+// config.example.env lists every variable with its default, commented out
+// and with a comment above it, and sets none.
 func TestExampleEnvMatchesConfig(t *testing.T) {
 	want := configDefaults(t)
 
@@ -48,17 +54,12 @@ func TestExampleEnvMatchesConfig(t *testing.T) {
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
+		m := exampleSetting.FindStringSubmatch(line)
 		switch {
 		case line == "":
 			prevComment = false
-		case strings.HasPrefix(line, "#"):
-			prevComment = true
-		default:
-			k, v, ok := strings.Cut(line, "=")
-			if !ok {
-				t.Errorf("line %d: %q is not KEY=VALUE", n, line)
-				continue
-			}
+		case m != nil:
+			k, v := m[1], m[2]
 			if !prevComment {
 				t.Errorf("line %d: %s has no comment above it", n, k)
 			}
@@ -67,6 +68,10 @@ func TestExampleEnvMatchesConfig(t *testing.T) {
 			}
 			got[k] = v
 			prevComment = false
+		case strings.HasPrefix(line, "#"):
+			prevComment = true
+		default:
+			t.Errorf("line %d: %q sets a variable; the example sets none (comment it out as #WISP_...=default)", n, line)
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -84,6 +89,75 @@ func TestExampleEnvMatchesConfig(t *testing.T) {
 	for k := range got {
 		if _, ok := want[k]; !ok {
 			t.Errorf("config.example.env lists %s, which Config does not read", k)
+		}
+	}
+}
+
+// envFile reads a file as docker run --env-file does: KEY=VALUE lines set
+// KEY, lines starting with # are comments, blank lines are skipped (a
+// bare KEY, which passes the host's variable through, sets nothing here).
+func envFile(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env []string
+	for line := range strings.SplitSeq(string(b), "\n") {
+		line = strings.TrimLeft(line, " \t")
+		if line == "" || strings.HasPrefix(line, "#") || !strings.Contains(line, "=") {
+			continue
+		}
+		env = append(env, line)
+	}
+	return env
+}
+
+// dockerfileEnv reads the ENV instructions of the Dockerfile.
+func dockerfileEnv(t *testing.T, dockerfile string) []string {
+	t.Helper()
+	var env []string
+	in := false
+	for line := range strings.SplitSeq(dockerfile, "\n") {
+		line = strings.TrimSpace(line)
+		if rest, ok := strings.CutPrefix(line, "ENV "); ok {
+			line, in = rest, true
+		} else if !in {
+			continue
+		}
+		in = strings.HasSuffix(line, "\\")
+		for _, kv := range strings.Fields(strings.TrimSuffix(line, "\\")) {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// What the README tells a Docker user to do works: the image listens on
+// every interface and keeps its data in the volume, and
+// --env-file config.example.env (as it comes) changes neither; the
+// image's health check is wisp health.
+func TestDockerImageAndExampleEnvAgree(t *testing.T) {
+	b, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dockerfile := string(b)
+	if set := envFile(t, "../../config.example.env"); len(set) > 0 {
+		t.Errorf("--env-file config.example.env sets %v, overriding the image", set)
+	}
+	// docker run: the image's ENV, then --env-file on top.
+	environ := append(dockerfileEnv(t, dockerfile), envFile(t, "../../config.example.env")...)
+	cfg, err := loadConfig(environ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "0.0.0.0:4869" || cfg.DataDir != "/data" {
+		t.Errorf("in the image: WISP_LISTEN=%s WISP_DATA_DIR=%s, want 0.0.0.0:4869 and /data", cfg.Listen, cfg.DataDir)
+	}
+	for _, want := range []string{"EXPOSE 4869", "VOLUME /data", `HEALTHCHECK `, `CMD ["/usr/local/bin/wisp", "health"]`, "USER wisp"} {
+		if !strings.Contains(dockerfile, want) {
+			t.Errorf("the Dockerfile lacks %q", want)
 		}
 	}
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,7 +18,9 @@ import (
 const exportUsage = `Usage: wisp export [--filter '<json filter>'] [--since T] [--until T] [--out file]
 
 Writes stored events as JSON lines, one event per line (the format strfry,
-nostream and wisp import read), newest first, to standard output or --out.
+nostream and wisp import read), newest first (the order of strfry's export
+--reverse; wisp has no other, and importers take any), to standard output
+or --out.
 --filter takes a NIP-01 filter or a JSON array of them (limits are
 honoured; none means every match). --since and --until bound created_at:
 unix seconds, a date (2024-01-31) or an RFC 3339 time. The relay may keep
@@ -46,26 +46,30 @@ func parseTime(s string) (nostr.Timestamp, error) {
 
 // runExport is "wisp export".
 func runExport(ctx context.Context, args, environ []string, stdout, stderr io.Writer) (err error) {
-	fs := flag.NewFlagSet("export", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlags("export")
 	filter := fs.String("filter", "", "JSON filter")
 	since := fs.String("since", "", "oldest created_at")
 	until := fs.String("until", "", "newest created_at")
 	out := fs.String("out", "", "file to write")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			_, err = fmt.Fprint(stdout, exportUsage)
-			return err
-		}
-		return &usageError{"export: " + err.Error()}
+	reverse := fs.Bool("reverse", false, "strfry's flag; see below")
+	rest, err := parseFlags(fs, args)
+	if err != nil || rest == nil {
+		return helpOr(err, stdout, exportUsage)
 	}
-	if fs.NArg() > 0 {
-		return &usageError{fmt.Sprintf("export: unexpected arguments %q", fs.Args())}
+	if len(rest) > 0 {
+		return &usageError{"export", fmt.Sprintf("export: unexpected arguments %q", rest)}
+	}
+	if *reverse {
+		// strfry exports oldest first and --reverse newest first; wisp has
+		// one order, a REQ's. Doing nothing would surprise whoever meant
+		// one or the other.
+		return &usageError{"export", "export: wisp export has no --reverse: it always writes newest first " +
+			"(strfry's --reverse order); wisp import and strfry import take events in any order"}
 	}
 	filters := []nostr.Filter{{}}
 	if *filter != "" {
 		if filters, err = parseFilters(*filter); err != nil {
-			return &usageError{"export: " + err.Error()}
+			return &usageError{"export", "export: " + err.Error()}
 		}
 	}
 	for _, b := range []struct {
@@ -80,7 +84,7 @@ func runExport(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		}
 		t, err := parseTime(b.text)
 		if err != nil {
-			return &usageError{"export: " + err.Error()}
+			return &usageError{"export", "export: " + err.Error()}
 		}
 		for i := range filters {
 			b.set(&filters[i], t)
@@ -89,6 +93,25 @@ func runExport(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 	return withStore(ctx, environ, func(_ Config, store *sqlite.Store) error {
 		return exportEvents(ctx, store, filters, *out, stdout, stderr)
 	})
+}
+
+// exportTotal is how many events an export will write, for its progress
+// line: a COUNT of the filters, which reads only indexes; 0 (unknown) off
+// a terminal, with a limit, or past the count's cap.
+func exportTotal(ctx context.Context, store *sqlite.Store, filters []nostr.Filter, prog *progress.Line) int64 {
+	if !prog.Drawn() {
+		return 0
+	}
+	for _, f := range filters {
+		if f.Limit > 0 || f.LimitZero {
+			return 0
+		}
+	}
+	n, approx, err := store.Count(ctx, filters)
+	if err != nil || approx {
+		return 0
+	}
+	return n
 }
 
 // exportEvents writes the events matching filters as JSON lines to out (a
@@ -105,14 +128,20 @@ func exportEvents(ctx context.Context, store *sqlite.Store, filters []nostr.Filt
 	}
 	w := bufio.NewWriterSize(dst, 1<<20)
 	prog := progress.New(stderr)
+	total := exportTotal(ctx, store, filters, prog)
 	var n, bytes int64
-	err = store.Scan(ctx, filters, func(raw []byte) error {
+	_, err = store.Query(ctx, filters, func(raw []byte) error { // what a REQ runs
 		if _, err := w.Write(raw); err != nil {
 			return err
 		}
 		n++
 		bytes += int64(len(raw)) + 1
-		prog.Update("exported %d events (%.0f/s, %s)", n, progress.Rate(n, prog.Elapsed()), prog.Elapsed().Round(time.Second))
+		el := prog.Elapsed()
+		done := ""
+		if of := progress.Of(n, total, el); of != "" {
+			done = of + ": "
+		}
+		prog.Update("%sexported %d events (%.0f/s, %s)", done, n, progress.Rate(n, el), el.Round(time.Second))
 		return w.WriteByte('\n')
 	})
 	if ferr := w.Flush(); err == nil {

@@ -132,6 +132,7 @@ func parseAge(s string) (time.Duration, error) {
 // stats reads it once it is.
 func newMetrics(store *sqlite.Store, stats func() relay.Stats) *metrics.Metrics {
 	return metrics.New(metrics.Sources{
+		Build:   metrics.Build{Version: version, Verifier: verifier, Engine: "sqlite"},
 		Stats:   stats,
 		DBSizes: store.FileSizes,
 		StoredEvents: func() (int64, bool) {

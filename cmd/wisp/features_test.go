@@ -186,7 +186,7 @@ next:
 // /metrics parses as Prometheus text, needs its token, and its counters
 // move with traffic.
 func TestMetricsEndpoint(t *testing.T) {
-	addr, _, _ := startWisp(t, "WISP_METRICS_TOKEN=t0ken", "WISP_SLOW_QUERY=0")
+	addr, _, _ := startWisp(t, "WISP_METRICS_TOKEN=t0ken", "WISP_SLOW_QUERY=0", "WISP_MAX_CONNS_PER_IP=1")
 	if _, code := scrapeMetrics(t, addr, ""); code != http.StatusUnauthorized {
 		t.Fatalf("/metrics without the token: %d", code)
 	}
@@ -219,13 +219,29 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	c.send("COUNT", "n", nostr.Filter{})
 	c.next()
+	// Refusals other than EVENTs: a COUNT of private messages, a broken
+	// NEG-OPEN, and a second connection past the per-IP cap.
+	c.send("COUNT", "dm", nostr.Filter{Kinds: []int{4}})
+	if m := c.next(); string(m[0]) != `"CLOSED"` {
+		t.Fatalf("COUNT of private messages: %s", m)
+	}
+	c.send("NEG-OPEN", "neg")
+	if m := c.next(); string(m[0]) != `"NEG-ERR"` {
+		t.Fatalf("broken NEG-OPEN: %s", m)
+	}
+	if ws, resp, err := websocket.Dial(t.Context(), "ws://"+addr, nil); err == nil {
+		ws.CloseNow()
+		t.Fatal("a second connection from one IP was let in with WISP_MAX_CONNS_PER_IP=1")
+	} else if resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("second connection: %v %v", resp, err)
+	}
 
 	// The writer counts a message once written, maybe after the client
 	// read it: wait for the last one.
 	var after map[string]*dto.MetricFamily
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		after, _ = scrapeMetrics(t, addr, "t0ken")
-		if metricValue(after, "wisp_messages_sent_total", "verb", "COUNT") >= 1 || time.Now().After(deadline) {
+		if metricValue(after, "wisp_messages_sent_total", "verb", "NEG-ERR") >= 1 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -238,7 +254,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	moved("wisp_messages_received_total", 7, "verb", "EVENT")
 	moved("wisp_messages_received_total", 1, "verb", "REQ")
-	moved("wisp_messages_received_total", 1, "verb", "COUNT")
+	moved("wisp_messages_received_total", 2, "verb", "COUNT")
 	moved("wisp_messages_sent_total", 7, "verb", "OK")
 	moved("wisp_messages_sent_total", 5, "verb", "EVENT")
 	moved("wisp_messages_sent_total", 1, "verb", "EOSE")
@@ -250,6 +266,13 @@ func TestMetricsEndpoint(t *testing.T) {
 	moved("wisp_write_commit_seconds", 5)
 	moved("wisp_query_seconds", 1, "kind", "req", "outcome", "ok")
 	moved("wisp_query_seconds", 1, "kind", "count", "outcome", "ok")
+	moved("wisp_refused_total", 1, "what", "COUNT", "prefix", "restricted")
+	moved("wisp_refused_total", 1, "what", "NEG", "prefix", "invalid")
+	moved("wisp_refused_total", 1, "what", "connection", "prefix", "rate-limited")
+	moved("wisp_refused_total", 0, "what", "REQ", "prefix", "blocked")
+	if got := metricValue(after, "wisp_build_info", "version", version, "verifier", verifier, "engine", "sqlite"); got != 1 {
+		t.Errorf("wisp_build_info{version=%q,verifier=%q,engine=\"sqlite\"} = %v, want 1", version, verifier, got)
+	}
 	for name, want := range map[string]float64{"wisp_connections_open": 1, "wisp_subscriptions_open": 1, "wisp_database_events": 5} {
 		if got := metricValue(after, name); got != want {
 			t.Errorf("%s = %v, want %v", name, got, want)

@@ -5,9 +5,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"sync"
@@ -17,9 +17,10 @@ import (
 	"github.com/wisp-relay/wisp"
 	"github.com/wisp-relay/wisp/internal/progress"
 	"github.com/wisp-relay/wisp/relay"
+	"github.com/wisp-relay/wisp/storage/sqlite"
 )
 
-const importUsage = `Usage: wisp import [--no-verify] [file]
+const importUsage = `Usage: wisp import [--no-verify] [--show-rejected] [file]
 
 Reads events as JSON lines (one event per line, as wisp export, strfry
 export and nostream write) from file, or from standard input when file is
@@ -29,7 +30,9 @@ the write policy judges it with source import, as for a client's EVENT.
 Events are stored in large batches. A bad line never stops the import; at
 the end wisp prints how many events were stored, duplicate (already
 stored), rejected (invalid, refused by policy) and malformed (not an
-event). The relay may keep running on the same database.
+event). The first 10 bad lines are described with their numbers and
+reasons; --show-rejected describes them all. The relay may keep running
+on the same database, and its subscribers get the imported events live.
 
   wisp import all.jsonl
   zcat dump.jsonl.gz | wisp import
@@ -50,26 +53,19 @@ type importCounts struct {
 
 // runImport is "wisp import".
 func runImport(ctx context.Context, args, environ []string, stdin io.Reader, stdout, stderr io.Writer) (err error) {
-	fs := flag.NewFlagSet("import", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlags("import")
 	noVerify := fs.Bool("no-verify", false, "do not check signatures")
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				_, err = fmt.Fprint(stdout, importUsage)
-				return err
-			}
-			return &usageError{"import: " + err.Error()}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
+	showRejected := fs.Bool("show-rejected", false, "describe every bad line, not only the first ones")
+	positional, err := parseFlags(fs, args)
+	if err != nil || positional == nil {
+		return helpOr(err, stdout, importUsage)
 	}
 	if len(positional) > 1 {
-		return &usageError{fmt.Sprintf("import: want one file, got %q", positional)}
+		return &usageError{"import", fmt.Sprintf("import: want one file, got %q", positional)}
+	}
+	shown := maxProblems
+	if *showRejected {
+		shown = math.MaxInt
 	}
 	src := stdin
 	if src == nil { // a caller without standard input: nothing to read
@@ -84,6 +80,15 @@ func runImport(ctx context.Context, args, environ []string, stdin io.Reader, std
 		defer f.Close()
 		src, name = f, positional[0]
 	}
+	// The size of a file (or of standard input redirected from one) is
+	// what the progress line counts towards.
+	var size int64
+	if f, ok := src.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			size = st.Size()
+		}
+	}
+	read := &countingReader{r: src}
 	cfg, err := loadConfig(environ)
 	if err != nil {
 		return err
@@ -108,21 +113,25 @@ func runImport(ctx context.Context, args, environ []string, stdin io.Reader, std
 		problems.Lock()
 		defer problems.Unlock()
 		nproblems++
-		if nproblems <= maxProblems {
+		if nproblems <= shown {
 			fmt.Fprintf(stderr, "%s:%d: %s\n", name, line, why)
 		}
 	}
 	prog := progress.New(stderr)
 	show := func() {
 		el := prog.Elapsed()
-		prog.Update("%d lines: %d stored, %d duplicate, %d rejected, %d malformed (%.0f/s, %s)",
-			c.lines.Load(), c.Stored.Load(), c.Duplicate.Load(), c.Rejected.Load(), c.malformed.Load(),
+		done := ""
+		if of := progress.Of(read.n.Load(), size, el); of != "" {
+			done = of + ": "
+		}
+		prog.Update("%s%d lines: %d stored, %d duplicate, %d rejected, %d malformed (%.0f lines/s, %s)",
+			done, c.lines.Load(), c.Stored.Load(), c.Duplicate.Load(), c.Rejected.Load(), c.malformed.Load(),
 			progress.Rate(c.lines.Load(), el), el.Round(time.Second))
 	}
 	var pending sync.WaitGroup
 	lim := cfg.limits()
 	opt := relay.IngestOptions{Source: wisp.SourceImport, NoVerify: *noVerify}
-	readErr := eachLine(ctx, src, lim.MaxMessageBytes, func(n int64, line []byte, tooLong bool) {
+	readErr := eachLine(ctx, read, lim.MaxMessageBytes, func(n int64, line []byte, tooLong bool) {
 		c.lines.Add(1)
 		if tooLong {
 			c.malformed.Add(1)
@@ -147,8 +156,15 @@ func runImport(ctx context.Context, args, environ []string, stdin io.Reader, std
 	})
 	pending.Wait()
 	prog.Stop()
-	if nproblems > maxProblems {
-		fmt.Fprintf(stderr, "... and %d more bad lines\n", nproblems-maxProblems)
+	if readErr == nil {
+		// Closing the store completes its search index, which after a big
+		// import is long work of its own: done here, with its progress.
+		if err := completeSearchIndex(ctx, local.store, stderr); err != nil {
+			return err
+		}
+	}
+	if nproblems > shown {
+		fmt.Fprintf(stderr, "... and %d more bad lines (--show-rejected shows them all)\n", nproblems-shown)
 	}
 	took := prog.Elapsed()
 	fmt.Fprintf(stdout, "imported %s in %s: %d stored, %d duplicate, %d rejected, %d malformed (%.0f lines/s)\n",
@@ -161,6 +177,41 @@ func runImport(ctx context.Context, args, environ []string, stdin io.Reader, std
 		return fmt.Errorf("import: read %s: %w", name, readErr)
 	}
 	return nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// completeSearchIndex indexes for search what the store has not indexed
+// yet, showing how far it is.
+func completeSearchIndex(ctx context.Context, store *sqlite.Store, stderr io.Writer) error {
+	lag, err := store.SearchLag(ctx)
+	if err != nil || lag <= 0 {
+		return err
+	}
+	prog := progress.New(stderr)
+	defer prog.Stop()
+	var done int64
+	for {
+		el := prog.Elapsed()
+		prog.Update("indexing for search: %d of %d events, %s (%.0f/s)", done, lag, progress.Of(done, lag, el), progress.Rate(done, el))
+		n, err := store.IndexSearch(ctx, 2000)
+		if err != nil {
+			return fmt.Errorf("import: index for search: %w", err)
+		}
+		if done += int64(n); n < 2000 {
+			return nil
+		}
+	}
 }
 
 // eachLine calls fn with every non-blank line of r (without its newline),

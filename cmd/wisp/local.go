@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 
 	"github.com/wisp-relay/wisp/relay"
 	"github.com/wisp-relay/wisp/storage/sqlite"
@@ -29,8 +28,8 @@ type localRelay struct {
 // adjust the relay's configuration.
 func openLocal(ctx context.Context, cfg Config, stderr io.Writer, tune func(*relay.Config)) (*localRelay, error) {
 	log := newLogger(cfg, stderr)
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
+	if err := prepareDataDir(cfg.DataDir); err != nil {
+		return nil, err
 	}
 	opts := cfg.storeOptions(log)
 	opts.ReadConns = 2

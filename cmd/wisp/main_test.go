@@ -35,7 +35,7 @@ func runArgs(t *testing.T, args ...string) (stdout, stderr string, code int) {
 }
 
 func TestHelp(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"serve", "--help"}} {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}} {
 		out, errOut, code := runArgs(t, args...)
 		if code != 0 || errOut != "" {
 			t.Errorf("%v: exit %d, stderr %q", args, code, errOut)
@@ -43,6 +43,22 @@ func TestHelp(t *testing.T) {
 		for _, want := range []string{"Usage:", "wisp [serve]", "wisp version", "WISP_LISTEN", "config.example.env", "README.md"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("%v: help does not mention %q:\n%s", args, want, out)
+			}
+		}
+	}
+}
+
+// Every command has help of its own, on standard output, that starts with
+// its own usage line.
+func TestCommandHelp(t *testing.T) {
+	for _, cmd := range []string{"serve", "version", "stats", "scan", "delete", "export", "import", "sync", "mirror", "backup", "bench"} {
+		for _, flag := range []string{"--help", "-h"} {
+			out, errOut, code := runArgs(t, cmd, flag)
+			if code != 0 || errOut != "" {
+				t.Errorf("%s %s: exit %d, stderr %q", cmd, flag, code, errOut)
+			}
+			if !strings.HasPrefix(out, "Usage: wisp "+cmd) && !(cmd == "serve" && strings.HasPrefix(out, "Usage: wisp [serve]")) {
+				t.Errorf("%s %s: the help does not start with the command's usage:\n%s", cmd, flag, out)
 			}
 		}
 	}
@@ -61,23 +77,32 @@ func TestVersion(t *testing.T) {
 	}
 }
 
+// A usage error is one line saying what is wrong, then one pointing to the
+// help of the command it was made with: not the whole help.
 func TestUsageErrors(t *testing.T) {
 	tests := []struct {
-		args []string
-		want string
+		args       []string
+		want, help string
 	}{
-		{[]string{"bogus"}, `unknown command "bogus"`},
-		{[]string{"--bogus"}, "flag provided but not defined: -bogus"},
-		{[]string{"serve", "extra"}, `serve takes no arguments`},
-		{[]string{"version", "extra"}, `version takes no arguments`},
+		{[]string{"bogus"}, `unknown command "bogus"`, "wisp --help"},
+		{[]string{"--bogus"}, "flag provided but not defined: -bogus", "wisp --help"},
+		{[]string{"serve", "extra"}, `serve takes no arguments`, "wisp serve --help"},
+		{[]string{"version", "extra"}, `version takes no arguments`, "wisp version --help"},
+		{[]string{"stats", "--all"}, `stats takes no arguments`, "wisp stats --help"},
+		{[]string{"scan", `{"author":["x"]}`}, `scan: filter: unknown key "author" (did you mean "authors"?)`, "wisp scan --help"},
+		{[]string{"export", "--bogus"}, "export: flag provided but not defined: -bogus", "wisp export --help"},
+		{[]string{"delete"}, "delete: no filter given", "wisp delete --help"},
+		{[]string{"import", "a", "b"}, "import: want one file", "wisp import --help"},
+		{[]string{"backup"}, "backup takes one argument", "wisp backup --help"},
 	}
 	for _, tt := range tests {
 		out, errOut, code := runArgs(t, tt.args...)
 		if code != 2 || out != "" {
 			t.Errorf("%v: exit %d, stdout %q; want exit 2 and nothing on stdout", tt.args, code, out)
 		}
-		if !strings.HasPrefix(errOut, "wisp: "+tt.want) || !strings.Contains(errOut, "Usage:") {
-			t.Errorf("%v: stderr %q; want the error %q then the usage", tt.args, errOut, tt.want)
+		lines := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
+		if len(lines) != 2 || !strings.HasPrefix(lines[0], "wisp: "+tt.want) || lines[1] != "Run '"+tt.help+"' for usage." {
+			t.Errorf("%v: stderr\n%s\nwant the error %q, then a pointer to %q, and nothing else", tt.args, errOut, tt.want, tt.help)
 		}
 	}
 }

@@ -75,7 +75,7 @@ func runMirror(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		return err
 	}
 	if len(args) != 1 {
-		return &usageError{"mirror takes one argument, the config file"}
+		return &usageError{"mirror", "mirror takes one argument, the config file"}
 	}
 	cfg, err := loadConfig(environ)
 	if err != nil {
@@ -108,7 +108,10 @@ func runMirror(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 				st.Sent.Load(), st.Accepted.Load(), st.Refused.Load(), st.Connects.Load())
 			return err
 		case <-t.C:
-			prog.Update("down: %d received, %d stored; up: %d sent, %d accepted", st.Received.Load(), st.Stored.Load(), st.Sent.Load(), st.Accepted.Load())
+			el := prog.Elapsed()
+			prog.Update("down: %d received, %d stored (%.0f/s); up: %d sent, %d accepted (%.0f/s)",
+				st.Received.Load(), st.Stored.Load(), progress.Rate(st.Received.Load(), el),
+				st.Sent.Load(), st.Accepted.Load(), progress.Rate(st.Sent.Load(), el))
 		}
 	}
 }

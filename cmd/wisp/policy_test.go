@@ -78,7 +78,8 @@ func TestPolicyConfigValidation(t *testing.T) {
 	}
 }
 
-// exampleEnv reads config.example.env as environ entries.
+// exampleEnv reads the settings of config.example.env, uncommented, as
+// environ entries: every default, set explicitly.
 func exampleEnv(t *testing.T) []string {
 	t.Helper()
 	f, err := os.Open("../../config.example.env")
@@ -89,8 +90,8 @@ func exampleEnv(t *testing.T) []string {
 	var env []string
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if line := strings.TrimSpace(sc.Text()); line != "" && !strings.HasPrefix(line, "#") {
-			env = append(env, line)
+		if line := strings.TrimSpace(sc.Text()); exampleSetting.MatchString(line) {
+			env = append(env, strings.TrimPrefix(line, "#"))
 		}
 	}
 	return env
@@ -292,9 +293,15 @@ func TestScanAndDelete(t *testing.T) {
 	if out, _, _ := runEnv("scan", "{}"); strings.Count(out, "\n") != 2 {
 		t.Fatalf("left after delete:\n%s", out)
 	}
-	for _, args := range [][]string{{"delete"}, {"delete", "--filter", "{}", "--yes"}, {"delete", "--filter", "not json"}, {"scan"}, {"scan", "{}", "{}"}} {
-		if _, errOut, code := runEnv(args...); code != 2 || !strings.Contains(errOut, "Usage:") {
+	for _, args := range [][]string{{"delete"}, {"delete", "--filter", "{}", "--yes"}, {"delete", "--filter", "not json"}, {"scan"}, {"scan", "{}", "{}"},
+		// A misspelt key would have left only "kinds" standing: every kind 7.
+		{"delete", "--filter", `{"kinds":[7],"author":["` + strings.Repeat("0", 64) + `"]}`, "--yes"},
+		{"delete", "--filter", `{"kinds":[7],"foo":1}`, "--yes"}} {
+		if _, errOut, code := runEnv(args...); code != 2 || !strings.Contains(errOut, "--help' for usage") {
 			t.Errorf("%v: exit %d, stderr %q; want a usage error", args, code, errOut)
 		}
+	}
+	if out, _, _ := runEnv("scan", "{}"); strings.Count(out, "\n") != 2 {
+		t.Fatalf("a refused delete deleted:\n%s", out)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"time"
 
@@ -22,21 +21,31 @@ const (
 	shutdownTimeout = 15 * time.Second
 	// readHeaderTimeout stops clients that open a connection and stall.
 	readHeaderTimeout = 10 * time.Second
+	// followEvery is how often the relay looks for events that other
+	// processes (wisp import, sync, mirror) stored in its database, to send
+	// them to its live subscribers: one indexed read when there are none.
+	followEvery = 250 * time.Millisecond
 )
 
 // serve runs the relay until ctx is done, then shuts it down in order: stop
 // the mirrors (producers), stop accepting, let queued events reach the
 // store and their OKs the clients, close connections going away,
 // checkpoint and close the database.
-func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Addr)) (err error) {
+func serve(ctx context.Context, cfg Config, environ []string, stderr io.Writer, ready func(net.Addr)) (err error) {
 	log := newLogger(cfg, stderr)
 
 	if err := checkMirrorConfig(cfg); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return fmt.Errorf("create data directory: %w", err)
+	if err := prepareDataDir(cfg.DataDir); err != nil {
+		return err
 	}
+	// One serve per data directory; released after the store is closed.
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.release()
 	rules, _ := parseRetention(cfg.Retention) // validated
 	opts := cfg.storeOptions(log)
 	opts.ReadConns, opts.CheckpointInterval, opts.Upkeep.Retention = cfg.ReadConns, cfg.CheckpointInterval, rules
@@ -81,6 +90,7 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 		WriteQueue:    cfg.WriteQueue,
 		Logger:        log,
 		Negentropy:    cfg.negentropy(),
+		FollowStore:   followEvery,
 	}
 	acc.apply(&rcfg, cfg)
 	var rl *relay.Relay
@@ -128,6 +138,11 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 		"sync", cfg.Sync)
 	for _, w := range cfg.urlWarnings() {
 		log.Warn(w)
+	}
+	if in, why := inContainer("/", environ); in {
+		if w := loopbackInContainer(cfg.Listen, why); w != "" {
+			log.Warn(w)
+		}
 	}
 	if ready != nil {
 		ready(ln.Addr())

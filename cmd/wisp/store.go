@@ -26,6 +26,9 @@ func withStore(ctx context.Context, environ []string, fn func(cfg Config, store 
 	if err != nil {
 		return err
 	}
+	if err := prepareDataDir(cfg.DataDir); err != nil {
+		return err
+	}
 	opts := cfg.storeOptions(nil)
 	opts.ReadConns = 1
 	store, err := sqlite.Open(ctx, cfg.dbPath(), opts)

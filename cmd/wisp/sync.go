@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -32,50 +31,38 @@ same database.
 
 // runSync is "wisp sync".
 func runSync(ctx context.Context, args, environ []string, stdout, stderr io.Writer) (err error) {
-	fs := flag.NewFlagSet("sync", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlags("sync")
 	dirFlag := fs.String("dir", "down", "down, up or both")
 	filterFlag := fs.String("filter", "", "JSON filter")
 	timeout := fs.Duration("timeout", 15*time.Second, "longest wait on the remote relay")
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				_, err = fmt.Fprint(stdout, syncUsage)
-				return err
-			}
-			return &usageError{"sync: " + err.Error()}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
+	positional, err := parseFlags(fs, args)
+	if err != nil || positional == nil {
+		return helpOr(err, stdout, syncUsage)
 	}
 	if len(positional) != 1 {
-		return &usageError{"sync takes one relay URL (ws:// or wss://)"}
+		return &usageError{"sync", "sync takes one relay URL (ws:// or wss://)"}
 	}
 	remote := positional[0]
 	if u, err := url.Parse(remote); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-		return &usageError{fmt.Sprintf("sync: %q is not a ws:// or wss:// URL", remote)}
+		return &usageError{"sync", fmt.Sprintf("sync: %q is not a ws:// or wss:// URL", remote)}
 	}
 	dir, err := mirror.ParseDirection(*dirFlag)
 	if err != nil {
-		return &usageError{"sync: " + err.Error()}
+		return &usageError{"sync", "sync: " + err.Error()}
 	}
 	var filter nostr.Filter
 	if *filterFlag != "" {
 		fl, err := parseFilters(*filterFlag)
 		if err != nil {
-			return &usageError{"sync: " + err.Error()}
+			return &usageError{"sync", "sync: " + err.Error()}
 		}
 		if len(fl) != 1 {
-			return &usageError{"sync: want one filter, not an array"}
+			return &usageError{"sync", "sync: want one filter, not an array"}
 		}
 		filter = fl[0]
 	}
 	if *timeout <= 0 {
-		return &usageError{"sync: --timeout must be positive"}
+		return &usageError{"sync", "sync: --timeout must be positive"}
 	}
 	cfg, err := loadConfig(environ)
 	if err != nil {
@@ -100,8 +87,26 @@ func runSync(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 		Timeout: *timeout,
 		Log:     local.log,
 		Progress: func(st mirror.SyncStats) {
-			prog.Update("%s: %d here, %d only here, %d only there; down %d (%d stored), up %d",
-				st.Method, st.Local, st.Have, st.Need, st.Downloaded, st.Stored, st.Uploaded)
+			el := prog.Elapsed()
+			moved := st.Downloaded + st.Uploaded + st.UploadRejected
+			// Negentropy knows what is to move before it moves; paging by
+			// REQ learns it as it goes.
+			done := ""
+			if st.Method == "negentropy" {
+				var total int64
+				if dir&mirror.Down != 0 {
+					total += int64(st.Need)
+				}
+				if dir&mirror.Up != 0 {
+					total += int64(st.Have)
+				}
+				if of := progress.Of(moved, total, el); of != "" {
+					done = of + ": "
+				}
+			}
+			prog.Update("%s%s: %d here, %d only here, %d only there; down %d (%d stored), up %d (%.0f events/s, %s)",
+				done, st.Method, st.Local, st.Have, st.Need, st.Downloaded, st.Stored, st.Uploaded,
+				progress.Rate(moved, el), el.Round(time.Second))
 		},
 	})
 	prog.Stop()

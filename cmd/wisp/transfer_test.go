@@ -172,3 +172,96 @@ func errorsAs(err error, target **usageError) bool {
 	}
 	return false
 }
+
+// wisp sync's summary agrees with what moved, by negentropy and by the REQ
+// fallback alike (which used to say "only there 0" after downloading).
+func TestSyncSummaryAgreesWithWhatMoved(t *testing.T) {
+	evs := signedEvents(t, 120)
+	for _, neg := range []string{"true", "false"} {
+		t.Run("negentropy="+neg, func(t *testing.T) {
+			addr, _, _ := startWisp(t, "WISP_NEGENTROPY="+neg)
+			c := dialWisp(t, addr)
+			for _, ev := range evs[20:] {
+				if !c.publish(ev) {
+					t.Fatal("event refused")
+				}
+			}
+			local := []string{"WISP_DATA_DIR=" + t.TempDir()}
+			var file bytes.Buffer
+			for _, ev := range evs[:40] { // 20 only here, 20 on both
+				b, _ := json.Marshal(ev)
+				file.Write(b)
+				file.WriteByte('\n')
+			}
+			runOKFrom(t, &file, local, "import")
+			out, _ := runOK(t, local, "sync", "ws://"+addr, "--dir", "both")
+			method := "negentropy"
+			if neg == "false" {
+				method = "req"
+			}
+			for _, want := range []string{
+				" by " + method,
+				": 40 events here matched; only here 20, only there 80\n",
+				"  down: 80 received: 80 stored, 0 duplicate, 0 rejected\n",
+				"  up: 20 accepted, 0 refused by the remote relay\n",
+			} {
+				if !strings.Contains(out, want) {
+					t.Errorf("summary\n%s\nlacks %q", out, want)
+				}
+			}
+		})
+	}
+}
+
+// Events that wisp import stores in the database of a running relay reach
+// that relay's live subscribers, each once, and the relay's own events are
+// not sent twice.
+func TestImportReachesLiveSubscribers(t *testing.T) {
+	addr, dir, _ := startWisp(t)
+	env := []string{"WISP_DATA_DIR=" + dir}
+	sub := dialWisp(t, addr)
+	sub.send("REQ", "live", nostr.Filter{Kinds: []int{1, 7}})
+	if m := sub.next(); string(m[0]) != `"EOSE"` {
+		t.Fatalf("want EOSE, got %s", m)
+	}
+	pub := dialWisp(t, addr)
+	evs := signedEvents(t, 62)
+	var own []*nostr.Event // published to the relay, between imports
+	importLines := func(evs []*nostr.Event) {
+		var file bytes.Buffer
+		for _, ev := range evs {
+			b, _ := json.Marshal(ev)
+			file.Write(b)
+			file.WriteByte('\n')
+		}
+		runOKFrom(t, &file, env, "import")
+	}
+	importLines(evs[:30])
+	for _, ev := range evs[30:35] {
+		if !pub.publish(ev) {
+			t.Fatal("event refused")
+		}
+		own = append(own, ev)
+	}
+	importLines(evs[35:61])
+	// The last import comes after everything else in the database, so once
+	// it arrived the follower has passed every other event.
+	importLines(evs[61:])
+	seen := map[string]int{}
+	for seen[evs[61].ID] == 0 {
+		m := sub.next()
+		if string(m[0]) != `"EVENT"` {
+			t.Fatalf("want EVENT, got %s", m)
+		}
+		var ev nostr.Event
+		if err := json.Unmarshal(m[2], &ev); err != nil {
+			t.Fatal(err)
+		}
+		seen[ev.ID]++
+	}
+	for i, ev := range evs {
+		if seen[ev.ID] != 1 {
+			t.Errorf("event %d (imported: %v) arrived %d times, want once", i, !slices.Contains(own, ev), seen[ev.ID])
+		}
+	}
+}

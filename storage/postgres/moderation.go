@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -111,9 +113,54 @@ const deleteChunk = 1000
 
 // DeleteMatching removes stored events matching any filter, a chunk of one
 // statement (one transaction) at a time; see storage.Eraser. Limits are
-// ignored, search filters match nothing and expired events are left to
-// DeleteExpired, as Query would not serve them.
+// ignored and expired events are left to DeleteExpired, as Query would not
+// serve them. A search filter deletes what Query finds for it (see
+// searchIDs), so that deleting by a search deletes what a REQ shows.
 func (s *Store) DeleteMatching(ctx context.Context, filters []nostr.Filter) (int64, error) {
+	var total int64
+	for _, f := range filters {
+		if f.Search == "" {
+			continue
+		}
+		for {
+			ids, err := s.searchIDs(ctx, f, deleteChunk)
+			if err != nil || len(ids) == 0 {
+				return total, err
+			}
+			n, err := s.deletePlain(ctx, []nostr.Filter{{IDs: ids}})
+			total += n
+			if err != nil || n == 0 || len(ids) < deleteChunk {
+				if err != nil {
+					return total, err
+				}
+				break
+			}
+		}
+	}
+	n, err := s.deletePlain(ctx, filters)
+	return total + n, err
+}
+
+// searchIDs returns the ids of up to limit events Query serves for the
+// search filter f.
+func (s *Store) searchIDs(ctx context.Context, f nostr.Filter, limit int) ([]string, error) {
+	f.Limit, f.LimitZero = limit, false
+	var ids []string
+	_, err := s.Query(ctx, []nostr.Filter{f}, func(raw []byte) error {
+		var ev struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			return fmt.Errorf("stored event without a readable id: %w", err)
+		}
+		ids = append(ids, ev.ID)
+		return nil
+	})
+	return ids, err
+}
+
+// deletePlain is DeleteMatching for the filters without search.
+func (s *Store) deletePlain(ctx context.Context, filters []nostr.Filter) (int64, error) {
 	if err := s.enter(); err != nil {
 		return 0, err
 	}
@@ -137,16 +184,44 @@ func (s *Store) DeleteMatching(ctx context.Context, filters []nostr.Filter) (int
 }
 
 // Scan streams the events matching any filter to fn, each filter in a
-// statement of its own; see storage.Eraser.
+// statement of its own; see storage.Eraser. Search filters are served by
+// Query, first, with the same ranking a REQ gets.
 func (s *Store) Scan(ctx context.Context, filters []nostr.Filter, fn func(raw []byte) error) error {
-	if err := s.enter(); err != nil {
-		return err
-	}
-	defer s.mu.RUnlock()
 	var seen map[[32]byte]bool
 	if len(filters) > 1 {
 		seen = map[[32]byte]bool{}
 	}
+	for i := range filters {
+		if filters[i].Search == "" {
+			continue
+		}
+		_, err := s.Query(ctx, filters[i:i+1], func(raw []byte) error {
+			if seen != nil {
+				var ev struct {
+					ID string `json:"id"`
+				}
+				var id [32]byte
+				if err := json.Unmarshal(raw, &ev); err != nil || len(ev.ID) != 64 {
+					return fmt.Errorf("stored event without a readable id: %.80s", raw)
+				}
+				if _, err := hex.Decode(id[:], []byte(ev.ID)); err != nil {
+					return fmt.Errorf("stored event without a readable id: %.80s", raw)
+				}
+				if seen[id] {
+					return nil
+				}
+				seen[id] = true
+			}
+			return fn(raw)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
 	now := time.Now().Unix()
 	for i := range filters {
 		f := &filters[i]

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
@@ -63,6 +64,13 @@ const backupTempPattern = ".wisp-backup-*.tmp"
 // that nobody has locked is a dead backup's, while one locked is a running
 // backup's and is left alone.
 func Backup(ctx context.Context, path, dest string) (BackupInfo, error) {
+	return BackupProgress(ctx, path, dest, nil)
+}
+
+// BackupProgress is Backup that calls progress, if not nil, now and then
+// while the copy is written, with the bytes written so far and about how
+// many it will have (the pages in use in the database).
+func BackupProgress(ctx context.Context, path, dest string, progress func(written, total int64)) (BackupInfo, error) {
 	start := time.Now()
 	if _, err := os.Lstat(dest); err == nil {
 		return BackupInfo{}, fmt.Errorf("backup to %s: %w", dest, ErrExists)
@@ -93,7 +101,13 @@ func Backup(ctx context.Context, path, dest string) (BackupInfo, error) {
 			removeTemp(tmpName)
 		}
 	}()
-	if _, err := src.ExecContext(ctx, "VACUUM INTO ?", tmpName); err != nil {
+	stop := func() {}
+	if progress != nil {
+		stop = watchCopy(ctx, src, tmpName, progress)
+	}
+	_, err = src.ExecContext(ctx, "VACUUM INTO ?", tmpName)
+	stop()
+	if err != nil {
 		return fail(fmt.Errorf("backup: vacuum into %s: %w", tmpName, err))
 	}
 
@@ -121,6 +135,38 @@ func Backup(ctx context.Context, path, dest string) (BackupInfo, error) {
 		return fail(fmt.Errorf("backup: %w", err))
 	}
 	return BackupInfo{Bytes: st.Size(), Events: events, Took: time.Since(start), Stale: stale}, nil
+}
+
+// watchCopy reports the size of the copy being written every quarter of
+// a second, until stop.
+func watchCopy(ctx context.Context, src *sql.DB, tmpName string, progress func(written, total int64)) (stop func()) {
+	var pages, free, size int64
+	// Read before VACUUM INTO takes the one connection.
+	_ = src.QueryRowContext(ctx, "SELECT page_count, freelist_count, page_size FROM pragma_page_count, pragma_freelist_count, pragma_page_size").Scan(&pages, &free, &size)
+	total := (pages - free) * size
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if st, err := os.Stat(tmpName); err == nil {
+					progress(st.Size(), total)
+				}
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+		if st, err := os.Stat(tmpName); err == nil {
+			progress(st.Size(), total) // the whole copy, once written
+		}
+	}
 }
 
 // createLockedTemp creates an empty temporary file in dir and locks it (see

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -236,5 +237,27 @@ func TestConcurrentBackupsOneDirectory(t *testing.T) {
 	wg.Wait()
 	if left, _ := filepath.Glob(filepath.Join(dir, ".wisp-backup-*")); len(left) > 0 {
 		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+// BackupProgress reports the copy's size against the database's pages in
+// use, ending with the whole copy.
+func TestBackupProgress(t *testing.T) {
+	s := openTestStore(t)
+	k := newTestKey(t)
+	var evs []*nostr.Event
+	for i := range 500 {
+		evs = append(evs, k.event(t, 1, time.Now().Unix()-int64(i), strings.Repeat("x", 1000)))
+	}
+	saveAll(t, s, evs...)
+	dest := filepath.Join(t.TempDir(), "copy.db")
+	var last, total int64
+	calls := 0
+	info, err := BackupProgress(context.Background(), s.file, dest, func(w, tot int64) { calls, last, total = calls+1, w, tot })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls == 0 || last != info.Bytes || total < info.Bytes/2 || total > 4*info.Bytes {
+		t.Errorf("%d calls, last %d of %d; the copy has %d bytes", calls, last, total, info.Bytes)
 	}
 }

@@ -176,6 +176,9 @@ func (s *Store) DeleteMatching(ctx context.Context, filters []nostr.Filter) (int
 
 // matchingIDs returns the ids of up to f.Limit events matching f.
 func (s *Store) matchingIDs(ctx context.Context, f *nostr.Filter) ([][32]byte, error) {
+	if f.Search != "" {
+		return s.searchIDs(ctx, f)
+	}
 	q, ok, err := buildQuery(f, time.Now().Unix())
 	if err != nil || !ok {
 		return nil, err
@@ -190,11 +193,40 @@ func (s *Store) matchingIDs(ctx context.Context, f *nostr.Filter) ([][32]byte, e
 	return ids, err
 }
 
+// searchIDs is matchingIDs for a search filter. buildQuery serves no
+// search (a search is ranked, not one statement), so a search goes
+// through Query, as a REQ does: deleting or scanning by a search acts on
+// exactly what a REQ for it finds.
+func (s *Store) searchIDs(ctx context.Context, f *nostr.Filter) ([][32]byte, error) {
+	var ids [][32]byte
+	_, err := s.Query(ctx, []nostr.Filter{*f}, func(raw []byte) error {
+		_, id, err := keyFromJSON(raw)
+		ids = append(ids, id)
+		return err
+	})
+	return ids, err
+}
+
 // Scan streams the events matching any filter to fn; see storage.Eraser.
+// A search filter is served by Query (see searchIDs), the others by one
+// statement each.
 func (s *Store) Scan(ctx context.Context, filters []nostr.Filter, fn func(raw []byte) error) error {
 	seen := newIDSet(len(filters))
 	now := time.Now().Unix()
 	for i := range filters {
+		if filters[i].Search != "" {
+			_, err := s.Query(ctx, filters[i:i+1], func(raw []byte) error {
+				_, id, err := keyFromJSON(raw)
+				if err != nil || !seen.first(id) {
+					return err
+				}
+				return fn(raw)
+			})
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		q, ok, err := buildQuery(&filters[i], now)
 		if err != nil {
 			return fmt.Errorf("scan filter %d: %w", i, err)

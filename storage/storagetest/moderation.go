@@ -3,6 +3,7 @@ package storagetest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -146,5 +147,51 @@ func testDeleteMatchingAndScan(t *testing.T, f *fixture) {
 	}
 	if n, err := e.DeleteMatching(ctx, []nostr.Filter{{IDs: []string{aIDs[0]}}, {Kinds: []int{}}}); err != nil || n != 0 {
 		t.Fatalf("deleting nothing: %d %v", n, err)
+	}
+}
+
+// A search filter scans and deletes what Query (a REQ) finds for it, not
+// nothing: wisp scan and wisp delete go by what a REQ shows.
+func testSearchInScanAndDeleteMatching(t *testing.T, f *fixture) {
+	e, ok := f.s.(storage.Eraser)
+	if !ok {
+		t.Skip("engine does not erase")
+	}
+	f.searcher()
+	ctx := context.Background()
+	k := newKey(t)
+	base := time.Now().Unix() - 1000
+	var batch []storage.Item
+	for i := range 30 {
+		content := "plain words"
+		if i%3 == 0 {
+			content = fmt.Sprintf("buy cheap pills now %d", i)
+		}
+		batch = append(batch, event(t, k, 1, base+int64(i), nil, content))
+	}
+	f.save(batch)
+	search := []nostr.Filter{{Search: "cheap pills"}, {Search: "pills", Kinds: []int{1}}, {Kinds: []int{7}}}
+	f.twice(func(when string) {
+		want := sorted(f.ids(search...))
+		if len(want) != 10 {
+			t.Fatalf("%s: Query finds %d, want 10", when, len(want))
+		}
+		var scanned []string
+		err := e.Scan(ctx, search, func(raw []byte) error {
+			var ev nostr.Event
+			err := json.Unmarshal(raw, &ev)
+			scanned = append(scanned, ev.ID)
+			return err
+		})
+		if err != nil || !slices.Equal(sorted(scanned), want) {
+			t.Fatalf("%s: Scan found %d (%v), Query %d", when, len(scanned), err, len(want))
+		}
+	})
+	deleted, err := e.DeleteMatching(ctx, search[:1])
+	if err != nil || deleted != 10 {
+		t.Fatalf("DeleteMatching by search deleted %d, %v; want 10", deleted, err)
+	}
+	if left := f.ids(nostr.Filter{}); len(left) != 20 {
+		t.Fatalf("%d events left, want the 20 without the words", len(left))
 	}
 }

@@ -87,6 +87,7 @@ func Run(t *testing.T, e Engine) {
 		{name: "SearchNeverServesNonMatches", fn: testSearchNeverServesNonMatches, opts: Options{SearchKinds: []int{1}}},
 		{name: "ModerationLists", fn: testModerationLists},
 		{name: "DeleteMatchingAndScan", fn: testDeleteMatchingAndScan},
+		{name: "SearchInScanAndDeleteMatching", fn: testSearchInScanAndDeleteMatching, opts: Options{SearchKinds: []int{1}}},
 		{name: "ListIDs", fn: testListIDs},
 		{name: "EventsAfter", fn: testEventsAfter},
 		{name: "DeleteOld", fn: testDeleteOld, opts: Options{SearchKinds: []int{1, 7}}},

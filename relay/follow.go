@@ -1,0 +1,186 @@
+package relay
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp/storage"
+)
+
+// Other processes may store events in the relay's database: wisp import,
+// sync and mirror run their own pipelines over it. Their events reach this
+// relay's live subscribers through a follower (Config.FollowStore) that
+// reads the store in the order events were stored (storage.SeqLister), as
+// up-mirrors do, and broadcasts those this relay's writer did not store
+// itself, with their sequence numbers, so that the history/live handoff
+// of a subscription (its watermark) holds for them too.
+//
+// Which events are the writer's own: a Save is one exclusive write
+// transaction, so every sequence number from the lowest to the highest it
+// gave out is the writer's. The writer records that range after Save
+// returns. An event the follower reads above every recorded range while a
+// Save is under way may belong to that Save, not yet recorded: the
+// follower leaves it for its next round, by which time the range is known.
+
+// followBatchBytes bounds the stored JSON one round of the follower holds.
+const followBatchBytes = 4 << 20
+
+// followState is what the writer and the follower share.
+type followState struct {
+	mu     sync.Mutex
+	on     bool       // a follower runs: the writer records its ranges
+	saving bool       // the writer is inside Save
+	high   int64      // the highest sequence number recorded
+	own    []seqRange // the writer's ranges the follower has not passed, ascending
+}
+
+type seqRange struct{ lo, hi int64 }
+
+// beginSave is called by the writer before Save.
+func (f *followState) beginSave() {
+	f.mu.Lock()
+	if f.on {
+		f.saving = true
+	}
+	f.mu.Unlock()
+}
+
+// endSave records the sequence numbers Save gave out; called by the writer
+// after Save, whatever it returned.
+func (f *followState) endSave(results []storage.Result) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.on {
+		return
+	}
+	f.saving = false
+	lo, hi := int64(math.MaxInt64), int64(0)
+	for _, res := range results {
+		if res.Outcome == storage.Stored {
+			lo, hi = min(lo, res.Seq), max(hi, res.Seq)
+		}
+	}
+	if hi == 0 {
+		return
+	}
+	f.high = max(f.high, hi)
+	if n := len(f.own); n > 0 && f.own[n-1].hi+1 >= lo { // nobody else wrote in between
+		f.own[n-1].hi = hi
+		return
+	}
+	f.own = append(f.own, seqRange{lo, hi})
+}
+
+// sort splits what the follower read into the writer's own events and
+// the others; it returns how far the follower may move (the sequence
+// number of the last item decided) and the others.
+func (f *followState) sort(items []followItem) (pos int64, others []followItem) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	limit := int64(math.MaxInt64)
+	if f.saving {
+		limit = f.high // above it may be the running Save's
+	}
+	for _, it := range items {
+		if it.seq > limit {
+			break
+		}
+		pos = it.seq
+		for len(f.own) > 0 && f.own[0].hi < it.seq {
+			f.own = f.own[1:]
+		}
+		if len(f.own) == 0 || it.seq < f.own[0].lo {
+			others = append(others, it)
+		}
+	}
+	return pos, others
+}
+
+type followItem struct {
+	seq int64
+	raw []byte
+}
+
+var errFollowBatchFull = errors.New("follow batch full")
+
+// followLoop broadcasts what other processes store, every interval, until
+// the relay stops.
+func (r *Relay) followLoop(lister storage.SeqLister, every time.Duration) {
+	pos, err := lister.LastSeq(r.ctx)
+	if err != nil {
+		r.log.Error("follow the store: cannot read its position; events stored by other processes will not reach subscribers live", "err", err)
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+		}
+		for {
+			next, more, err := r.followRound(lister, pos)
+			if err != nil {
+				if r.ctx.Err() == nil {
+					r.log.Warn("follow the store", "err", err)
+				}
+				break
+			}
+			pos = next
+			if !more {
+				break
+			}
+		}
+	}
+}
+
+// followRound reads the events stored after pos and broadcasts the ones
+// the writer did not store; more says there may be more to read now.
+func (r *Relay) followRound(lister storage.SeqLister, pos int64) (next int64, more bool, err error) {
+	var items []followItem
+	held := 0
+	err = lister.EventsAfter(r.ctx, pos, 500, func(seq int64, raw []byte) error {
+		if held >= followBatchBytes {
+			return errFollowBatchFull
+		}
+		items = append(items, followItem{seq, append([]byte(nil), raw...)})
+		held += len(raw)
+		return nil
+	})
+	if err != nil && !errors.Is(err, errFollowBatchFull) {
+		return pos, false, err
+	}
+	full := len(items) == 500 || errors.Is(err, errFollowBatchFull)
+	decided, others := r.follow.sort(items)
+	if decided == 0 {
+		return pos, false, nil // all of it waits for the running Save
+	}
+	if r.index.size() > 0 { // nobody subscribed: nothing to parse
+		for _, it := range others {
+			var ev nostr.Event
+			if err := json.Unmarshal(it.raw, &ev); err != nil {
+				r.log.Warn("follow the store: unreadable stored event", "seq", it.seq, "err", err)
+				continue
+			}
+			r.broadcast(&ev, liveEvent{seq: it.seq, raw: it.raw})
+		}
+	}
+	return decided, full && decided == items[len(items)-1].seq, nil
+}
+
+// startFollowing starts the follower when configured and possible.
+func (r *Relay) startFollowing() {
+	lister, ok := r.store.(storage.SeqLister)
+	if r.cfg.FollowStore <= 0 || !ok {
+		return
+	}
+	r.follow.mu.Lock()
+	r.follow.on = true
+	r.follow.mu.Unlock()
+	r.workers.Go(func() { r.followLoop(lister, r.cfg.FollowStore) })
+}
