@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp/storage/internal/evkey"
 )
 
 // A filter becomes SQL whose text depends only on the filter's shape (which
@@ -78,7 +79,7 @@ func parseFilter(f *nostr.Filter) (fp filterParts, ok bool) {
 		if values == nil {
 			continue
 		}
-		if !indexedTagName(name) || len(values) == 0 {
+		if !evkey.IndexedTagName(name) || len(values) == 0 {
 			return fp, false
 		}
 		vs := make([][]byte, len(values))
@@ -125,7 +126,7 @@ func hexArgs(values []string) [][]byte {
 	out := make([][]byte, 0, len(values))
 	for _, v := range values {
 		var k [32]byte
-		if decodeHex32(v, &k) {
+		if evkey.DecodeHex32(v, &k) {
 			out = append(out, k[:])
 		}
 	}

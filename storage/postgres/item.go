@@ -3,11 +3,10 @@ package postgres
 import (
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/wisp-relay/wisp/storage"
+	"github.com/wisp-relay/wisp/storage/internal/evkey"
 )
 
 // kinds with a meaning for the store.
@@ -70,9 +69,9 @@ func prepare(in *storage.Item, it *item) error {
 		return fmt.Errorf("empty raw json: %w", ErrBadEvent)
 	case nostr.IsEphemeralKind(ev.Kind):
 		return fmt.Errorf("ephemeral kind %d: %w", ev.Kind, ErrBadEvent)
-	case !decodeHex32(ev.ID, &it.id):
+	case !evkey.DecodeHex32(ev.ID, &it.id):
 		return fmt.Errorf("id %q: %w", ev.ID, ErrBadEvent)
-	case !decodeHex32(ev.PubKey, &it.pk):
+	case !evkey.DecodeHex32(ev.PubKey, &it.pk):
 		return fmt.Errorf("pubkey %q: %w", ev.PubKey, ErrBadEvent)
 	}
 	it.ev, it.raw = ev, in.Raw
@@ -90,7 +89,7 @@ func prepare(in *storage.Item, it *item) error {
 		if len(tag) < 2 {
 			continue
 		}
-		if indexedTagName(tag[0]) {
+		if evkey.IndexedTagName(tag[0]) {
 			if r := (tagRow{tag[0], tag[1]}); !slices.Contains(it.tags, r) {
 				it.tags = append(it.tags, r)
 			}
@@ -98,47 +97,19 @@ func prepare(in *storage.Item, it *item) error {
 		var target [32]byte
 		switch {
 		case ev.Kind == kindDeletion && tag[0] == "e":
-			if decodeHex32(tag[1], &target) && !slices.Contains(it.delIDs, target) {
+			if evkey.DecodeHex32(tag[1], &target) && !slices.Contains(it.delIDs, target) {
 				it.delIDs = append(it.delIDs, target)
 			}
 		case ev.Kind == kindDeletion && tag[0] == "a":
-			kind, author, d, ok := parseAddress(tag[1])
+			kind, author, d, ok := evkey.ParseAddress(tag[1])
 			if a := (addrTarget{kind, d}); ok && author == ev.PubKey && !slices.Contains(it.delAddrs, a) {
 				it.delAddrs = append(it.delAddrs, a)
 			}
 		case ev.Kind == kindGiftWrap && tag[0] == "p":
-			if decodeHex32(tag[1], &target) && !slices.Contains(it.pTargets, target) {
+			if evkey.DecodeHex32(tag[1], &target) && !slices.Contains(it.pTargets, target) {
 				it.pTargets = append(it.pTargets, target)
 			}
 		}
 	}
 	return nil
-}
-
-// parseAddress splits an a-tag value "kind:pubkey:d". Replaceable kinds have
-// no d, so whatever follows the pubkey is ignored for them.
-func parseAddress(s string) (kind int, pubkey, d string, ok bool) {
-	k, rest, found := strings.Cut(s, ":")
-	if !found {
-		return 0, "", "", false
-	}
-	kind, err := strconv.Atoi(k)
-	if err != nil {
-		return 0, "", "", false
-	}
-	pubkey, d, _ = strings.Cut(rest, ":")
-	switch {
-	case nostr.IsReplaceableKind(kind):
-		d = ""
-	case nostr.IsAddressableKind(kind):
-	default:
-		return 0, "", "", false
-	}
-	return kind, pubkey, d, true
-}
-
-// indexedTagName reports whether a tag name goes to the tags table: single
-// ASCII letters, as NIP-01 indexes.
-func indexedTagName(name string) bool {
-	return len(name) == 1 && ('a' <= name[0] && name[0] <= 'z' || 'A' <= name[0] && name[0] <= 'Z')
 }

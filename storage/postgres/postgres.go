@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/wisp-relay/wisp/storage"
+	"github.com/wisp-relay/wisp/storage/internal/evkey"
 	"github.com/wisp-relay/wisp/storage/internal/unicode61"
 )
 
@@ -180,7 +181,7 @@ func (s *Store) Has(ctx context.Context, id string) (bool, error) {
 	}
 	defer s.mu.RUnlock()
 	var key [32]byte
-	if !decodeHex32(id, &key) {
+	if !evkey.DecodeHex32(id, &key) {
 		return false, nil
 	}
 	var one int
@@ -202,7 +203,7 @@ func (s *Store) StoredSig(ctx context.Context, id string) (string, bool, error) 
 	}
 	defer s.mu.RUnlock()
 	var key [32]byte
-	if !decodeHex32(id, &key) {
+	if !evkey.DecodeHex32(id, &key) {
 		return "", false, nil
 	}
 	var raw []byte
@@ -293,32 +294,4 @@ func (s *Store) SearchMatcher(search string) func(ev *nostr.Event) bool {
 	return func(ev *nostr.Event) bool {
 		return slices.Contains(*s.searchKinds.Load(), ev.Kind) && unicode61.Matches(terms, ev.Content)
 	}
-}
-
-// decodeHex32 decodes 64 lowercase hex digits into dst. Uppercase is refused
-// on purpose: ids and pubkeys are lowercase on the wire, and a filter value
-// in another case must not match.
-func decodeHex32(s string, dst *[32]byte) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for i := range 32 {
-		hi, ok1 := hexNibble(s[2*i])
-		lo, ok2 := hexNibble(s[2*i+1])
-		if !ok1 || !ok2 {
-			return false
-		}
-		dst[i] = hi<<4 | lo
-	}
-	return true
-}
-
-func hexNibble(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	}
-	return 0, false
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/wisp-relay/wisp/storage"
+	"github.com/wisp-relay/wisp/storage/internal/evkey"
 )
 
 func signedItem(t *testing.T, sk string, kind int, createdAt int64, content string, tags ...nostr.Tag) storage.Item {
@@ -76,8 +77,8 @@ func TestSeqsCommitInOrder(t *testing.T) {
 	}
 	defer tx.Rollback(ctx)
 	var xid, pk [32]byte
-	decodeHex32(x.Event.ID, &xid)
-	decodeHex32(x.Event.PubKey, &pk)
+	evkey.DecodeHex32(x.Event.ID, &xid)
+	evkey.DecodeHex32(x.Event.PubKey, &pk)
 	if _, err := tx.Exec(ctx, "INSERT INTO events (id, pubkey, created_at, kind, raw) VALUES ($1, $2, 1, 1, '{}')", xid[:], pk[:]); err != nil {
 		t.Fatal(err)
 	}

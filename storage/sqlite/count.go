@@ -12,6 +12,7 @@ import (
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/nbd-wtf/go-nostr/nip45/hyperloglog"
 	"github.com/wisp-relay/wisp/storage"
+	"github.com/wisp-relay/wisp/storage/internal/evkey"
 )
 
 // NIP-45 COUNT. A count reads indexes only: each filter becomes a SELECT of
@@ -292,7 +293,7 @@ func tagCountSelect(b *queryBuilder, f *nostr.Filter) bool {
 		if values == nil {
 			continue
 		}
-		if !indexedTagName(name) || len(values) == 0 {
+		if !evkey.IndexedTagName(name) || len(values) == 0 {
 			return false
 		}
 		vs := slices.Clone(values)

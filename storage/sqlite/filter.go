@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp/storage/internal/evkey"
 	"github.com/wisp-relay/wisp/storage/internal/unicode61"
 )
 
@@ -57,7 +58,7 @@ func filterConds(b *queryBuilder, f *nostr.Filter) (ok bool) {
 		if values == nil {
 			continue
 		}
-		if !indexedTagName(name) || len(values) == 0 {
+		if !evkey.IndexedTagName(name) || len(values) == 0 {
 			return false
 		}
 		names = append(names, name)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/wisp-relay/wisp/storage"
+	"github.com/wisp-relay/wisp/storage/internal/evkey"
 )
 
 // oldDatabase makes a database as a wisp with only the first steps of the
@@ -48,8 +49,8 @@ func oldDatabaseWith(t *testing.T, path string, steps int, setup string, items [
 	for _, it := range items {
 		ev := it.Event
 		var id, pk [32]byte
-		decodeHex32(ev.ID, &id)
-		decodeHex32(ev.PubKey, &pk)
+		evkey.DecodeHex32(ev.ID, &id)
+		evkey.DecodeHex32(ev.PubKey, &pk)
 		var d any
 		if nostr.IsReplaceableKind(ev.Kind) {
 			d = ""
@@ -63,7 +64,7 @@ func oldDatabaseWith(t *testing.T, path string, steps int, setup string, items [
 			t.Fatal(err)
 		}
 		for _, tag := range ev.Tags {
-			if len(tag) >= 2 && indexedTagName(tag[0]) {
+			if len(tag) >= 2 && evkey.IndexedTagName(tag[0]) {
 				if _, err := db.Exec(`INSERT OR IGNORE INTO tags (seq, name, value, kind, created_at) VALUES (?, ?, ?, ?, ?)`,
 					seq, tag[0], tag[1], ev.Kind, ev.CreatedAt); err != nil {
 					t.Fatal(err)
@@ -252,7 +253,7 @@ func TestMigrateExpirationToEarliest(t *testing.T) {
 	}
 	for id, at := range map[string]int64{several.Event.ID: now + 86400, one.Event.ID: now + 3600} {
 		var key [32]byte
-		decodeHex32(id, &key)
+		evkey.DecodeHex32(id, &key)
 		if _, err := db.Exec("UPDATE events SET expiration = ? WHERE id = ?", at, key[:]); err != nil {
 			t.Fatal(err)
 		}
@@ -271,7 +272,7 @@ func TestMigrateExpirationToEarliest(t *testing.T) {
 	}
 	for id, w := range want {
 		var key [32]byte
-		decodeHex32(id, &key)
+		evkey.DecodeHex32(id, &key)
 		var got sql.NullInt64
 		if err := s.r.QueryRow("SELECT expiration FROM events WHERE id = ?", key[:]).Scan(&got); err != nil {
 			t.Fatal(err)

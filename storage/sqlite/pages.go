@@ -10,6 +10,7 @@ import (
 
 	"github.com/mattn/go-sqlite3"
 	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp/storage/internal/evkey"
 )
 
 // A Query reads its events a page at a time, so that what it holds in
@@ -349,7 +350,7 @@ func keyFromJSON(raw []byte) (int64, [32]byte, error) {
 		CreatedAt int64  `json:"created_at"`
 	}
 	var id [32]byte
-	if err := json.Unmarshal(raw, &ev); err != nil || !decodeHex32(ev.ID, &id) {
+	if err := json.Unmarshal(raw, &ev); err != nil || !evkey.DecodeHex32(ev.ID, &id) {
 		return 0, id, fmt.Errorf("stored event without a readable id: %.80s", raw)
 	}
 	return ev.CreatedAt, id, nil

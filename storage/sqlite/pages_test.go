@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp/storage/internal/evkey"
 	"github.com/wisp-relay/wisp/storage/storagetest"
 )
 
@@ -92,7 +93,7 @@ func TestPagesKeepTheFirstSnapshot(t *testing.T) {
 func seqOf(t *testing.T, s *Store, id string) int64 {
 	t.Helper()
 	var k [32]byte
-	if !decodeHex32(id, &k) {
+	if !evkey.DecodeHex32(id, &k) {
 		t.Fatalf("bad id %q", id)
 	}
 	var seq int64

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/wisp-relay/wisp/storage"
+	"github.com/wisp-relay/wisp/storage/internal/evkey"
 )
 
 // maxParams bounds the parameters of one filter's statement, under SQLite's
@@ -141,7 +142,7 @@ func buildPage(f *nostr.Filter, now int64, p page) (q builtQuery, ok bool, err e
 		if values == nil {
 			continue
 		}
-		if !indexedTagName(name) || len(values) == 0 {
+		if !evkey.IndexedTagName(name) || len(values) == 0 {
 			return q, false, nil
 		}
 		vs := slices.Clone(values)
@@ -283,7 +284,7 @@ func hexArgs(values []string) []any {
 	keys := make([][32]byte, 0, len(values))
 	for _, v := range values {
 		var k [32]byte
-		if decodeHex32(v, &k) {
+		if evkey.DecodeHex32(v, &k) {
 			keys = append(keys, k)
 		}
 	}

@@ -6,11 +6,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/wisp-relay/wisp/storage"
+	"github.com/wisp-relay/wisp/storage/internal/evkey"
 )
 
 // Writer statements, prepared once on the writer connection and bound to
@@ -142,9 +141,9 @@ func checkItem(it *storage.Item, k *keys) error {
 		return fmt.Errorf("empty raw json: %w", ErrBadEvent)
 	case nostr.IsEphemeralKind(ev.Kind):
 		return fmt.Errorf("ephemeral kind %d: %w", ev.Kind, ErrBadEvent)
-	case !decodeHex32(ev.ID, &k.id):
+	case !evkey.DecodeHex32(ev.ID, &k.id):
 		return fmt.Errorf("id %q: %w", ev.ID, ErrBadEvent)
-	case !decodeHex32(ev.PubKey, &k.pubkey):
+	case !evkey.DecodeHex32(ev.PubKey, &k.pubkey):
 		return fmt.Errorf("pubkey %q: %w", ev.PubKey, ErrBadEvent)
 	}
 	return nil
@@ -238,7 +237,7 @@ func (w *writeTx) save(it *storage.Item, k *keys) (storage.Result, error) {
 	}
 
 	for _, tag := range ev.Tags {
-		if len(tag) < 2 || !indexedTagName(tag[0]) {
+		if len(tag) < 2 || !evkey.IndexedTagName(tag[0]) {
 			continue
 		}
 		if err := w.exec(stmtInsertTag, seq, tag[0], tag[1], ev.Kind, created); err != nil {
@@ -305,7 +304,7 @@ func (w *writeTx) applyDeletion(ev *nostr.Event, pk []byte, created int64) error
 		}
 		switch tag[0] {
 		case "e":
-			if !decodeHex32(tag[1], &target) {
+			if !evkey.DecodeHex32(tag[1], &target) {
 				continue
 			}
 			if err := w.exec(stmtDeleteByID, target[:], pk); err != nil {
@@ -315,7 +314,7 @@ func (w *writeTx) applyDeletion(ev *nostr.Event, pk []byte, created int64) error
 				return fmt.Errorf("record deleted id: %w", err)
 			}
 		case "a":
-			kind, author, d, ok := parseAddress(tag[1])
+			kind, author, d, ok := evkey.ParseAddress(tag[1])
 			if !ok || author != ev.PubKey {
 				continue
 			}
@@ -328,32 +327,4 @@ func (w *writeTx) applyDeletion(ev *nostr.Event, pk []byte, created int64) error
 		}
 	}
 	return nil
-}
-
-// parseAddress splits an a-tag value "kind:pubkey:d". Replaceable kinds have
-// no d, so whatever follows the pubkey is ignored for them.
-func parseAddress(s string) (kind int, pubkey, d string, ok bool) {
-	k, rest, found := strings.Cut(s, ":")
-	if !found {
-		return 0, "", "", false
-	}
-	kind, err := strconv.Atoi(k)
-	if err != nil {
-		return 0, "", "", false
-	}
-	pubkey, d, _ = strings.Cut(rest, ":")
-	switch {
-	case nostr.IsReplaceableKind(kind):
-		d = ""
-	case nostr.IsAddressableKind(kind):
-	default:
-		return 0, "", "", false
-	}
-	return kind, pubkey, d, true
-}
-
-// indexedTagName reports whether a tag name goes to the tags table: single
-// ASCII letters, as NIP-01 indexes.
-func indexedTagName(name string) bool {
-	return len(name) == 1 && ('a' <= name[0] && name[0] <= 'z' || 'A' <= name[0] && name[0] <= 'Z')
 }

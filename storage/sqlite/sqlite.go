@@ -17,6 +17,7 @@ import (
 
 	"github.com/mattn/go-sqlite3"
 	"github.com/wisp-relay/wisp/storage"
+	"github.com/wisp-relay/wisp/storage/internal/evkey"
 )
 
 // Errors of this engine.
@@ -354,7 +355,7 @@ func (s *Store) Has(ctx context.Context, id string) (bool, error) {
 		return false, storage.ErrClosed
 	}
 	var key [32]byte
-	if !decodeHex32(id, &key) {
+	if !evkey.DecodeHex32(id, &key) {
 		return false, nil
 	}
 	var one int
@@ -378,7 +379,7 @@ func (s *Store) StoredSig(ctx context.Context, id string) (string, bool, error) 
 		return "", false, storage.ErrClosed
 	}
 	var key [32]byte
-	if !decodeHex32(id, &key) {
+	if !evkey.DecodeHex32(id, &key) {
 		return "", false, nil
 	}
 	var sig sql.NullString
@@ -422,32 +423,4 @@ func (s *Store) DeleteExpired(ctx context.Context, now int64) (int64, error) {
 			return total, nil
 		}
 	}
-}
-
-// decodeHex32 decodes 64 lowercase hex digits into dst. Uppercase is refused
-// on purpose: ids and pubkeys are lowercase on the wire, and a filter value
-// in another case must not match.
-func decodeHex32(s string, dst *[32]byte) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for i := range 32 {
-		hi, ok1 := hexNibble(s[2*i])
-		lo, ok2 := hexNibble(s[2*i+1])
-		if !ok1 || !ok2 {
-			return false
-		}
-		dst[i] = hi<<4 | lo
-	}
-	return true
-}
-
-func hexNibble(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	}
-	return 0, false
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/wisp-relay/wisp/storage"
+	"github.com/wisp-relay/wisp/storage/internal/evkey"
 )
 
 // KindVanish is NIP-62's request to vanish.
@@ -99,7 +100,7 @@ func (w *writeTx) vanished(ev *nostr.Event, k *keys, created int64) bool {
 	if ev.Kind == kindGiftWrap {
 		var p [32]byte
 		for _, tag := range ev.Tags {
-			if len(tag) >= 2 && tag[0] == "p" && decodeHex32(tag[1], &p) {
+			if len(tag) >= 2 && tag[0] == "p" && evkey.DecodeHex32(tag[1], &p) {
 				if u, ok := w.vanishedUntil(p); ok && created <= u {
 					return true
 				}
