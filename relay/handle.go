@@ -73,7 +73,7 @@ func (c *conn) handle(data []byte) {
 		case perr.eventID != "":
 			c.r.stats.rejected.Add(1)
 			c.ok(perr.eventID, false, perr.reason)
-		case perr.subID != "":
+		case perr.closed:
 			c.closed(perr.subID, perr.reason)
 		default:
 			c.notice(perr.reason)
@@ -149,19 +149,23 @@ func (c *conn) handleReq(subID string, filters []nostr.Filter) {
 	}
 	c.openSub(s) // before the query: live events park in s.pending
 
-	clock := newWorkClock(c.ctx, lim.QueryTimeout)
-	c.queryClock = clock
-	watermark, err := c.query(clock, subID, filters, func(raw []byte) error {
-		if private && !c.maySeeRaw(raw) {
+	var watermark int64 // 0: no stored event was sent, every live one goes out
+	var err error
+	if !allLimitZero(filters) { // limit 0 asks for live events only (NIP-01)
+		clock := newWorkClock(c.ctx, lim.QueryTimeout)
+		c.queryClock = clock
+		watermark, err = c.query(clock, subID, filters, func(raw []byte) error {
+			if private && !c.maySeeRaw(raw) {
+				return nil
+			}
+			if !c.sendWait(frame{head: s.head, body: raw, tail: tailBracket}) {
+				return errConnClosing
+			}
 			return nil
-		}
-		if !c.sendWait(frame{head: s.head, body: raw, tail: tailBracket}) {
-			return errConnClosing
-		}
-		return nil
-	})
-	c.queryClock = nil
-	clock.release()
+		})
+		c.queryClock = nil
+		clock.release()
+	}
 	if err != nil {
 		c.closeSub(subID)
 		if why := c.queryFailure(err, subID, "query"); why != "" {
@@ -177,6 +181,16 @@ func (c *conn) handleReq(subID string, filters []nostr.Filter) {
 }
 
 var errConnClosing = errors.New("connection closing")
+
+// allLimitZero reports whether every filter asks for no stored events.
+func allLimitZero(filters []nostr.Filter) bool {
+	for i := range filters {
+		if !filters[i].LimitZero {
+			return false
+		}
+	}
+	return true
+}
 
 // queryFailure turns the error of a stored query (REQ, COUNT, NIP-77 listing)
 // into the reason to answer with, or "" when the connection is going away

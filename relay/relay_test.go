@@ -409,8 +409,8 @@ func TestBadInputKeepsConnectionUsable(t *testing.T) {
 		{"req filter not object", `["REQ","a",5]`, "CLOSED", "invalid:"},
 		{"req bad author hex", `["REQ","a",{"authors":["zz"]}]`, "CLOSED", "invalid:"},
 		{"req negative limit", `["REQ","a",{"limit":-1}]`, "CLOSED", "invalid:"},
-		{"req empty sub id", `["REQ","",{}]`, "NOTICE", "invalid:"},
-		{"req long sub id", `["REQ","` + strings.Repeat("s", 65) + `",{}]`, "NOTICE", "invalid:"},
+		{"req empty sub id", `["REQ","",{}]`, "CLOSED", "invalid:"},
+		{"req long sub id", `["REQ","` + strings.Repeat("s", 65) + `",{}]`, "CLOSED", "invalid:"},
 		{"close without id", `["CLOSE"]`, "NOTICE", "invalid:"},
 		{"invalid utf8", "[\"REQ\",\"a\xff\",{}]", "NOTICE", "invalid:"},
 	}
