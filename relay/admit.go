@@ -46,18 +46,18 @@ func (r *Relay) admit(ev *nostr.Event, a arrival) (queued, ok bool, msg string) 
 	if !checkID(ev) {
 		return refuse(wisp.Reason(wisp.PrefixInvalid, "event id does not match its content"))
 	}
-	authed := ""
+	var authed wisp.Pubkeys
 	if a.c != nil {
-		authed = a.c.auth.pubkey()
+		authed = a.c.auth.pubkeys()
 	}
 	if isProtected(ev) {
 		// NIP-70: only its author, authenticated, may publish it; an
 		// operator's import is trusted.
 		switch {
 		case a.c == nil && a.source == wisp.SourceImport:
-		case a.c == nil || (authed != "" && authed != ev.PubKey):
+		case a.c == nil || (len(authed) > 0 && !authed.Has(ev.PubKey)):
 			return refuse(wisp.Reason(wisp.PrefixRestricted, "this event may only be published by its author (NIP-70)"))
-		case authed == "":
+		case len(authed) == 0:
 			return refuse(wisp.Reason(wisp.PrefixAuthRequired, "this event may only be published by its author (NIP-70); authenticate first"))
 		}
 	}

@@ -88,6 +88,17 @@ func TestAuthModeAll(t *testing.T) {
 	if got := c.query("q", nostr.Filter{Kinds: []int{1}}); len(got) != 1 || got[0].ID != note.ID {
 		t.Fatalf("member reads %v", ids(got))
 	}
+
+	// The member's client authenticates as the stranger too, on the same
+	// connection: every pubkey it authenticated as counts, so it still
+	// reads, and writes what the stranger signed.
+	if res := c.authenticate(stranger, challenge, tr.url); !res.ok {
+		t.Fatalf("second AUTH: %+v", res)
+	}
+	if got := c.query("q", nostr.Filter{Kinds: []int{1}}); len(got) != 1 {
+		t.Fatalf("after AUTH as the stranger too, reads %v", ids(got))
+	}
+	c.mustPublish(stranger.sign(t, 1, now(), "through my member friend"))
 }
 
 func TestProtectedEvents(t *testing.T) {
@@ -222,5 +233,38 @@ func TestAuthAttemptsAreBounded(t *testing.T) {
 	c.send("AUTH", k.authEvent(t, challenge, tr.url, now()))
 	if res := c.expectOK(); res.ok || !strings.HasPrefix(res.msg, "rate-limited:") {
 		t.Fatalf("21st attempt: %+v", res)
+	}
+}
+
+// NIP-42: a client may authenticate as several pubkeys on one connection,
+// and the relay must treat every one of them as authenticated: for
+// protected events (NIP-70) and for private messages alike.
+func TestAuthAsSeveralPubkeys(t *testing.T) {
+	tr := startRelay(t)
+	alice, bob, wrapper := newKey(t), newKey(t), newKey(t)
+	toAlice := wrapper.sign(t, nostr.KindGiftWrap, now()-60, "sealed", nostr.Tag{"p", alice.pk})
+	toBob := wrapper.sign(t, nostr.KindGiftWrap, now()-60, "sealed", nostr.Tag{"p", bob.pk})
+	dial(t, tr.url).mustPublish(toAlice)
+	dial(t, tr.url).mustPublish(toBob)
+
+	c := dial(t, tr.url)
+	challenge := c.challengeViaDMs()
+	for _, k := range []key{alice, bob} {
+		if res := c.authenticate(k, challenge, tr.url); !res.ok {
+			t.Fatalf("AUTH: %+v", res)
+		}
+	}
+	c.mustPublish(alice.sign(t, 1, now(), "alice, protected", nostr.Tag{"-"}))
+	c.mustPublish(bob.sign(t, 1, now(), "bob, protected", nostr.Tag{"-"}))
+	got := c.query("dms", nostr.Filter{Kinds: []int{nostr.KindGiftWrap}})
+	if len(got) != 2 {
+		t.Fatalf("gift wraps served: %v, want both alice's and bob's", ids(got))
+	}
+	// Live too.
+	c.req("live", nostr.Filter{Kinds: []int{nostr.KindGiftWrap}, Limit: 1, Since: ptr(nostr.Timestamp(now()))})
+	late := wrapper.sign(t, nostr.KindGiftWrap, now(), "sealed", nostr.Tag{"p", alice.pk})
+	dial(t, tr.url).mustPublish(late)
+	if ev := c.expectEvent("live"); ev.ID != late.ID {
+		t.Fatalf("live %s, want %s", ev.ID, late.ID)
 	}
 }

@@ -288,14 +288,14 @@ func reconcileSafely(neg *negentropy.Negentropy, msg string) (out string, err er
 // negentropy session, as for a REQ; it returns "" or a prefixed reason.
 func (c *conn) readRefusal(filters []nostr.Filter) string {
 	r := c.r
-	authed := c.auth.pubkey()
+	authed := c.auth.pubkeys()
 	if r.cfg.Policy != nil {
 		d := r.cfg.Policy.Read(&wisp.ReadInput{Remote: c.remote, Authed: authed, Filters: filters, Time: time.Now()})
 		if d.Action != wisp.Accept {
 			return d.Reason
 		}
 	}
-	if authed == "" && onlyPrivateKinds(filters) {
+	if len(authed) == 0 && onlyPrivateKinds(filters) {
 		return wisp.Reason(wisp.PrefixAuthRequired, "private messages are served only to their recipients; authenticate first")
 	}
 	return ""

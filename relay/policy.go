@@ -155,7 +155,7 @@ func (r *Relay) judgeLate(p *pending) bool {
 // answers a refused one with CLOSED and returns false.
 func (c *conn) admitReq(subID string, filters []nostr.Filter) bool {
 	r := c.r
-	authed := c.auth.pubkey()
+	authed := c.auth.pubkeys()
 	closed := func(why string) bool {
 		if wisp.IsReason(why, wisp.PrefixAuthRequired) {
 			c.sendChallenge()
@@ -169,7 +169,7 @@ func (c *conn) admitReq(subID string, filters []nostr.Filter) bool {
 			return closed(d.Reason)
 		}
 	}
-	if authed == "" && onlyPrivateKinds(filters) {
+	if len(authed) == 0 && onlyPrivateKinds(filters) {
 		return closed(wisp.Reason(wisp.PrefixAuthRequired, "private messages are served only to their recipients; authenticate first"))
 	}
 	return true
