@@ -122,10 +122,15 @@ func (c *conn) handleAuth(ev *nostr.Event) {
 	c.ok(ev.ID, true, "")
 }
 
-// Private messages (NIP-17 gift wraps, NIP-04 direct messages) are served
-// only to an authenticated recipient (p-tagged) or, for kind 4, the author.
+// kindEphemeralGiftWrap is NIP-59's ephemeral gift wrap: never stored (it is
+// in the ephemeral range), delivered live to its recipient only.
+const kindEphemeralGiftWrap = 21059
+
+// Private messages (NIP-17 and NIP-59 gift wraps, NIP-04 direct messages)
+// are served only to an authenticated recipient (p-tagged) or, for kind 4,
+// the author.
 func isPrivateKind(kind int) bool {
-	return kind == nostr.KindGiftWrap || kind == nostr.KindEncryptedDirectMessage
+	return kind == nostr.KindGiftWrap || kind == kindEphemeralGiftWrap || kind == nostr.KindEncryptedDirectMessage
 }
 
 // maySee reports whether the connection may receive ev.

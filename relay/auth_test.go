@@ -268,3 +268,46 @@ func TestAuthAsSeveralPubkeys(t *testing.T) {
 		t.Fatalf("live %s, want %s", ev.ID, late.ID)
 	}
 }
+
+// NIP-59: an ephemeral gift wrap (kind 21059) goes live to its recipient
+// only, like a stored one, and is never stored.
+func TestEphemeralGiftWrapOnlyForItsRecipient(t *testing.T) {
+	tr := startRelay(t)
+	bob, carol, wrapper := newKey(t), newKey(t), newKey(t)
+
+	b := dial(t, tr.url)
+	if res := b.authenticate(bob, b.challengeViaDMs(), tr.url); !res.ok {
+		t.Fatalf("AUTH: %+v", res)
+	}
+	cc := dial(t, tr.url)
+	if res := cc.authenticate(carol, cc.challengeViaDMs(), tr.url); !res.ok {
+		t.Fatalf("AUTH: %+v", res)
+	}
+	anon := dial(t, tr.url)
+	for _, c := range []*client{b, cc, anon} {
+		c.req("live", nostr.Filter{})
+	}
+	anon.send("REQ", "wraps", nostr.Filter{Kinds: []int{21059}})
+	anon.expectChallenge()
+	if why := anon.expectClosed("wraps"); !strings.HasPrefix(why, "auth-required:") {
+		t.Fatalf("unauthenticated REQ for ephemeral gift wraps: CLOSED %q, want auth-required:", why)
+	}
+
+	wrap := wrapper.sign(t, 21059, now(), "sealed", nostr.Tag{"p", bob.pk})
+	note := wrapper.sign(t, 1, now(), "public")
+	sender := dial(t, tr.url)
+	sender.mustPublish(wrap)
+	sender.mustPublish(note)
+	if ev := b.expectEvent("live"); ev.ID != wrap.ID {
+		t.Fatalf("bob got %s first, want the ephemeral gift wrap", ev.ID)
+	}
+	b.expectEvent("live") // the note
+	for _, c := range []*client{cc, anon} {
+		if ev := c.expectEvent("live"); ev.ID != note.ID {
+			t.Fatalf("got %s, want only the public note", ev.ID)
+		}
+	}
+	if got := b.query("later", nostr.Filter{Kinds: []int{21059}}); len(got) != 0 {
+		t.Fatalf("ephemeral gift wrap was stored: %v", ids(got))
+	}
+}
