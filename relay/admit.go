@@ -61,6 +61,10 @@ func (r *Relay) admit(ev *nostr.Event, a arrival) (queued, ok bool, msg string) 
 			return refuse(wisp.Reason(wisp.PrefixAuthRequired, "this event may only be published by its author (NIP-70); authenticate first"))
 		}
 	}
+	if a.source != wisp.SourceImport && embedsOthersProtected(ev) {
+		// NIP-70: a repost must not embed a protected event; its author may.
+		return refuse(wisp.Reason(wisp.PrefixBlocked, "this repost embeds a protected event (NIP-70); repost it with empty content"))
+	}
 	vanish := ev.Kind == kindVanish
 	if vanish && !r.forThisRelay(ev, a.c) {
 		return refuse(wisp.Reason(wisp.PrefixBlocked, "this request to vanish names other relays"))

@@ -1,6 +1,7 @@
 package relay_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -309,5 +310,25 @@ func TestEphemeralGiftWrapOnlyForItsRecipient(t *testing.T) {
 	}
 	if got := b.query("later", nostr.Filter{Kinds: []int{21059}}); len(got) != 0 {
 		t.Fatalf("ephemeral gift wrap was stored: %v", ids(got))
+	}
+}
+
+// NIP-70: a repost (kinds 6 and 16) that embeds a protected event is
+// refused, unless its author reposts their own event.
+func TestRepostOfProtectedEvent(t *testing.T) {
+	tr := startRelay(t)
+	alice, bob := newKey(t), newKey(t)
+	protected := alice.sign(t, 1, now(), "members only", nostr.Tag{"-"})
+	open := alice.sign(t, 1, now(), "for everyone")
+	embed := func(ev *nostr.Event) string { b, _ := json.Marshal(ev); return string(b) }
+
+	c := dial(t, tr.url)
+	for _, kind := range []int{6, 16} {
+		wantRefused(t, c.publish(bob.sign(t, kind, now(), embed(protected), nostr.Tag{"e", protected.ID}, nostr.Tag{"p", alice.pk})), "blocked")
+		// A repost without the embedded event, or of an open one, is fine.
+		c.mustPublish(bob.sign(t, kind, now(), "", nostr.Tag{"e", protected.ID}, nostr.Tag{"p", alice.pk}))
+		c.mustPublish(bob.sign(t, kind, now(), embed(open), nostr.Tag{"e", open.ID}, nostr.Tag{"p", alice.pk}))
+		// Alice may repost her own protected event with it embedded.
+		c.mustPublish(alice.sign(t, kind, now(), embed(protected), nostr.Tag{"e", protected.ID}))
 	}
 }

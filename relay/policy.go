@@ -175,11 +175,36 @@ func (c *conn) admitReq(subID string, filters []nostr.Filter) bool {
 	return true
 }
 
-func isProtected(ev *nostr.Event) bool {
-	for _, tag := range ev.Tags {
+func isProtected(ev *nostr.Event) bool { return hasProtectedTag(ev.Tags) }
+
+func hasProtectedTag(tags nostr.Tags) bool {
+	for _, tag := range tags {
 		if len(tag) >= 1 && tag[0] == "-" {
 			return true
 		}
 	}
 	return false
+}
+
+// Repost kinds (NIP-18), whose content may embed the reposted event.
+const (
+	kindRepost        = 6
+	kindGenericRepost = 16
+)
+
+// embedsOthersProtected reports whether ev is a repost whose content embeds
+// a protected event (NIP-70) by another author. Only content that could
+// hold a ["-"] tag is decoded.
+func embedsOthersProtected(ev *nostr.Event) bool {
+	if ev.Kind != kindRepost && ev.Kind != kindGenericRepost || !strings.Contains(ev.Content, `"-"`) {
+		return false
+	}
+	var inner struct {
+		PubKey string     `json:"pubkey"`
+		Tags   nostr.Tags `json:"tags"`
+	}
+	if json.Unmarshal([]byte(ev.Content), &inner) != nil {
+		return false
+	}
+	return hasProtectedTag(inner.Tags) && inner.PubKey != ev.PubKey
 }
