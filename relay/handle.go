@@ -151,11 +151,12 @@ func (c *conn) handleReq(subID string, filters []nostr.Filter) {
 
 	var watermark int64 // 0: no stored event was sent, every live one goes out
 	var err error
-	if !allLimitZero(filters) { // limit 0 asks for live events only (NIP-01)
+	done, asked := newCompleteness(filters) // NIP-67, see eose.go
+	if !allLimitZero(filters) {             // limit 0 asks for live events only (NIP-01)
 		clock := newWorkClock(c.ctx, lim.QueryTimeout)
 		c.queryClock = clock
-		watermark, err = c.query(clock, subID, filters, func(raw []byte) error {
-			if private && !c.maySeeRaw(raw) {
+		watermark, err = c.query(clock, subID, asked, func(raw []byte) error {
+			if !done.take(raw) || private && !c.maySeeRaw(raw) {
 				return nil
 			}
 			if !c.sendWait(frame{head: s.head, body: raw, tail: tailBracket}) {
@@ -173,8 +174,7 @@ func (c *conn) handleReq(subID string, filters []nostr.Filter) {
 		}
 		return
 	}
-	eose, _ := json.Marshal([]string{"EOSE", subID})
-	if !c.sendWait(frame{body: eose}) {
+	if !c.sendWait(frame{body: eoseFrame(subID, done.hint())}) {
 		return
 	}
 	s.goLive(c.sendWait, watermark)

@@ -57,7 +57,7 @@ type Config struct {
 }
 
 // supportedNIPs are the NIPs this build really implements.
-var supportedNIPs = []int{1, 9, 11, 40, 45}
+var supportedNIPs = []int{1, 9, 11, 40, 45, 67}
 
 // Relay is a Nostr relay over one store. Create it with New, call Start, serve
 // it as an http.Handler, and stop it with Shutdown.
