@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"CountClosed", testCountClosed},
 		{"CountCancelled", testCountCancelled},
 		{"Vanish", testVanish},
+		{"IDPrefix", testIDPrefix},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
