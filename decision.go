@@ -18,6 +18,9 @@ const (
 	SourceStream
 	// SourceSync: mirroring or negentropy sync with another relay.
 	SourceSync
+	// SourceRelay: an event the relay signed and published itself (NIP-29
+	// group state, NIP-43 member lists); no rule judges it.
+	SourceRelay
 )
 
 func (s Source) String() string {
@@ -30,6 +33,8 @@ func (s Source) String() string {
 		return "stream"
 	case SourceSync:
 		return "sync"
+	case SourceRelay:
+		return "relay"
 	}
 	return "unknown"
 }
@@ -54,6 +59,10 @@ type Input struct {
 	// requests must be honoured whoever sends them, so only the rules that
 	// protect the relay itself (blocked IPs, rate limits) judge them.
 	Vanish bool
+	// Membership marks a NIP-43 request to join or leave the relay. A
+	// non-member must be able to ask, so, as for Vanish, only the rules
+	// that protect the relay itself judge it.
+	Membership bool
 }
 
 // ReadInput is what a read rule sees: one REQ (or COUNT, or NEG-OPEN).

@@ -139,7 +139,7 @@ func (c *conn) handleReq(subID string, filters []nostr.Filter) {
 	if !c.admitReq(subID, filters) {
 		return
 	}
-	private := mayMatchPrivate(filters) // then each event's visibility is checked
+	visible := c.rawVisible(filters) // nil: every stored match may be sent
 
 	s := newSub(c, subID, filters)
 	if c.subBytes+s.cost > lim.MaxSubscriptionBytes {
@@ -147,7 +147,10 @@ func (c *conn) handleReq(subID string, filters []nostr.Filter) {
 			"the open subscriptions of this connection would hold more than %d bytes; close some or send fewer values", lim.MaxSubscriptionBytes)))
 		return
 	}
-	c.openSub(s) // before the query: live events park in s.pending
+	c.openSub(s)          // before the query: live events park in s.pending
+	if !c.sendInvite(s) { // NIP-43, see membership.go
+		return
+	}
 
 	var watermark int64 // 0: no stored event was sent, every live one goes out
 	var err error
@@ -156,7 +159,7 @@ func (c *conn) handleReq(subID string, filters []nostr.Filter) {
 		clock := newWorkClock(c.ctx, lim.QueryTimeout)
 		c.queryClock = clock
 		watermark, err = c.query(clock, subID, asked, func(raw []byte) error {
-			if !done.take(raw) || private && !c.maySeeRaw(raw) {
+			if !done.take(raw) || visible != nil && !visible(raw) {
 				return nil
 			}
 			if !c.sendWait(frame{head: s.head, body: raw, tail: tailBracket}) {

@@ -64,8 +64,34 @@ func (r *Relay) nips() []int {
 	if r.cfg.Negentropy.Enabled { // NIP-77, see negentropy.go
 		out = append(out, 77)
 	}
+	if r.cfg.Groups != nil { // NIP-29, see keeper.go
+		out = append(out, 29)
+	}
+	if r.cfg.Membership != nil { // NIP-43, see membership.go
+		out = append(out, 43)
+	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// nip29 is NIP-11's "nip29" object, when groups are on.
+func (r *Relay) nip29() any {
+	if r.cfg.Groups == nil {
+		return nil
+	}
+	return r.cfg.Groups.NIP11()
+}
+
+// extraLimits are the front page's rows of groups and membership.
+func (r *Relay) extraLimits() []wisp.LimitRow {
+	var rows []wisp.LimitRow
+	if r.cfg.Groups != nil {
+		rows = append(rows, r.cfg.Groups.Limits()...)
+	}
+	if r.cfg.Membership != nil {
+		rows = append(rows, r.cfg.Membership.Limits()...)
+	}
+	return rows
 }
 
 // limitation is the policy part of NIP-11's limitation object.
@@ -171,6 +197,9 @@ func (c *conn) admitReq(subID string, filters []nostr.Filter) bool {
 	}
 	if len(authed) == 0 && onlyPrivateKinds(filters) {
 		return closed(wisp.Reason(wisp.PrefixAuthRequired, "private messages are served only to their recipients; authenticate first"))
+	}
+	if why := c.guardRefusal(filters); why != "" {
+		return closed(why)
 	}
 	return true
 }

@@ -45,6 +45,11 @@ func openLocal(ctx context.Context, cfg Config, stderr io.Writer, tune func(*rel
 	}
 	rcfg := cfg.relayConfig(log)
 	acc.apply(&rcfg, cfg)
+	// Events of the relay's own key are refused here as in wisp serve
+	// (imports excepted); the group and membership rules run only there.
+	if _, pk, err := cfg.relayKey(false); err == nil {
+		rcfg.Info.Self = pk
+	}
 	if tune != nil {
 		tune(&rcfg)
 	}

@@ -57,6 +57,11 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 		return err
 	}
 	defer acc.policy.Close() // stops a plugin, after the relay has drained
+	comm, err := newCommunity(ctx, cfg, store, log)
+	if err != nil {
+		return err
+	}
+	defer comm.close() //nolint:errcheck // stops group deletions, which resume at the next start
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -83,11 +88,13 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 		Negentropy:    cfg.negentropy(),
 	}
 	acc.apply(&rcfg, cfg)
+	comm.apply(&rcfg)
 	var rl *relay.Relay
 	met := newMetrics(store, func() relay.Stats { return rl.Stats() }) // scraped only once rl is set
 	rcfg.Metrics, rcfg.SlowQuery = met, cfg.SlowQuery
 	rl = relay.New(rcfg, store)
 	rl.Start()
+	comm.start()
 
 	metricsHere := metricsOnRelayPort(cfg, ln.Addr())
 	stopMetrics, err := serveMetrics(cfg, met, metricsHere, log)

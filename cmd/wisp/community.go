@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/wisp-relay/wisp/groups"
+	"github.com/wisp-relay/wisp/policy"
+	"github.com/wisp-relay/wisp/relay"
+	"github.com/wisp-relay/wisp/storage/sqlite"
+)
+
+// Communities: NIP-29 groups (WISP_GROUPS) and NIP-43 membership
+// (WISP_MEMBERSHIP), both publishing events signed by the relay's own key
+// (relaykey.go).
+
+var _ relay.Groups = (*groups.Groups)(nil)
+
+// validateCommunity checks the settings of this file.
+func (c Config) validateCommunity() []error {
+	var errs []error
+	bad := func(name string, value any, reason string) {
+		errs = append(errs, fmt.Errorf("%s%s=%q: %s", envPrefix, name, fmt.Sprint(value), reason))
+	}
+	if c.RelaySecretKey != "" {
+		if _, err := parseSecretKey(c.RelaySecretKey); err != nil {
+			errs = append(errs, fmt.Errorf("%sRELAY_SECRET_KEY: %w", envPrefix, err)) // the key itself stays out of messages
+		}
+	}
+	if c.Groups != "on" && c.Groups != "off" {
+		bad("GROUPS", c.Groups, "want on or off")
+	}
+	if _, err := policy.ParsePubkeys(c.GroupCreators); err != nil {
+		bad("GROUP_CREATORS", c.GroupCreators, "want comma-separated pubkeys (64 hex characters or npub): "+err.Error())
+	}
+	if c.GroupsMax <= 0 {
+		bad("GROUPS_MAX", c.GroupsMax, "must be positive")
+	}
+	if c.GroupMaxMembers <= 0 {
+		bad("GROUP_MAX_MEMBERS", c.GroupMaxMembers, "must be positive")
+	}
+	if c.GroupEventMaxAge < 0 {
+		bad("GROUP_EVENT_MAX_AGE", c.GroupEventMaxAge, "must not be negative")
+	}
+	return errs
+}
+
+func (c Config) groupsOn() bool { return c.Groups == "on" }
+
+// community is the wired groups and membership of a serving relay.
+type community struct {
+	self   string // the relay's pubkey, "" without a key
+	groups *groups.Groups
+}
+
+// newCommunity loads the relay's key (making it when groups or
+// membership need one) and the groups' state from the store.
+func newCommunity(ctx context.Context, c Config, store *sqlite.Store, log *slog.Logger) (*community, error) {
+	sk, pk, err := c.relayKey(c.groupsOn())
+	if err != nil {
+		return nil, err
+	}
+	cm := &community{self: pk}
+	if c.groupsOn() {
+		creators, _ := policy.ParsePubkeys(c.GroupCreators)
+		g, err := groups.New(groups.Config{
+			SecretKey: sk, PublicKey: pk, Creators: creators,
+			MaxGroups: c.GroupsMax, MaxMembers: c.GroupMaxMembers, MaxAge: c.GroupEventMaxAge,
+			Logger: log,
+		}, store)
+		if err != nil {
+			return nil, err
+		}
+		if err := g.Load(ctx); err != nil {
+			return nil, err
+		}
+		cm.groups = g
+	}
+	return cm, nil
+}
+
+// apply puts the groups and the relay's pubkey into a relay's config.
+func (cm *community) apply(rc *relay.Config) {
+	rc.Info.Self = cm.self
+	if cm.groups != nil {
+		rc.Groups = cm.groups
+	}
+}
+
+// start begins what runs beside the relay: deletions of groups under way.
+func (cm *community) start() {
+	if cm.groups != nil {
+		cm.groups.Start()
+	}
+}
+
+// close stops it, after the relay has drained.
+func (cm *community) close() error {
+	var errs []error
+	if cm.groups != nil {
+		errs = append(errs, cm.groups.Close())
+	}
+	return errors.Join(errs...)
+}
