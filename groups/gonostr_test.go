@@ -30,7 +30,7 @@ func TestGroupThroughGoNostr(t *testing.T) {
 	}
 	publish := func(r *nostr.Relay, k key, kind int, tags ...nostr.Tag) error {
 		ev := nostr.Event{Kind: kind, CreatedAt: nostr.Now(), Tags: nostr.Tags(tags), Content: "via go-nostr"}
-		if err := ev.Sign(k.sk); err != nil {
+		if err := ev.Sign(k.SK); err != nil {
 			t.Fatal(err)
 		}
 		return r.Publish(ctx, ev)
@@ -82,11 +82,11 @@ func TestGroupThroughGoNostr(t *testing.T) {
 	if g.Name != "The Club" || g.About != "members only" || !g.Closed || g.Private {
 		t.Fatalf("group %s", g)
 	}
-	if len(g.Members) != 2 || len(g.Members[bob.pk]) != 0 || len(g.Members[alice.pk]) != 1 || g.Members[alice.pk][0].Name != "admin" {
+	if len(g.Members) != 2 || len(g.Members[bob.PK]) != 0 || len(g.Members[alice.PK]) != 1 || g.Members[alice.PK][0].Name != "admin" {
 		t.Fatalf("members %s", g)
 	}
 	msgs, err := ra.QuerySync(ctx, nostr.Filter{Kinds: []int{nostr.KindSimpleGroupChatMessage}, Tags: nostr.TagMap{"h": {"club"}}})
-	if err != nil || len(msgs) != 1 || msgs[0].PubKey != bob.pk {
+	if err != nil || len(msgs) != 1 || msgs[0].PubKey != bob.PK {
 		t.Fatalf("chat: %v %v", msgs, err)
 	}
 	if !slices.ContainsFunc(msgs[0].Tags, func(tag nostr.Tag) bool { return slices.Equal(tag, nostr.Tag{"h", "club"}) }) {

@@ -16,56 +16,56 @@ func TestSubgroups(t *testing.T) {
 	alice, bob := newKey(t), newKey(t)
 	a, b := dial(t, tr.url), dial(t, tr.url)
 	for _, id := range []string{"tech", "nostr", "nip29", "go"} {
-		a.mustPublish(alice.sign(t, 9007, h(id)))
+		a.MustPublish(alice.Sign(t, 9007, h(id)))
 	}
-	b.mustPublish(bob.sign(t, 9007, h("bobs")))
+	b.MustPublish(bob.Sign(t, 9007, h("bobs")))
 
-	a.mustPublish(alice.sign(t, 9002, h("nostr"), nostr.Tag{"name", "Nostr"}, nostr.Tag{"parent", "tech"}))
-	a.mustPublish(alice.sign(t, 9002, h("go"), nostr.Tag{"parent", "tech"}))
-	a.mustPublish(alice.sign(t, 9002, h("nip29"), nostr.Tag{"parent", "nostr"}))
-	if kids := tagged(a.state(tr, 39000, "tech"), "child"); !slices.Equal(kids, []string{"nostr", "go"}) {
+	a.MustPublish(alice.Sign(t, 9002, h("nostr"), nostr.Tag{"name", "Nostr"}, nostr.Tag{"parent", "tech"}))
+	a.MustPublish(alice.Sign(t, 9002, h("go"), nostr.Tag{"parent", "tech"}))
+	a.MustPublish(alice.Sign(t, 9002, h("nip29"), nostr.Tag{"parent", "nostr"}))
+	if kids := tagged(state(a, tr, 39000, "tech"), "child"); !slices.Equal(kids, []string{"nostr", "go"}) {
 		t.Fatalf("tech's children %v", kids)
 	}
-	if up := tagged(a.state(tr, 39000, "nip29"), "parent"); !slices.Equal(up, []string{"nostr"}) {
+	if up := tagged(state(a, tr, 39000, "nip29"), "parent"); !slices.Equal(up, []string{"nostr"}) {
 		t.Fatalf("nip29's parent %v", up)
 	}
 
 	for name, ev := range map[string]*nostr.Event{
-		"cycle":            alice.sign(t, 9002, h("tech"), nostr.Tag{"parent", "nip29"}, nostr.Tag{"child", "nostr"}, nostr.Tag{"child", "go"}),
-		"own parent":       alice.sign(t, 9002, h("go"), nostr.Tag{"parent", "go"}),
-		"missing parent":   alice.sign(t, 9002, h("go"), nostr.Tag{"parent", "nowhere"}),
-		"two parents":      alice.sign(t, 9002, h("go"), nostr.Tag{"parent", "tech"}, nostr.Tag{"parent", "nostr"}),
-		"children omitted": alice.sign(t, 9002, h("tech"), nostr.Tag{"name", "Tech"}),
-		"stray child":      alice.sign(t, 9002, h("go"), nostr.Tag{"parent", "tech"}, nostr.Tag{"child", "nostr"}),
+		"cycle":            alice.Sign(t, 9002, h("tech"), nostr.Tag{"parent", "nip29"}, nostr.Tag{"child", "nostr"}, nostr.Tag{"child", "go"}),
+		"own parent":       alice.Sign(t, 9002, h("go"), nostr.Tag{"parent", "go"}),
+		"missing parent":   alice.Sign(t, 9002, h("go"), nostr.Tag{"parent", "nowhere"}),
+		"two parents":      alice.Sign(t, 9002, h("go"), nostr.Tag{"parent", "tech"}, nostr.Tag{"parent", "nostr"}),
+		"children omitted": alice.Sign(t, 9002, h("tech"), nostr.Tag{"name", "Tech"}),
+		"stray child":      alice.Sign(t, 9002, h("go"), nostr.Tag{"parent", "tech"}, nostr.Tag{"child", "nostr"}),
 	} {
-		t.Run(name, func(t *testing.T) { a.refused(ev, "invalid") })
+		t.Run(name, func(t *testing.T) { a.Refused(ev, "invalid") })
 	}
 	// Only an admin of the parent may put a group under it.
-	b.refused(bob.sign(t, 9002, h("bobs"), nostr.Tag{"parent", "tech"}), "restricted")
+	b.Refused(bob.Sign(t, 9002, h("bobs"), nostr.Tag{"parent", "tech"}), "restricted")
 
 	// Reordering the children, then moving one to another parent.
-	a.mustPublish(alice.sign(t, 9002, h("tech"), nostr.Tag{"name", "Tech"}, nostr.Tag{"child", "go"}, nostr.Tag{"child", "nostr"}))
-	if kids := tagged(a.state(tr, 39000, "tech"), "child"); !slices.Equal(kids, []string{"go", "nostr"}) {
+	a.MustPublish(alice.Sign(t, 9002, h("tech"), nostr.Tag{"name", "Tech"}, nostr.Tag{"child", "go"}, nostr.Tag{"child", "nostr"}))
+	if kids := tagged(state(a, tr, 39000, "tech"), "child"); !slices.Equal(kids, []string{"go", "nostr"}) {
 		t.Fatalf("reordered children %v", kids)
 	}
-	a.mustPublish(alice.sign(t, 9002, h("go"), nostr.Tag{"parent", "nostr"}))
-	if kids := tagged(a.state(tr, 39000, "tech"), "child"); !slices.Equal(kids, []string{"nostr"}) {
+	a.MustPublish(alice.Sign(t, 9002, h("go"), nostr.Tag{"parent", "nostr"}))
+	if kids := tagged(state(a, tr, 39000, "tech"), "child"); !slices.Equal(kids, []string{"nostr"}) {
 		t.Fatalf("tech's children after the move %v", kids)
 	}
-	if kids := tagged(a.state(tr, 39000, "nostr"), "child"); !slices.Equal(kids, []string{"nip29", "go"}) {
+	if kids := tagged(state(a, tr, 39000, "nostr"), "child"); !slices.Equal(kids, []string{"nip29", "go"}) {
 		t.Fatalf("nostr's children after the move %v", kids)
 	}
 
 	// The tree survives a restart; deleting nostr makes its children roots.
 	tr.restart()
 	a = dial(t, tr.url)
-	a.mustPublish(alice.sign(t, 9008, h("nostr")))
+	a.MustPublish(alice.Sign(t, 9008, h("nostr")))
 	for _, id := range []string{"nip29", "go"} {
-		if up := tagged(a.state(tr, 39000, id), "parent"); len(up) != 0 {
+		if up := tagged(state(a, tr, 39000, id), "parent"); len(up) != 0 {
 			t.Fatalf("%s still has parent %v", id, up)
 		}
 	}
-	if kids := tagged(a.state(tr, 39000, "tech"), "child"); len(kids) != 0 {
+	if kids := tagged(state(a, tr, 39000, "tech"), "child"); len(kids) != 0 {
 		t.Fatalf("tech's children after deleting nostr %v", kids)
 	}
 }
