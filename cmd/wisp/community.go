@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/wisp-relay/wisp/groups"
+	"github.com/wisp-relay/wisp/membership"
 	"github.com/wisp-relay/wisp/policy"
 	"github.com/wisp-relay/wisp/relay"
 	"github.com/wisp-relay/wisp/storage/sqlite"
@@ -16,7 +17,11 @@ import (
 // (WISP_MEMBERSHIP), both publishing events signed by the relay's own key
 // (relaykey.go).
 
-var _ relay.Groups = (*groups.Groups)(nil)
+var (
+	_ relay.Groups     = (*groups.Groups)(nil)
+	_ relay.Membership = (*membership.Members)(nil)
+	_ relay.Manager    = (*membership.Manager)(nil)
+)
 
 // validateCommunity checks the settings of this file.
 func (c Config) validateCommunity() []error {
@@ -44,21 +49,36 @@ func (c Config) validateCommunity() []error {
 	if c.GroupEventMaxAge < 0 {
 		bad("GROUP_EVENT_MAX_AGE", c.GroupEventMaxAge, "must not be negative")
 	}
+	if c.Membership != "on" && c.Membership != "off" {
+		bad("MEMBERSHIP", c.Membership, "want on or off")
+	}
+	if c.MembershipInvites != "members" && c.MembershipInvites != "admins" {
+		bad("MEMBERSHIP_INVITES", c.MembershipInvites, "want members or admins")
+	}
+	if c.MembershipInviteTTL <= 0 {
+		bad("MEMBERSHIP_INVITE_TTL", c.MembershipInviteTTL, "must be positive")
+	}
+	if c.MembershipMaxMembers <= 0 {
+		bad("MEMBERSHIP_MAX_MEMBERS", c.MembershipMaxMembers, "must be positive")
+	}
 	return errs
 }
 
-func (c Config) groupsOn() bool { return c.Groups == "on" }
+func (c Config) groupsOn() bool     { return c.Groups == "on" }
+func (c Config) membershipOn() bool { return c.Membership == "on" }
 
 // community is the wired groups and membership of a serving relay.
 type community struct {
-	self   string // the relay's pubkey, "" without a key
-	groups *groups.Groups
+	self    string // the relay's pubkey, "" without a key
+	groups  *groups.Groups
+	members *membership.Members
 }
 
 // newCommunity loads the relay's key (making it when groups or
-// membership need one) and the groups' state from the store.
-func newCommunity(ctx context.Context, c Config, store *sqlite.Store, log *slog.Logger) (*community, error) {
-	sk, pk, err := c.relayKey(c.groupsOn())
+// membership need one) and the groups' state from the store; membership
+// works on the policy's allow list.
+func newCommunity(ctx context.Context, c Config, store *sqlite.Store, acc *access, log *slog.Logger) (*community, error) {
+	sk, pk, err := c.relayKey(c.groupsOn() || c.membershipOn())
 	if err != nil {
 		return nil, err
 	}
@@ -78,6 +98,18 @@ func newCommunity(ctx context.Context, c Config, store *sqlite.Store, log *slog.
 		}
 		cm.groups = g
 	}
+	if c.membershipOn() {
+		m, err := membership.New(membership.Config{
+			SecretKey: sk, PublicKey: pk, RelayURL: c.PublicURL,
+			AdminsOnly: c.MembershipInvites == "admins", Admins: acc.admins,
+			InviteTTL: c.MembershipInviteTTL, MaxMembers: c.MembershipMaxMembers,
+			Logger: log,
+		}, acc.policy.Lists(), acc.admin, store)
+		if err != nil {
+			return nil, err
+		}
+		cm.members = m
+	}
 	return cm, nil
 }
 
@@ -87,13 +119,24 @@ func (cm *community) apply(rc *relay.Config) {
 	if cm.groups != nil {
 		rc.Groups = cm.groups
 	}
+	if cm.members != nil {
+		rc.Membership = cm.members
+		if rc.Manager != nil { // NIP-86 allowpubkey and the role methods tie to NIP-43
+			rc.Manager = cm.members.Manager()
+		}
+	}
 }
 
-// start begins what runs beside the relay: deletions of groups under way.
-func (cm *community) start() {
+// start begins what runs beside the relay: deletions of groups under way,
+// and a member list published if the allow list changed while stopped.
+func (cm *community) start(ctx context.Context, rl *relay.Relay) error {
 	if cm.groups != nil {
 		cm.groups.Start()
 	}
+	if cm.members != nil {
+		return cm.members.Start(ctx, rl.PublishOwn)
+	}
+	return nil
 }
 
 // close stops it, after the relay has drained.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/nbd-wtf/go-nostr"
+
+	"github.com/wisp-relay/wisp/internal/wstest"
 )
 
 type nip11Doc struct {
@@ -106,4 +109,47 @@ func TestRelayKeySettings(t *testing.T) {
 			t.Errorf("%s accepted", kv)
 		}
 	}
+}
+
+// WISP_MEMBERSHIP=on with `wisp invite` run beside the serving relay: a
+// code it mints lets a new member in, once.
+func TestMembershipServeAndInvite(t *testing.T) {
+	alice, bob, carol := wstest.NewKey(t), wstest.NewKey(t), wstest.NewKey(t)
+	env := []string{"WISP_MEMBERSHIP=on", "WISP_AUTH=write", "WISP_ALLOW_PUBKEYS=" + alice.PK}
+	addr, dir, _ := startWisp(t, env...)
+	if doc := fetchNIP11(t, addr); !slices.Contains(doc.NIPs, 43) || doc.Self == "" {
+		t.Fatalf("NIP-11 %+v", doc)
+	}
+	if page := frontPage(t, addr); !strings.Contains(page, "single use, given to members") {
+		t.Fatalf("front page lacks membership:\n%s", page)
+	}
+	stdout, stderr, code := runArgsEnv(t, append(env, "WISP_DATA_DIR="+dir), "invite", "--count", "2", "--ttl", "1h")
+	codes := strings.Fields(stdout)
+	if code != 0 || len(codes) != 2 || codes[0] == codes[1] {
+		t.Fatalf("wisp invite: exit %d, %q %q", code, stdout, stderr)
+	}
+	b := wstest.Dial(t, "ws://"+addr)
+	b.Auth(bob)
+	b.Refused(bob.Sign(t, 1), "restricted")
+	claim := bob.SignAt(t, 28934, wstest.Now(), "", nostr.Tag{"-"}, nostr.Tag{"claim", codes[0]})
+	if res := b.Publish(claim); !res.OK || !strings.HasPrefix(res.Msg, "info: welcome to") {
+		t.Fatalf("claim: %+v", res)
+	}
+	b.MustPublish(bob.Sign(t, 1))
+	c := wstest.Dial(t, "ws://"+addr)
+	c.Auth(carol)
+	if res := c.Publish(carol.SignAt(t, 28934, wstest.Now(), "", nostr.Tag{"-"}, nostr.Tag{"claim", codes[0]})); res.OK {
+		t.Fatal("a code let two members in")
+	}
+	if _, _, code := runArgsEnv(t, []string{"WISP_DATA_DIR=" + dir}, "invite", "--count", "0"); code != 2 {
+		t.Fatalf("invite --count 0: exit %d, want 2", code)
+	}
+}
+
+// runArgsEnv runs the command line with environ.
+func runArgsEnv(t *testing.T, environ []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = report(run(t.Context(), args, environ, nil, &out, &errb, nil), &errb)
+	return out.String(), errb.String(), code
 }

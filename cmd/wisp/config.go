@@ -169,6 +169,18 @@ type Config struct {
 	// GroupEventMaxAge is how old a client's event for a group may be,
 	// NIP-29's "late publication" (duration, 0: no bound). Default 1h.
 	GroupEventMaxAge time.Duration `env:"GROUP_EVENT_MAX_AGE" envDefault:"1h"`
+	// Membership turns NIP-43 relay membership on (on or off): members are
+	// the allow list, joining by invite code. Default off.
+	Membership string `env:"MEMBERSHIP" envDefault:"off"`
+	// MembershipInvites is who gets invite codes over NIP-43 (members or
+	// admins, the WISP_ADMIN_PUBKEYS). Default members.
+	MembershipInvites string `env:"MEMBERSHIP_INVITES" envDefault:"members"`
+	// MembershipInviteTTL is how long an invite code stays valid (duration).
+	// Default 24h.
+	MembershipInviteTTL time.Duration `env:"MEMBERSHIP_INVITE_TTL" envDefault:"24h"`
+	// MembershipMaxMembers bounds the members joining by invite can make
+	// (count). Default 10000.
+	MembershipMaxMembers int `env:"MEMBERSHIP_MAX_MEMBERS" envDefault:"10000"`
 
 	// Search, metrics, retention and logs (see features.go).
 

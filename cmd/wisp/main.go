@@ -41,6 +41,8 @@ Usage:
                     reconcile with another relay (NIP-77, or REQ paging)
   wisp mirror <config>
                     run the live mirroring streams of a config file alone
+  wisp invite [--count N] [--ttl D]
+                    mint NIP-43 invite codes (WISP_MEMBERSHIP=on)
   wisp --version    print the version
   wisp --help       show this help
 
@@ -103,7 +105,7 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		cmd, rest = rest[0], rest[1:]
 	}
 	if len(rest) > 0 && cmd != "bench" && cmd != "scan" && cmd != "delete" && cmd != "backup" &&
-		cmd != "export" && cmd != "import" && cmd != "sync" && cmd != "mirror" { // these parse their own arguments
+		cmd != "export" && cmd != "import" && cmd != "sync" && cmd != "mirror" && cmd != "invite" { // these parse their own arguments
 		if rest[0] == "-h" || rest[0] == "--help" || rest[0] == "-help" {
 			_, err := fmt.Fprint(stdout, usage)
 			return err
@@ -137,6 +139,8 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		return runSync(ctx, rest, environ, stdout, stderr)
 	case "mirror":
 		return runMirror(ctx, rest, environ, stdout, stderr)
+	case "invite":
+		return runInvite(ctx, rest, environ, stdout, stderr)
 	case "help":
 		_, err := fmt.Fprint(stdout, usage)
 		return err

@@ -57,7 +57,7 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 		return err
 	}
 	defer acc.policy.Close() // stops a plugin, after the relay has drained
-	comm, err := newCommunity(ctx, cfg, store, log)
+	comm, err := newCommunity(ctx, cfg, store, acc, log)
 	if err != nil {
 		return err
 	}
@@ -94,7 +94,11 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(net.Add
 	rcfg.Metrics, rcfg.SlowQuery = met, cfg.SlowQuery
 	rl = relay.New(rcfg, store)
 	rl.Start()
-	comm.start()
+	if err := comm.start(ctx, rl); err != nil {
+		ln.Close()
+		rl.Shutdown(ctx) //nolint:errcheck // nothing was accepted yet
+		return err
+	}
 
 	metricsHere := metricsOnRelayPort(cfg, ln.Addr())
 	stopMetrics, err := serveMetrics(cfg, met, metricsHere, log)

@@ -30,7 +30,7 @@ func NewKey(t *testing.T) Key {
 // Now is the time in unix seconds.
 func Now() int64 { return time.Now().Unix() }
 
-// sign signs an event of now with content of its own, so that no two are
+// Sign signs an event of now with content of its own, so that no two are
 // the same event.
 func (k Key) Sign(t *testing.T, kind int, tags ...nostr.Tag) *nostr.Event {
 	t.Helper()
@@ -96,7 +96,7 @@ func (c *Client) Send(v ...any) {
 	}
 }
 
-// next returns the next message, keeping the AUTH challenge aside.
+// Next returns the next message, keeping the AUTH challenge aside.
 func (c *Client) Next() []json.RawMessage {
 	c.T.Helper()
 	for {
@@ -130,7 +130,7 @@ type OK struct {
 	Msg string
 }
 
-// publish sends ev and returns the relay's OK.
+// Publish sends ev and returns the relay's OK.
 func (c *Client) Publish(ev *nostr.Event) OK {
 	c.T.Helper()
 	c.Send("EVENT", ev)
@@ -150,7 +150,7 @@ func (c *Client) MustPublish(ev *nostr.Event) {
 	}
 }
 
-// refused publishes ev and checks it is refused with prefix.
+// Refused publishes ev and checks it is refused with prefix.
 func (c *Client) Refused(ev *nostr.Event, prefix string) string {
 	c.T.Helper()
 	res := c.Publish(ev)
@@ -160,10 +160,13 @@ func (c *Client) Refused(ev *nostr.Event, prefix string) string {
 	return res.Msg
 }
 
-// query runs a REQ to EOSE and returns the events, or the CLOSED reason.
+// Query runs a REQ to EOSE and returns the events, or the CLOSED reason.
+// Each REQ has a subscription id of its own: a live event the relay sent
+// on an earlier one before it saw that one's CLOSE is left out.
 func (c *Client) Query(filters ...nostr.Filter) ([]nostr.Event, string) {
 	c.T.Helper()
-	args := []any{"REQ", "q"}
+	subID := fmt.Sprint("q", serial.Add(1))
+	args := []any{"REQ", subID}
 	for _, f := range filters {
 		args = append(args, f)
 	}
@@ -171,7 +174,11 @@ func (c *Client) Query(filters ...nostr.Filter) ([]nostr.Event, string) {
 	var evs []nostr.Event
 	for {
 		m := c.Next()
-		switch Str(c.T, m[0]) {
+		verb := Str(c.T, m[0])
+		if verb != "NOTICE" && Str(c.T, m[1]) != subID {
+			continue
+		}
+		switch verb {
 		case "EVENT":
 			var ev nostr.Event
 			if err := json.Unmarshal(m[2], &ev); err != nil {
@@ -179,7 +186,7 @@ func (c *Client) Query(filters ...nostr.Filter) ([]nostr.Event, string) {
 			}
 			evs = append(evs, ev)
 		case "EOSE":
-			c.Send("CLOSE", "q")
+			c.Send("CLOSE", subID)
 			return evs, ""
 		case "CLOSED":
 			return evs, Str(c.T, m[2])
@@ -189,7 +196,7 @@ func (c *Client) Query(filters ...nostr.Filter) ([]nostr.Event, string) {
 	}
 }
 
-// events runs a REQ that must be served.
+// Events runs a REQ that must be served.
 func (c *Client) Events(filters ...nostr.Filter) []nostr.Event {
 	c.T.Helper()
 	evs, closed := c.Query(filters...)
@@ -199,7 +206,7 @@ func (c *Client) Events(filters ...nostr.Filter) []nostr.Event {
 	return evs
 }
 
-// count runs a COUNT and returns the count, or the CLOSED reason.
+// Count runs a COUNT and returns the count, or the CLOSED reason.
 func (c *Client) Count(filters ...nostr.Filter) (int64, string) {
 	c.T.Helper()
 	args := []any{"COUNT", "n"}
@@ -220,7 +227,7 @@ func (c *Client) Count(filters ...nostr.Filter) (int64, string) {
 	return 0, ""
 }
 
-// negIDs runs a NIP-77 session from an empty set and returns the ids the
+// NegIDs runs a NIP-77 session from an empty set and returns the ids the
 // relay has, or the NEG-ERR reason.
 func (c *Client) NegIDs(f nostr.Filter) ([]string, string) {
 	c.T.Helper()
@@ -262,7 +269,7 @@ func (c *Client) NegIDs(f nostr.Filter) ([]string, string) {
 	}
 }
 
-// auth authenticates as k, asking for the challenge with a REQ for gift
+// Auth authenticates as k, asking for the challenge with a REQ for gift
 // wraps if none came yet.
 func (c *Client) Auth(k Key) {
 	c.T.Helper()
