@@ -61,6 +61,22 @@ func (c Config) validateCommunity() []error {
 	if c.MembershipMaxMembers <= 0 {
 		bad("MEMBERSHIP_MAX_MEMBERS", c.MembershipMaxMembers, "must be positive")
 	}
+	// The relay's own state events are its memory of groups and members:
+	// a retention rule must not purge them.
+	rules, _ := parseRetention(c.Retention) // validated in features.go
+	kept := map[string][]int{"GROUPS": {39000, 39001, 39002, 39003, 39005}, "MEMBERSHIP": {13534, 33534}}
+	for name, kinds := range kept {
+		if (name == "GROUPS" && !c.groupsOn()) || (name == "MEMBERSHIP" && !c.membershipOn()) {
+			continue
+		}
+		for _, r := range rules {
+			for _, k := range kinds {
+				if k >= r.MinKind && k <= r.MaxKind {
+					bad("RETENTION", c.Retention, fmt.Sprintf("rule %s would purge kind %d, the state %s%s=on keeps; leave it out", r, k, envPrefix, name))
+				}
+			}
+		}
+	}
 	return errs
 }
 

@@ -104,7 +104,15 @@ func TestRelayKeySettings(t *testing.T) {
 	if _, err := loadConfig([]string{"WISP_RELAY_SECRET_KEY=nope"}); err == nil || strings.Contains(err.Error(), "nope") {
 		t.Fatalf("bad key: %v (the value must not be echoed)", err)
 	}
-	for _, kv := range []string{"WISP_GROUPS=yes", "WISP_GROUPS_MAX=0", "WISP_GROUP_MAX_MEMBERS=-1", "WISP_GROUP_EVENT_MAX_AGE=-1s", "WISP_GROUP_CREATORS=bob"} {
+	for _, env := range [][]string{{"WISP_GROUPS=on", "WISP_RETENTION=*:30d"}, {"WISP_MEMBERSHIP=on", "WISP_RETENTION=13000-14000:1h"}} {
+		if _, err := loadConfig(env); err == nil || !strings.Contains(err.Error(), "would purge kind") {
+			t.Errorf("%v: %v", env, err)
+		}
+	}
+	if _, err := loadConfig([]string{"WISP_GROUPS=on", "WISP_RETENTION=1:30d,7:1h"}); err != nil {
+		t.Errorf("retention of other kinds with groups on: %v", err)
+	}
+	for _, kv := range []string{"WISP_GROUPS=yes", "WISP_MEMBERSHIP=maybe", "WISP_MEMBERSHIP_INVITES=all", "WISP_MEMBERSHIP_INVITE_TTL=0s", "WISP_GROUPS_MAX=0", "WISP_GROUP_MAX_MEMBERS=-1", "WISP_GROUP_EVENT_MAX_AGE=-1s", "WISP_GROUP_CREATORS=bob"} {
 		if _, err := loadConfig([]string{kv}); err == nil {
 			t.Errorf("%s accepted", kv)
 		}
