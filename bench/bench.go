@@ -69,6 +69,11 @@ type Config struct {
 
 	PID int // relay process for CPU, disk and memory figures; 0: none
 
+	// NoSearch leaves NIP-50 search out of the query mix, which otherwise
+	// has it when the relay lists NIP-50 (a comparison sets it unless every
+	// relay does, so that all answer the same mix).
+	NoSearch bool
+
 	ToolVersion string    // who is measuring, for the report
 	Progress    io.Writer // progress lines (a terminal); nil: none
 }
@@ -175,6 +180,7 @@ type runner struct {
 	corpus *Corpus
 	rep    *Report
 	prog   *phaseLine
+	search bool // search is in the query mix
 
 	mu       sync.Mutex
 	warnings []string
@@ -229,6 +235,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	} else {
 		r.rep.Relay = info
 	}
+	r.search = !cfg.NoSearch && r.rep.Relay.supports(50)
 	if cfg.PID != 0 {
 		if _, err := readProc(cfg.PID); err != nil {
 			return nil, fmt.Errorf("relay process %d: %w", cfg.PID, err)
