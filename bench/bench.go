@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/wisp-relay/wisp/internal/progress"
 )
 
@@ -242,6 +243,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	r.checkOpenFiles()
+	if cfg.runs(PhaseIngest) {
+		r.checkEmpty(ctx)
+	}
 
 	r.prog.set("corpus", func() string { return "preparing (signing on first use)" })
 	start := time.Now()
@@ -286,6 +290,38 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r.rep.Warnings = r.warnings
 	return r.rep, nil
+}
+
+// checkEmpty warns when the relay already holds events: every figure
+// assumes it starts empty (stored events turn the corpus into duplicates,
+// and a comparison is fair only when every relay starts alike).
+func (r *runner) checkEmpty(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Wait)
+	defer cancel()
+	ws, err := dial(ctx, r.cfg.URL)
+	if err != nil {
+		r.warn("could not check that the relay is empty: %v", err)
+		return
+	}
+	defer ws.CloseNow() //nolint:errcheck // a one-off check
+	if err := ws.Write(ctx, websocket.MessageText, []byte(`["REQ","empty",{"limit":1}]`)); err != nil {
+		r.warn("could not check that the relay is empty: %v", err)
+		return
+	}
+	for {
+		_, data, err := ws.Read(ctx)
+		if err != nil {
+			r.warn("could not check that the relay is empty: %v", err)
+			return
+		}
+		if sub, ok := eventSub(data); ok && sub == "empty" {
+			r.warn("the relay held events before the run: start it on an empty database")
+			return
+		}
+		if m, err := parseRelayMsg(data); err == nil && m.sub == "empty" {
+			return // EOSE or CLOSED with nothing before it
+		}
+	}
 }
 
 // checkOpenFiles raises this process' open file limit for the phases' many

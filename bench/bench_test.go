@@ -802,3 +802,80 @@ func TestParseRelayMsg(t *testing.T) {
 		}
 	}
 }
+
+// A comparison runs the whole workload against each relay in turn and
+// prints a column per relay with the ratios; a wrong relay shows as such.
+func TestRunCompare(t *testing.T) {
+	good, bad := newFakeRelay(false), newFakeRelay(true)
+	defer good.Close()
+	defer bad.Close()
+	ws := func(s *httptest.Server) string { return "ws" + strings.TrimPrefix(s.URL, "http") }
+	cfg := smallConfig("", t.TempDir())
+	cfg.Phases = []string{PhaseIngest, PhaseQuery}
+	cfg.PID = 0
+	cmp, err := RunCompare(t.Context(), cfg, []Target{{Name: "good", URL: ws(good)}, {Name: "bad", URL: ws(bad)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cmp.Relays) != 2 || cmp.Relays[0].Name != "good" || cmp.Relays[1].Name != "bad" {
+		t.Fatalf("relays %+v", cmp.Relays)
+	}
+	g, b := cmp.Relays[0].Report, cmp.Relays[1].Report
+	if g.Ingest.Accepted != 300 || b.Ingest.Accepted != 300 || g.Query.Mismatches != 0 || b.Query.Mismatches == 0 {
+		t.Errorf("good: %d accepted, %d mismatches; bad: %d accepted, %d mismatches",
+			g.Ingest.Accepted, g.Query.Mismatches, b.Ingest.Accepted, b.Query.Mismatches)
+	}
+	// Both fakes run in this process, which listens on their ports.
+	if g.PID != os.Getpid() || b.PID != os.Getpid() || g.Query.Relay == nil {
+		t.Errorf("pids %d, %d (want %d, found from the ports); relay usage %+v", g.PID, b.PID, os.Getpid(), g.Query.Relay)
+	}
+	var out bytes.Buffer
+	if err := WriteCompareText(&out, cmp); err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	t.Logf("comparison:\n%s", text)
+	for _, want := range []string{"good ÷ bad", "ingest: accepted events/s", "query home: EOSE p99 (ms)", "bad:\nmismatch: "} {
+		if !strings.Contains(text, want) {
+			t.Errorf("comparison text lacks %q", want)
+		}
+	}
+	var js bytes.Buffer
+	if err := WriteJSON(&js, cmp); err != nil {
+		t.Fatal(err)
+	}
+	var back Comparison
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Relays) != 2 || back.Relays[1].Report.Query.Mismatches == 0 {
+		t.Errorf("comparison JSON: %v %s", err, js.String())
+	}
+
+	// The good relay now holds the corpus: a second run says so.
+	cfg.URL, cfg.Phases = ws(good), []string{PhaseIngest}
+	rep, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(rep.Warnings, func(w string) bool { return strings.Contains(w, "held events before the run") }) {
+		t.Errorf("no warning about a relay that was not empty: %q", rep.Warnings)
+	}
+	if _, err := RunCompare(t.Context(), cfg, []Target{{Name: "one", URL: ws(good)}}); err == nil {
+		t.Error("a comparison of one relay ran")
+	}
+}
+
+func TestParseTarget(t *testing.T) {
+	for in, want := range map[string]Target{
+		"wisp=ws://127.0.0.1:4869":   {Name: "wisp", URL: "ws://127.0.0.1:4869"},
+		"ws://127.0.0.1:7777":        {Name: "127.0.0.1:7777", URL: "ws://127.0.0.1:7777"},
+		"s=wss://relay.example/path": {Name: "s", URL: "wss://relay.example/path"},
+	} {
+		if got, err := ParseTarget(in); err != nil || got != want {
+			t.Errorf("%q: %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"wisp=http://x", "nope", "a=ws://"} {
+		if got, err := ParseTarget(bad); err == nil {
+			t.Errorf("%q accepted as %+v", bad, got)
+		}
+	}
+}
