@@ -204,7 +204,7 @@ func (p *pager) read(ctx context.Context, streams []*stream) error {
 func (p *pager) readFirst(ctx context.Context, c *sqlite3.SQLiteConn, st *stream, share int) error {
 	bytes, n := 0, 0
 	var err error
-	if probeable(st.f) {
+	if p.s.probe.probeable(st.f) {
 		n, err = p.readProbe(ctx, c, st, share, &bytes)
 	} else {
 		n, err = p.readQuery(ctx, c, st, st.q, share, &bytes)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"math"
+	"slices"
 
 	"github.com/mattn/go-sqlite3"
 	"github.com/nbd-wtf/go-nostr"
@@ -17,31 +19,50 @@ import (
 // in BenchmarkQuery/home. Read from the created_at index newest first
 // instead, it stops as soon as it has its limit, but when the authors are
 // few among many that walk is long. So such a filter probes: it reads the
-// created_at index only as far back as the probeRows × limit newest events
+// created_at index only as far back as the rows × limit newest events
 // (a bound found from the index alone), and if that does not give it its
 // limit, the rest comes from the usual plan, for the events older than the
 // bound. The results are the same either way and in the same order (the
 // probe's are all newer than the rest's); the probe costs at most a bounded
 // walk when it finds too little.
 
-// probeMinAuthors is the fewest authors for which a filter probes: with
-// fewer, the pubkey indexes hold few enough events to sort.
-const probeMinAuthors = 20
+// probeTuning says when a filter probes and how far; the zero value is
+// the default. Tests set it low, so that the few events of a fuzz input
+// take the probe's paths too (Options.probe).
+type probeTuning struct {
+	// minAuthors is the fewest authors for which a filter probes: with
+	// fewer, the pubkey indexes hold few enough events to sort.
+	minAuthors int
+	// rows is how many of the newest events the probe reads for each
+	// result it wants: enough when the filter matches one event in rows.
+	rows int
+}
 
-// probeRows is how many of the newest events the probe reads for each
-// result it wants: enough when the filter matches one event in eight.
-const probeRows = 8
+func (t probeTuning) withDefaults() probeTuning {
+	if t.minAuthors <= 0 {
+		t.minAuthors = 20
+	}
+	if t.rows <= 0 {
+		t.rows = 8
+	}
+	return t
+}
 
 // probeable says whether f is served by a probe: many authors and a
-// limit, no ids, tags or search (those have indexes of their own).
-func probeable(f *nostr.Filter) bool {
-	if len(f.Authors) < probeMinAuthors || f.IDs != nil || f.Limit <= 0 || f.Search != "" {
+// limit, no ids, tags or search (those have indexes of their own), and
+// not only replaceable kinds (of those an author has one each, so the
+// pubkey indexes hold few to sort).
+func (t probeTuning) probeable(f *nostr.Filter) bool {
+	if len(f.Authors) < t.minAuthors || f.IDs != nil || f.Limit <= 0 || f.Search != "" {
 		return false
 	}
 	for _, v := range f.Tags {
 		if v != nil {
 			return false
 		}
+	}
+	if f.Kinds != nil && !slices.ContainsFunc(f.Kinds, func(k int) bool { return !nostr.IsReplaceableKind(k) }) {
+		return false
 	}
 	return true
 }
@@ -61,7 +82,7 @@ func (p *pager) readProbe(ctx context.Context, c *sqlite3.SQLiteConn, st *stream
 	dest := make([]driver.Value, 1)
 	var bound *int64
 	err := queryRows(ctx, c, probeBoundSQL, []driver.NamedValue{
-		{Ordinal: 1, Value: until}, {Ordinal: 2, Value: int64(st.f.Limit) * probeRows},
+		{Ordinal: 1, Value: until}, {Ordinal: 2, Value: min(int64(st.f.Limit), math.MaxInt64/int64(p.s.probe.rows)) * int64(p.s.probe.rows)},
 	}, dest, func() error {
 		if v, ok := dest[0].(int64); ok {
 			bound = &v
