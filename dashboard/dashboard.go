@@ -34,9 +34,13 @@ import (
 const basePath = "/dashboard"
 
 const (
-	// kindsEvery is how often the kinds in the database are counted (one
-	// pass over the kind index), and only while someone watches.
-	kindsEvery = time.Minute
+	// The kinds in the database are counted (one pass over the kind
+	// index) only while someone watches, at most every kindsEvery, and
+	// then waiting kindsPause times as long as the count took: a small
+	// database is counted every few seconds, a large one rarely enough
+	// that the count costs a read connection at most 1% of its time.
+	kindsEvery = 5 * time.Second
+	kindsPause = 100
 	kindsShown = 20
 	// maxLoginBody bounds a login request (a form with the token).
 	maxLoginBody = 4 << 10
@@ -89,6 +93,7 @@ type Dashboard struct {
 	watched     time.Time // the last time data was asked for
 	kinds       []KindCount
 	kindsAsOf   time.Time
+	kindsNext   time.Time // the next count, not before
 	kindsFailed bool
 }
 
@@ -127,6 +132,8 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		serveAsset(w, req, "assets/dashboard.js", "text/javascript; charset=utf-8")
 	case basePath + "/dashboard.css":
 		serveAsset(w, req, "assets/dashboard.css", "text/css; charset=utf-8")
+	case basePath + "/icon.svg":
+		serveAsset(w, req, "assets/icon.svg", "image/svg+xml")
 	default:
 		http.NotFound(w, req)
 	}
@@ -305,14 +312,14 @@ func (d *Dashboard) snapshot(who viewer, since int64) Data {
 }
 
 // countKinds counts the kinds in the database when someone watched in
-// the last kindsEvery and the last count is older than that. It runs on
+// the last minute and the next count is due (see kindsPause). It runs on
 // the sampler's goroutine, so that one count at most is under way.
 func (d *Dashboard) countKinds(ctx context.Context, now time.Time) {
 	if d.cfg.KindCounts == nil {
 		return
 	}
 	d.mu.Lock()
-	due := now.Sub(d.watched) < kindsEvery && now.Sub(d.kindsAsOf) >= kindsEvery
+	due := now.Sub(d.watched) < time.Minute && !now.Before(d.kindsNext)
 	d.mu.Unlock()
 	if !due {
 		return
@@ -320,9 +327,10 @@ func (d *Dashboard) countKinds(ctx context.Context, now time.Time) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	kinds, err := d.cfg.KindCounts(ctx, kindsShown)
+	took := time.Since(now)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.kindsAsOf = now // a failure waits for the next round too
+	d.kindsAsOf, d.kindsNext = now, now.Add(max(kindsEvery, kindsPause*took)) // a failure waits too
 	if err != nil {
 		if ctx.Err() == nil && !d.kindsFailed {
 			d.log.Warn("dashboard: count events by kind", "err", err)

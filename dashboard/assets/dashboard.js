@@ -79,13 +79,18 @@
   const samples = []
   let since = 0
 
-  // niceMax rounds a maximum up to 1, 2 or 5 times a power of ten.
-  function niceMax(v) {
+  // niceMax rounds a maximum up to 1, 2 or 5 times a power of ten (of
+  // 1024, then of ten within it, for bytes).
+  function niceMax(v, binary) {
     if (!(v > 0)) return 1
+    const unit = binary ? Math.pow(1024, Math.max(0, Math.floor(Math.log(v) / Math.log(1024)))) : 1
+    v /= unit
     const p = Math.pow(10, Math.floor(Math.log10(v)))
-    for (const m of [1, 2, 5, 10]) if (v <= m * p) return m * p
-    return 10 * p
+    for (const m of [1, 2, 5, 10]) if (v <= m * p) return m * p * unit
+    return 10 * p * unit
   }
+  // axis labels of figures a second: up to three significant digits.
+  const axisRate = (v) => String(Number(v.toPrecision(3)))
 
   // chart draws series ({name, value: sample => number}) over the samples
   // held, with the current value of each in the legend.
@@ -99,14 +104,14 @@
     let top = 0
     const lines = series.map(s => samples.map(smp => [smp.t, s.value(smp) || 0]))
     for (const pts of lines) for (const [, v] of pts) top = Math.max(top, v)
-    top = niceMax(top)
+    top = niceMax(top, fmt === bytes)
     const y = v => T + (H - T - B) * (1 - v / top)
     const kids = []
     for (let i = 0; i <= 4; i++) {
       const v = (top * i) / 4
       kids.push(svgEl('line', { class: 'grid', x1: L, x2: W - R, y1: y(v), y2: y(v) }))
       const label = svgEl('text', { class: 'axis', x: L - 4, y: y(v) + 4, 'text-anchor': 'end' })
-      label.textContent = fmt(v)
+      label.textContent = fmt === rate ? axisRate(v) : fmt(v)
       kids.push(label)
     }
     for (let m = 0; m <= 5; m++) {
@@ -198,6 +203,8 @@
 
   function drawLists(d) {
     table('t-kinds', d.kinds.map(k => [String(k.kind), k.events]), d.kinds_as_of ? 'none' : 'counting…')
+    const asOf = document.getElementById('kinds-as-of')
+    if (asOf && d.kinds_as_of) asOf.textContent = '(as of ' + new Date(d.kinds_as_of).toLocaleTimeString() + ')'
     table('t-recent', d.recent_kinds.map(e => [e.key, e.count]), 'none')
     const ban = isAdmin ? key => el('button', { type: 'button', textContent: 'ban…', onclick: () => prefill('banpubkey', key) }) : null
     table('t-authors', d.authors.map(e => [e.key, e.count, true]), 'none', ban)

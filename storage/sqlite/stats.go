@@ -136,7 +136,8 @@ func fileSize(path string) (int64, error) {
 
 // KindCounts returns how many events of each kind are stored, the most
 // numerous first, at most limit kinds: one pass over the kind index, on a
-// read connection (the operator's dashboard asks, at most once a minute).
+// read connection (the operator's dashboard asks, while someone watches,
+// waiting 100 times as long as the count took).
 func (s *Store) KindCounts(ctx context.Context, limit int) ([]KindCount, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
