@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wisp-relay/wisp/dashboard"
 	"github.com/wisp-relay/wisp/relay"
 	"github.com/wisp-relay/wisp/storage/sqlite"
 )
@@ -32,7 +33,8 @@ const (
 // store and their OKs the clients, close connections going away,
 // checkpoint and close the database.
 func serve(ctx context.Context, cfg Config, environ []string, stderr io.Writer, ready func(net.Addr)) (err error) {
-	log := newLogger(cfg, stderr)
+	ips := newIPMask(cfg.LogIPs) // the log's and the dashboard's
+	log := newLogger(cfg, ips, stderr)
 
 	if err := checkMirrorConfig(cfg); err != nil {
 		return err
@@ -102,7 +104,17 @@ func serve(ctx context.Context, cfg Config, environ []string, stderr io.Writer, 
 	var rl *relay.Relay
 	met := newMetrics(store, func() relay.Stats { return rl.Stats() }) // scraped only once rl is set
 	rcfg.Metrics, rcfg.SlowQuery = met, cfg.SlowQuery
+	var tally *dashboard.Tally // the dashboard's busiest lists, fed by the relay
+	if dashboardOn(cfg, rcfg.AdminPubkeys) {
+		tally = dashboard.NewTally(ips.mode != "off")
+		rcfg.Senders = tally
+	}
 	rl = relay.New(rcfg, store)
+	var dash *dashboard.Dashboard
+	if tally != nil {
+		rl.OnStored(tally.Stored)
+		dash = newDashboard(cfg, rl, len(rcfg.AdminPubkeys) > 0, tally, met, store, ips, log)
+	}
 	rl.Start()
 	if err := comm.start(ctx, rl); err != nil {
 		ln.Close()
@@ -120,7 +132,7 @@ func serve(ctx context.Context, cfg Config, environ []string, stderr io.Writer, 
 	defer stopMetrics()
 
 	srv := &http.Server{
-		Handler:           handler(rl, met, cfg.MetricsToken, metricsHere),
+		Handler:           handler(rl, met, cfg.MetricsToken, metricsHere, httpHandler(dash)),
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -132,6 +144,9 @@ func serve(ctx context.Context, cfg Config, environ []string, stderr io.Writer, 
 	upkeepCtx, stopUpkeep := context.WithCancel(ctx)
 	defer stopUpkeep()
 	wg.Go(func() { giveBackMemory(upkeepCtx) })
+	if dash != nil {
+		wg.Go(func() { dash.Run(upkeepCtx) })
+	}
 	stopMirrors := func() {}
 	if cfg.MirrorConfig != "" { // live mirroring, see mirror.go; the file was checked
 		mirrorCtx, cancelMirrors := context.WithCancel(ctx)
@@ -147,6 +162,10 @@ func serve(ctx context.Context, cfg Config, environ []string, stderr io.Writer, 
 		"version", version,
 		"verifier", verifier,
 		"sync", cfg.Sync)
+	if dash != nil {
+		log.Info("dashboard", "url", dashboardURL(cfg.PublicURL, ln.Addr()),
+			"login", dashboardLogins(len(rcfg.AdminPubkeys) > 0, cfg.MetricsToken != ""))
+	}
 	for _, w := range cfg.urlWarnings() {
 		log.Warn(w)
 	}
@@ -191,9 +210,9 @@ func serve(ctx context.Context, cfg Config, environ []string, stderr io.Writer, 
 }
 
 // newLogger builds the process logger; cfg has been validated.
-func newLogger(cfg Config, w io.Writer) *slog.Logger {
+func newLogger(cfg Config, ips ipMask, w io.Writer) *slog.Logger {
 	level, _ := parseLevel(cfg.LogLevel)
-	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: clientIPs(cfg.LogIPs)}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: ips.replaceAttr()}
 	if cfg.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
