@@ -236,6 +236,6 @@ func (r *Relay) broadcast(ev *nostr.Event, e liveEvent) {
 		if private && !s.c.maySee(ev) {
 			return // private messages reach only their recipients
 		}
-		s.deliver(e, r.cfg.Limits.MaxPendingBytes)
+		s.deliver(e, s.c.out.budget)
 	})
 }
