@@ -62,6 +62,7 @@ type Config struct {
 	// HostileConns are the connections of each hostile attack, held for
 	// HostileHold; the relay's memory is then watched for HostileRelease.
 	HostileConns   int
+	HostileSubs    int // subscriptions each connection of the subs attack opens
 	HostileHold    time.Duration
 	HostileRelease time.Duration
 	Wait           time.Duration // longest wait for one answer (OK, EOSE, delivery)
@@ -89,6 +90,7 @@ func DefaultConfig(url string) Config {
 		FanoutRate:     200,
 		IdleConns:      2000,
 		HostileConns:   40,
+		HostileSubs:    50,
 		HostileHold:    5 * time.Second,
 		HostileRelease: 20 * time.Second,
 		Wait:           15 * time.Second,
@@ -114,7 +116,7 @@ func (c *Config) validate() error {
 	}{
 		{"connections", c.Conns}, {"events in flight", c.InFlight}, {"queries", c.Queries},
 		{"fan-out subscribers", c.FanoutSubs}, {"fan-out events", c.FanoutN}, {"idle connections", c.IdleConns},
-		{"hostile connections", c.HostileConns},
+		{"hostile connections", c.HostileConns}, {"hostile subscriptions", c.HostileSubs},
 	}
 	for _, p := range positive {
 		if p.v < 1 {

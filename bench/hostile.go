@@ -26,8 +26,8 @@ import (
 // The attacks:
 //   - req: one REQ of 10 filters with limit 5000 each, over disjoint
 //     authors, so that every filter has its own 5,000 events;
-//   - subs: 50 subscriptions of 10 filters of 500 ids each (500 KB of
-//     filters a subscription);
+//   - subs: HostileSubs (50) subscriptions of 10 filters of 500 ids each
+//     (330 KB of filters a subscription);
 //   - neg: 4 negentropy sessions over every event.
 
 const (
@@ -75,7 +75,7 @@ func (r *runner) hostile(ctx context.Context) error {
 		}},
 		{"subs", func(conn int) [][]byte {
 			var out [][]byte
-			for s := range 50 {
+			for s := range r.cfg.HostileSubs {
 				fs := make([]nostr.Filter, 10)
 				for i := range fs {
 					fs[i] = nostr.Filter{IDs: fakeIDs(conn*1000+s*10+i, 500)}

@@ -371,6 +371,21 @@ function expectOrder(got, want, what) {
   )
 }
 
+// expectLimited checks a REQ's answer against the first n of want (all
+// matches, newest first, ties by lowest id). NIP-01 lets a relay send a
+// little more than the limit, and NIP-67 asks that a created_at tie at the
+// boundary be sent whole: extra events must continue want in order and
+// share the created_at of the last event within the limit.
+function expectLimited(got, want, n, what) {
+  const head = got.slice(0, n)
+  expectOrder(head, want.slice(0, n), what)
+  const extra = got.slice(n)
+  if (extra.length === 0) return
+  expectOrder(extra, want.slice(n, n + extra.length), `${what} (past the limit)`)
+  const at = want[n - 1].created_at
+  assert(extra.every((e) => e.created_at === at), `${what}: ${extra.length} events past the limit are not the boundary's created_at tie ${at}`)
+}
+
 function expectOK(res, what) {
   assert(res.ok === true, `${what}: want OK true, got OK ${res.ok} ${JSON.stringify(res.reason)}`)
 }
@@ -654,7 +669,7 @@ check('nip01 REQ: conditions of one filter are ANDed', async () => {
   expectIds(await ntQuery(relay, [{ authors: [a.pk], kinds: [kind], '#t': [t], since: T - 100 }]), [match], 'authors+kinds+#t+since')
 })
 
-check('nip01 REQ: limit returns the newest events, newest first, ties by lowest id', async () => {
+check('nip01 REQ: limit returns the newest events, newest first, ties by lowest id (a boundary tie may be sent whole, NIP-67)', async () => {
   const raw = await Raw.open()
   const k = newKey()
   const evs = [
@@ -666,8 +681,8 @@ check('nip01 REQ: limit returns the newest events, newest first, ties by lowest 
   for (const r of await raw.publishAll([...evs].reverse())) expectOK(r, 'publish')
   const sorted = [...evs].sort(newestFirst)
   const relay = await ntConnect()
-  expectOrder(await ntQuery(relay, [{ authors: [k.pk], limit: 3 }]), sorted.slice(0, 3), 'limit 3')
-  expectOrder(await ntQuery(relay, [{ authors: [k.pk], limit: 6 }]), sorted.slice(0, 6), 'limit 6')
+  expectLimited(await ntQuery(relay, [{ authors: [k.pk], limit: 3 }]), sorted, 3, 'limit 3')
+  expectLimited(await ntQuery(relay, [{ authors: [k.pk], limit: 6 }]), sorted, 6, 'limit 6')
   expectOrder(await ntQuery(relay, [{ authors: [k.pk], limit: 100 }]), sorted, 'limit 100')
 })
 

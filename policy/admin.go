@@ -273,6 +273,25 @@ func setter(key string) func(*Admin, context.Context, params) (any, error) {
 	}
 }
 
+// AllowPubkey adds pk to the allow list (off the banned pubkeys), as the
+// NIP-86 method allowpubkey does: stored, then applied.
+func (a *Admin) AllowPubkey(ctx context.Context, pk, reason string) error {
+	if err := a.store.PutListEntry(ctx, ListAllowedPubkeys, pk, reason, ListBannedPubkeys); err != nil {
+		return err
+	}
+	a.lists.put(ListAllowedPubkeys, pk, reason, ListBannedPubkeys)
+	return nil
+}
+
+// UnallowPubkey takes pk off the added allow list, as unallowpubkey does.
+func (a *Admin) UnallowPubkey(ctx context.Context, pk string) error {
+	if err := a.store.DeleteListEntry(ctx, ListAllowedPubkeys, pk); err != nil {
+		return err
+	}
+	a.lists.remove(ListAllowedPubkeys, pk)
+	return nil
+}
+
 // banPubkey bans a pubkey (taking it off the allow list) and removes its
 // stored events.
 func (a *Admin) banPubkey(ctx context.Context, p params) (any, error) {

@@ -238,12 +238,16 @@ func (p *Policy) Read(in *wisp.ReadInput) wisp.Decision {
 		return wisp.Rejected(wisp.PrefixRateLimited, fmt.Sprintf("slow down: at most %d subscriptions per %s", r.cfg.ReqRateIP.N, r.cfg.ReqRateIP.Per))
 	}
 	if r.cfg.Auth == wisp.AuthAll {
+		// Any pubkey the connection authenticated as that is a member and
+		// not banned lets it read (NIP-42: every one of them counts).
+		member := func(pk string) bool { return !p.lists.PubkeyBanned(pk) && p.lists.PubkeyAllowed(pk) }
 		switch {
-		case in.Authed == "":
+		case len(in.Authed) == 0:
 			return wisp.Rejected(wisp.PrefixAuthRequired, "this relay serves only authenticated members (NIP-42)")
-		case p.lists.PubkeyBanned(in.Authed):
+		case in.Authed.Any(member):
+		case in.Authed.Any(p.lists.PubkeyBanned):
 			return wisp.Rejected(wisp.PrefixRestricted, "this pubkey is banned from this relay")
-		case !p.lists.PubkeyAllowed(in.Authed):
+		default:
 			return wisp.Rejected(wisp.PrefixRestricted, "this pubkey is not a member of this relay")
 		}
 	}

@@ -41,6 +41,10 @@ type Lists struct {
 
 	mu  sync.RWMutex
 	dyn map[string]map[string]string // list -> key -> reason
+
+	// listedOnly: only listed pubkeys may write, even while the lists are
+	// empty (NIP-43 membership: the allow list is the member list).
+	listedOnly atomic.Bool
 }
 
 // fixedLists are the lists of the configuration (WISP_ALLOW_PUBKEYS, ...).
@@ -138,9 +142,14 @@ func (l *Lists) PubkeyBanned(pk string) bool {
 	return l.fixed.Load().denyPub[pk] || l.has(ListBannedPubkeys, pk)
 }
 
+// RequireListed makes the allow list hold even while it is empty: only
+// listed pubkeys may write (and, with WISP_AUTH=all, read). NIP-43
+// membership turns it on, its members being the allow list.
+func (l *Lists) RequireListed() { l.listedOnly.Store(true) }
+
 // allowListActive reports whether only listed pubkeys may write.
 func (l *Lists) allowListActive() bool {
-	if len(l.fixed.Load().allowPub) > 0 {
+	if len(l.fixed.Load().allowPub) > 0 || l.listedOnly.Load() {
 		return true
 	}
 	l.mu.RLock()
@@ -155,6 +164,33 @@ func (l *Lists) PubkeyAllowed(pk string) bool {
 		return true
 	}
 	return pk != "" && (l.fixed.Load().allowPub[pk] || l.has(ListAllowedPubkeys, pk))
+}
+
+// PubkeyListed reports whether pk is on the allow list, fixed or added.
+func (l *Lists) PubkeyListed(pk string) bool {
+	return l.fixed.Load().allowPub[pk] || l.has(ListAllowedPubkeys, pk)
+}
+
+// PubkeyFixed reports whether pk is on the allow list of the
+// configuration (WISP_ALLOW_PUBKEYS), which no call removes.
+func (l *Lists) PubkeyFixed(pk string) bool { return l.fixed.Load().allowPub[pk] }
+
+// AllowedPubkeys returns the allow list, fixed and added, sorted.
+func (l *Lists) AllowedPubkeys() []string {
+	fixed := l.fixed.Load()
+	l.mu.RLock()
+	out := make([]string, 0, len(fixed.allowPub)+len(l.dyn[ListAllowedPubkeys]))
+	for pk := range l.dyn[ListAllowedPubkeys] {
+		out = append(out, pk)
+	}
+	l.mu.RUnlock()
+	for pk := range fixed.allowPub {
+		if !slices.Contains(out, pk) {
+			out = append(out, pk)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // KindAllowed reports whether events of kind may be stored: not denied,

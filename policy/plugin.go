@@ -145,7 +145,7 @@ func (p *Plugin) Check(ctx context.Context, in *wisp.Input) wisp.Decision {
 		ReceivedAt: received.Unix(),
 		SourceType: sourceType(in),
 		SourceInfo: in.Remote,
-		Authed:     in.Authed,
+		Authed:     in.Authed.First(), // strfry's protocol names one pubkey
 	})
 	if err != nil {
 		p.log.Error("plugin: encode request", "err", err)

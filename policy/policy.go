@@ -51,8 +51,9 @@ type Chain struct {
 type namedRule struct {
 	name string
 	rule Rule
-	// vanish: the rule also judges NIP-62 requests to vanish.
-	vanish bool
+	// guard: the rule also judges NIP-62 requests to vanish and NIP-43
+	// membership requests, which only such rules judge.
+	guard bool
 }
 
 // Add appends a rule under a name used in logs. A nil rule is skipped.
@@ -63,10 +64,11 @@ func (c *Chain) Add(name string, r Rule) *Chain {
 	return c
 }
 
-// addGuard appends a rule that also judges requests to vanish.
+// addGuard appends a rule that also judges requests to vanish and
+// membership requests.
 func (c *Chain) addGuard(name string, r Rule) *Chain {
 	if r != nil {
-		c.rules = append(c.rules, namedRule{name: name, rule: r, vanish: true})
+		c.rules = append(c.rules, namedRule{name: name, rule: r, guard: true})
 	}
 	return c
 }
@@ -77,7 +79,7 @@ func (c *Chain) Len() int { return len(c.rules) }
 // Check runs the chain.
 func (c *Chain) Check(ctx context.Context, in *wisp.Input) (d wisp.Decision) {
 	for _, nr := range c.rules {
-		if in.Vanish && !nr.vanish {
+		if (in.Vanish || in.Membership) && !nr.guard {
 			continue
 		}
 		d = c.run(ctx, nr, in)

@@ -75,10 +75,10 @@ func BannedEvents(l *Lists) Rule {
 }
 
 // PubkeyDeny refuses events by a denied pubkey, and from a connection
-// authenticated as one.
+// authenticated as one (among others).
 func PubkeyDeny(l *Lists) Rule {
 	return RuleFunc(func(_ context.Context, in *wisp.Input) wisp.Decision {
-		if l.PubkeyBanned(in.Event.PubKey) || (in.Authed != "" && l.PubkeyBanned(in.Authed)) {
+		if l.PubkeyBanned(in.Event.PubKey) || in.Authed.Any(l.PubkeyBanned) {
 			return wisp.Rejected(wisp.PrefixBlocked, "pubkey is banned from this relay")
 		}
 		return wisp.Accepted
@@ -86,15 +86,16 @@ func PubkeyDeny(l *Lists) Rule {
 }
 
 // PubkeyAllow lets through events whose author is on the allow list, or
-// which come from a connection authenticated as a pubkey on it (members may
-// publish what others signed, such as a reposted note). With an empty list
-// everyone passes. An event an admin allowed passes too.
+// which come from a connection authenticated as a pubkey on it (any of those
+// it authenticated as): members may publish what others signed, such as a
+// reposted note. With an empty list everyone passes. An event an admin
+// allowed passes too.
 func PubkeyAllow(l *Lists) Rule {
 	return RuleFunc(func(_ context.Context, in *wisp.Input) wisp.Decision {
-		if l.PubkeyAllowed(in.Event.PubKey) || (in.Authed != "" && l.PubkeyAllowed(in.Authed)) || l.EventAllowed(in.Event.ID) {
+		if l.PubkeyAllowed(in.Event.PubKey) || in.Authed.Any(l.PubkeyAllowed) || l.EventAllowed(in.Event.ID) {
 			return wisp.Accepted
 		}
-		if in.Source == wisp.SourceClient && in.Authed == "" {
+		if in.Source == wisp.SourceClient && len(in.Authed) == 0 {
 			return wisp.Rejected(wisp.PrefixAuthRequired, "this relay accepts events only from its members; authenticate first")
 		}
 		return wisp.Rejected(wisp.PrefixRestricted, "this pubkey is not allowed to publish here")
@@ -173,7 +174,7 @@ func leadingZeroBits(id string) int {
 // connection.
 func AuthForWrites() Rule {
 	return RuleFunc(func(_ context.Context, in *wisp.Input) wisp.Decision {
-		if in.Source == wisp.SourceClient && in.Authed == "" {
+		if in.Source == wisp.SourceClient && len(in.Authed) == 0 {
 			return wisp.Rejected(wisp.PrefixAuthRequired, "this relay accepts events only after authentication (NIP-42)")
 		}
 		return wisp.Accepted

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
@@ -46,19 +47,36 @@ func (r *Relay) admit(ev *nostr.Event, a arrival) (queued, ok bool, msg string) 
 	if !checkID(ev) {
 		return refuse(wisp.Reason(wisp.PrefixInvalid, "event id does not match its content"))
 	}
-	authed := ""
+	var authed wisp.Pubkeys
 	if a.c != nil {
-		authed = a.c.auth.pubkey()
+		authed = a.c.auth.pubkeys()
 	}
 	if isProtected(ev) {
 		// NIP-70: only its author, authenticated, may publish it; an
 		// operator's import is trusted.
 		switch {
 		case a.c == nil && a.source == wisp.SourceImport:
-		case a.c == nil || (authed != "" && authed != ev.PubKey):
+		case a.c == nil || (len(authed) > 0 && !authed.Has(ev.PubKey)):
 			return refuse(wisp.Reason(wisp.PrefixRestricted, "this event may only be published by its author (NIP-70)"))
-		case authed == "":
+		case len(authed) == 0:
 			return refuse(wisp.Reason(wisp.PrefixAuthRequired, "this event may only be published by its author (NIP-70); authenticate first"))
+		}
+	}
+	if a.source != wisp.SourceImport && embedsOthersProtected(ev) {
+		// NIP-70: a repost must not embed a protected event; its author may.
+		return refuse(wisp.Reason(wisp.PrefixBlocked, "this repost embeds a protected event (NIP-70); repost it with empty content"))
+	}
+	if a.source != wisp.SourceImport && r.cfg.Info.Self != "" && ev.PubKey == r.cfg.Info.Self {
+		// Nothing the relay signed may come back from outside: a replayed
+		// put-user would let a removed member back in.
+		return refuse(wisp.Reason(wisp.PrefixBlocked, "events of this relay's own key are published by the relay itself"))
+	}
+	if r.cfg.Membership != nil {
+		if isRelayMembershipKind(ev.Kind) && a.source != wisp.SourceImport {
+			return refuse(wisp.Reason(wisp.PrefixBlocked, fmt.Sprintf("events of kind %d are published by this relay itself (NIP-43)", ev.Kind)))
+		}
+		if isMembershipRequest(ev.Kind) {
+			return r.membershipRequest(ev, raw, a, authed)
 		}
 	}
 	vanish := ev.Kind == kindVanish
@@ -66,8 +84,10 @@ func (r *Relay) admit(ev *nostr.Event, a arrival) (queued, ok bool, msg string) 
 		return refuse(wisp.Reason(wisp.PrefixBlocked, "this request to vanish names other relays"))
 	}
 	var in *wisp.Input
-	if r.cfg.Policy != nil {
+	if r.cfg.Policy != nil || r.cfg.Groups != nil {
 		in = &wisp.Input{Event: ev, Raw: raw, Source: a.source, Remote: a.remote, Authed: authed, Received: time.Now(), Vanish: vanish}
+	}
+	if r.cfg.Policy != nil {
 		if d := r.cfg.Policy.Early(a.ctx, in); d.Action != wisp.Accept {
 			if d.Action == wisp.ShadowReject {
 				r.stats.rejected.Add(1)
@@ -94,11 +114,26 @@ func (r *Relay) admit(ev *nostr.Event, a arrival) (queued, ok bool, msg string) 
 			return false, true, wisp.Reason(wisp.PrefixDuplicate, "already have this event")
 		}
 	}
+	if r.cfg.Groups != nil {
+		if d := r.cfg.Groups.Judge(a.ctx, in); d.Action != wisp.Accept {
+			if d.Action == wisp.ShadowReject {
+				r.stats.rejected.Add(1)
+				return false, true, d.Reason
+			}
+			return refuse(d.Reason)
+		}
+	}
 
 	p := &pending{ev: ev, raw: raw, c: a.c, in: in, noVerify: a.noVerify, source: a.source, done: a.done}
 	if a.c == nil {
 		p.origin = a.remote
 	}
+	return r.enqueue(a.ctx, p)
+}
+
+// enqueue hands p to the verify pool, or returns the answer for the
+// caller to give when it cannot.
+func (r *Relay) enqueue(ctx context.Context, p *pending) (queued, ok bool, msg string) {
 	// Registered as a sender under drainMu, so that Shutdown closes
 	// verifyCh only once no admit can send on it.
 	r.drainMu.RLock()
@@ -114,7 +149,7 @@ func (r *Relay) admit(ev *nostr.Event, a arrival) (queued, ok bool, msg string) 
 	select {
 	case r.verifyCh <- p:
 		return true, false, ""
-	case <-a.ctx.Done():
+	case <-ctx.Done():
 		return r.withdraw(p, wisp.Reason(wisp.PrefixError, "cancelled"))
 	case <-r.ctx.Done():
 		return r.withdraw(p, wisp.Reason(wisp.PrefixError, "relay is shutting down"))

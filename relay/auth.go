@@ -31,8 +31,8 @@ type connAuth struct {
 	c         *conn
 	challenge string
 	sent      atomic.Bool
-	authed    atomic.Pointer[string]
-	attempts  int // handler goroutine only
+	authed    atomic.Pointer[wisp.Pubkeys] // replaced, never changed in place
+	attempts  int                          // handler goroutine only
 }
 
 func (a *connAuth) init(c *conn) {
@@ -45,12 +45,27 @@ func (a *connAuth) init(c *conn) {
 	}
 }
 
-// pubkey is the authenticated pubkey, or "". Safe from any goroutine.
-func (a *connAuth) pubkey() string {
+// pubkeys are the pubkeys the connection authenticated as (NIP-42: a client
+// may authenticate as several, and the relay must treat each as
+// authenticated); none before AUTH. Safe from any goroutine; the caller must
+// not change the slice.
+func (a *connAuth) pubkeys() wisp.Pubkeys {
 	if p := a.authed.Load(); p != nil {
 		return *p
 	}
-	return ""
+	return nil
+}
+
+// add records one more authenticated pubkey. Handler goroutine only; at
+// most maxAuthAttempts pubkeys, as AUTH messages are bounded.
+func (a *connAuth) add(pk string) {
+	old := a.pubkeys()
+	if old.Has(pk) {
+		return
+	}
+	next := append(make(wisp.Pubkeys, 0, len(old)+1), old...)
+	next = append(next, pk)
+	a.authed.Store(&next)
 }
 
 // sendChallenge sends ["AUTH", challenge] once per connection. It never
@@ -102,16 +117,20 @@ func (c *conn) handleAuth(ev *nostr.Event) {
 		fail("bad signature")
 		return
 	}
-	pk := ev.PubKey
-	c.auth.authed.Store(&pk)
-	c.r.log.Debug("client authenticated", "remote", c.remote, "pubkey", pk)
+	c.auth.add(ev.PubKey)
+	c.r.log.Debug("client authenticated", "remote", c.remote, "pubkey", ev.PubKey)
 	c.ok(ev.ID, true, "")
 }
 
-// Private messages (NIP-17 gift wraps, NIP-04 direct messages) are served
-// only to an authenticated recipient (p-tagged) or, for kind 4, the author.
+// kindEphemeralGiftWrap is NIP-59's ephemeral gift wrap: never stored (it is
+// in the ephemeral range), delivered live to its recipient only.
+const kindEphemeralGiftWrap = 21059
+
+// Private messages (NIP-17 and NIP-59 gift wraps, NIP-04 direct messages)
+// are served only to an authenticated recipient (p-tagged) or, for kind 4,
+// the author.
 func isPrivateKind(kind int) bool {
-	return kind == nostr.KindGiftWrap || kind == nostr.KindEncryptedDirectMessage
+	return kind == nostr.KindGiftWrap || kind == kindEphemeralGiftWrap || kind == nostr.KindEncryptedDirectMessage
 }
 
 // maySee reports whether the connection may receive ev.
@@ -119,18 +138,20 @@ func (c *conn) maySee(ev *nostr.Event) bool {
 	if !isPrivateKind(ev.Kind) {
 		return true
 	}
-	return visibleTo(ev.Kind, ev.PubKey, ev.Tags, c.auth.pubkey())
+	return visibleTo(ev.Kind, ev.PubKey, ev.Tags, c.auth.pubkeys())
 }
 
-func visibleTo(kind int, author string, tags nostr.Tags, viewer string) bool {
-	if viewer == "" {
+// visibleTo reports whether a private message reaches one of viewers: a
+// p-tagged recipient or, for kind 4, its author.
+func visibleTo(kind int, author string, tags nostr.Tags, viewers wisp.Pubkeys) bool {
+	if len(viewers) == 0 {
 		return false
 	}
-	if kind == nostr.KindEncryptedDirectMessage && author == viewer {
+	if kind == nostr.KindEncryptedDirectMessage && viewers.Has(author) {
 		return true
 	}
 	for _, tag := range tags {
-		if len(tag) >= 2 && tag[0] == "p" && tag[1] == viewer {
+		if len(tag) >= 2 && tag[0] == "p" && viewers.Has(tag[1]) {
 			return true
 		}
 	}
@@ -156,7 +177,7 @@ func (c *conn) maySeeRaw(raw []byte) bool {
 	if !isPrivateKind(ev.Kind) {
 		return true
 	}
-	return visibleTo(ev.Kind, ev.PubKey, ev.Tags, c.auth.pubkey())
+	return visibleTo(ev.Kind, ev.PubKey, ev.Tags, c.auth.pubkeys())
 }
 
 var kindKey = []byte(`,"kind":`)

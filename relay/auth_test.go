@@ -1,6 +1,7 @@
 package relay_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -88,6 +89,17 @@ func TestAuthModeAll(t *testing.T) {
 	if got := c.query("q", nostr.Filter{Kinds: []int{1}}); len(got) != 1 || got[0].ID != note.ID {
 		t.Fatalf("member reads %v", ids(got))
 	}
+
+	// The member's client authenticates as the stranger too, on the same
+	// connection: every pubkey it authenticated as counts, so it still
+	// reads, and writes what the stranger signed.
+	if res := c.authenticate(stranger, challenge, tr.url); !res.ok {
+		t.Fatalf("second AUTH: %+v", res)
+	}
+	if got := c.query("q", nostr.Filter{Kinds: []int{1}}); len(got) != 1 {
+		t.Fatalf("after AUTH as the stranger too, reads %v", ids(got))
+	}
+	c.mustPublish(stranger.sign(t, 1, now(), "through my member friend"))
 }
 
 func TestProtectedEvents(t *testing.T) {
@@ -222,5 +234,101 @@ func TestAuthAttemptsAreBounded(t *testing.T) {
 	c.send("AUTH", k.authEvent(t, challenge, tr.url, now()))
 	if res := c.expectOK(); res.ok || !strings.HasPrefix(res.msg, "rate-limited:") {
 		t.Fatalf("21st attempt: %+v", res)
+	}
+}
+
+// NIP-42: a client may authenticate as several pubkeys on one connection,
+// and the relay must treat every one of them as authenticated: for
+// protected events (NIP-70) and for private messages alike.
+func TestAuthAsSeveralPubkeys(t *testing.T) {
+	tr := startRelay(t)
+	alice, bob, wrapper := newKey(t), newKey(t), newKey(t)
+	toAlice := wrapper.sign(t, nostr.KindGiftWrap, now()-60, "sealed", nostr.Tag{"p", alice.pk})
+	toBob := wrapper.sign(t, nostr.KindGiftWrap, now()-60, "sealed", nostr.Tag{"p", bob.pk})
+	dial(t, tr.url).mustPublish(toAlice)
+	dial(t, tr.url).mustPublish(toBob)
+
+	c := dial(t, tr.url)
+	challenge := c.challengeViaDMs()
+	for _, k := range []key{alice, bob} {
+		if res := c.authenticate(k, challenge, tr.url); !res.ok {
+			t.Fatalf("AUTH: %+v", res)
+		}
+	}
+	c.mustPublish(alice.sign(t, 1, now(), "alice, protected", nostr.Tag{"-"}))
+	c.mustPublish(bob.sign(t, 1, now(), "bob, protected", nostr.Tag{"-"}))
+	got := c.query("dms", nostr.Filter{Kinds: []int{nostr.KindGiftWrap}})
+	if len(got) != 2 {
+		t.Fatalf("gift wraps served: %v, want both alice's and bob's", ids(got))
+	}
+	// Live too.
+	c.req("live", nostr.Filter{Kinds: []int{nostr.KindGiftWrap}, Limit: 1, Since: ptr(nostr.Timestamp(now()))})
+	late := wrapper.sign(t, nostr.KindGiftWrap, now(), "sealed", nostr.Tag{"p", alice.pk})
+	dial(t, tr.url).mustPublish(late)
+	if ev := c.expectEvent("live"); ev.ID != late.ID {
+		t.Fatalf("live %s, want %s", ev.ID, late.ID)
+	}
+}
+
+// NIP-59: an ephemeral gift wrap (kind 21059) goes live to its recipient
+// only, like a stored one, and is never stored.
+func TestEphemeralGiftWrapOnlyForItsRecipient(t *testing.T) {
+	tr := startRelay(t)
+	bob, carol, wrapper := newKey(t), newKey(t), newKey(t)
+
+	b := dial(t, tr.url)
+	if res := b.authenticate(bob, b.challengeViaDMs(), tr.url); !res.ok {
+		t.Fatalf("AUTH: %+v", res)
+	}
+	cc := dial(t, tr.url)
+	if res := cc.authenticate(carol, cc.challengeViaDMs(), tr.url); !res.ok {
+		t.Fatalf("AUTH: %+v", res)
+	}
+	anon := dial(t, tr.url)
+	for _, c := range []*client{b, cc, anon} {
+		c.req("live", nostr.Filter{})
+	}
+	anon.send("REQ", "wraps", nostr.Filter{Kinds: []int{21059}})
+	anon.expectChallenge()
+	if why := anon.expectClosed("wraps"); !strings.HasPrefix(why, "auth-required:") {
+		t.Fatalf("unauthenticated REQ for ephemeral gift wraps: CLOSED %q, want auth-required:", why)
+	}
+
+	wrap := wrapper.sign(t, 21059, now(), "sealed", nostr.Tag{"p", bob.pk})
+	note := wrapper.sign(t, 1, now(), "public")
+	sender := dial(t, tr.url)
+	sender.mustPublish(wrap)
+	sender.mustPublish(note)
+	if ev := b.expectEvent("live"); ev.ID != wrap.ID {
+		t.Fatalf("bob got %s first, want the ephemeral gift wrap", ev.ID)
+	}
+	b.expectEvent("live") // the note
+	for _, c := range []*client{cc, anon} {
+		if ev := c.expectEvent("live"); ev.ID != note.ID {
+			t.Fatalf("got %s, want only the public note", ev.ID)
+		}
+	}
+	if got := b.query("later", nostr.Filter{Kinds: []int{21059}}); len(got) != 0 {
+		t.Fatalf("ephemeral gift wrap was stored: %v", ids(got))
+	}
+}
+
+// NIP-70: a repost (kinds 6 and 16) that embeds a protected event is
+// refused, unless its author reposts their own event.
+func TestRepostOfProtectedEvent(t *testing.T) {
+	tr := startRelay(t)
+	alice, bob := newKey(t), newKey(t)
+	protected := alice.sign(t, 1, now(), "members only", nostr.Tag{"-"})
+	open := alice.sign(t, 1, now(), "for everyone")
+	embed := func(ev *nostr.Event) string { b, _ := json.Marshal(ev); return string(b) }
+
+	c := dial(t, tr.url)
+	for _, kind := range []int{6, 16} {
+		wantRefused(t, c.publish(bob.sign(t, kind, now(), embed(protected), nostr.Tag{"e", protected.ID}, nostr.Tag{"p", alice.pk})), "blocked")
+		// A repost without the embedded event, or of an open one, is fine.
+		c.mustPublish(bob.sign(t, kind, now(), "", nostr.Tag{"e", protected.ID}, nostr.Tag{"p", alice.pk}))
+		c.mustPublish(bob.sign(t, kind, now(), embed(open), nostr.Tag{"e", open.ID}, nostr.Tag{"p", alice.pk}))
+		// Alice may repost her own protected event with it embedded.
+		c.mustPublish(alice.sign(t, kind, now(), embed(protected), nostr.Tag{"e", protected.ID}))
 	}
 }

@@ -49,7 +49,7 @@ func (c *conn) handleCount(subID string, filters []nostr.Filter) {
 
 	ctx, cancel := context.WithTimeout(c.ctx, r.limits().QueryTimeout)
 	start := time.Now()
-	res, err := r.count(ctx, filters)
+	res, err := r.count(ctx, filters, c.auth.pubkeys())
 	cancel()
 	c.observeQuery(QueryCount, subID, filters, time.Since(start), err, int(res.Count))
 	if err != nil {
@@ -70,9 +70,15 @@ func (c *conn) handleCount(subID string, filters []nostr.Filter) {
 }
 
 // count asks the store. Private messages are never counted: a filter
-// without kinds would match them too, so their count is taken out.
-func (r *Relay) count(ctx context.Context, filters []nostr.Filter) (countResult, error) {
-	if off := hllOffset(filters); off >= 0 {
+// without kinds would match them too, so their count is taken out; so is
+// the count of what the ReadGuard hides from viewers (then no HyperLogLog:
+// its registers cannot be taken apart).
+func (r *Relay) count(ctx context.Context, filters []nostr.Filter, viewers wisp.Pubkeys) (countResult, error) {
+	var hidden []nostr.Filter
+	if r.cfg.Groups != nil {
+		hidden = r.cfg.Groups.Hidden(filters, viewers)
+	}
+	if off := hllOffset(filters); off >= 0 && hidden == nil {
 		if hc, ok := r.store.(storage.HLLCounter); ok {
 			n, approx, hll, err := hc.CountHLL(ctx, filters, off)
 			if err != nil {
@@ -102,6 +108,13 @@ func (r *Relay) count(ctx context.Context, filters []nostr.Filter) (countResult,
 			return countResult{}, err
 		}
 		n, approx = max(n-p, 0), approx || papprox
+	}
+	if len(hidden) > 0 && n > 0 {
+		h, happrox, err := r.store.Count(ctx, hidden)
+		if err != nil {
+			return countResult{}, err
+		}
+		n, approx = max(n-h, 0), approx || happrox
 	}
 	return countResult{Count: n, Approximate: approx}, nil
 }

@@ -74,7 +74,7 @@ func (c *conn) handle(data []byte) {
 		case perr.eventID != "":
 			c.r.stats.rejected.Add(1)
 			c.ok(perr.eventID, false, perr.reason)
-		case perr.subID != "":
+		case perr.closed:
 			c.closed(perr.subID, perr.reason)
 		default:
 			c.notice(perr.reason)
@@ -140,7 +140,7 @@ func (c *conn) handleReq(subID string, filters []nostr.Filter) {
 	if !c.admitReq(subID, filters) {
 		return
 	}
-	private := mayMatchPrivate(filters) // then each event's visibility is checked
+	visible := c.rawVisible(filters) // nil: every stored match may be sent
 
 	s := newSub(c, subID, filters)
 	if c.subBytes+s.cost > lim.MaxSubscriptionBytes {
@@ -148,21 +148,29 @@ func (c *conn) handleReq(subID string, filters []nostr.Filter) {
 			"the open subscriptions of this connection would hold more than %d bytes; close some or send fewer values", lim.MaxSubscriptionBytes)))
 		return
 	}
-	c.openSub(s) // before the query: live events park in s.pending
+	c.openSub(s)          // before the query: live events park in s.pending
+	if !c.sendInvite(s) { // NIP-43, see membership.go
+		return
+	}
 
-	clock := newWorkClock(c.ctx, lim.QueryTimeout)
-	c.queryClock = clock
-	watermark, err := c.query(clock, subID, filters, func(raw []byte) error {
-		if private && !c.maySeeRaw(raw) {
+	var watermark int64 // 0: no stored event was sent, every live one goes out
+	var err error
+	done, asked := newCompleteness(filters) // NIP-67, see eose.go
+	if !allLimitZero(filters) {             // limit 0 asks for live events only (NIP-01)
+		clock := newWorkClock(c.ctx, lim.QueryTimeout)
+		c.queryClock = clock
+		watermark, err = c.query(clock, subID, asked, func(raw []byte) error {
+			if !done.take(raw) || visible != nil && !visible(raw) {
+				return nil
+			}
+			if !c.sendWait(frame{head: s.head, body: raw, tail: tailBracket}) {
+				return errConnClosing
+			}
 			return nil
-		}
-		if !c.sendWait(frame{head: s.head, body: raw, tail: tailBracket}) {
-			return errConnClosing
-		}
-		return nil
-	})
-	c.queryClock = nil
-	clock.release()
+		})
+		c.queryClock = nil
+		clock.release()
+	}
 	if err != nil {
 		c.closeSub(subID)
 		if why := c.queryFailure(err, subID, "query"); why != "" {
@@ -170,14 +178,23 @@ func (c *conn) handleReq(subID string, filters []nostr.Filter) {
 		}
 		return
 	}
-	eose, _ := json.Marshal([]string{"EOSE", subID})
-	if !c.sendWait(frame{body: eose}) {
+	if !c.sendWait(frame{body: eoseFrame(subID, done.hint())}) {
 		return
 	}
 	s.goLive(c.sendWait, watermark)
 }
 
 var errConnClosing = errors.New("connection closing")
+
+// allLimitZero reports whether every filter asks for no stored events.
+func allLimitZero(filters []nostr.Filter) bool {
+	for i := range filters {
+		if !filters[i].LimitZero {
+			return false
+		}
+	}
+	return true
+}
 
 // queryFailure turns the error of a stored query (REQ, COUNT, NIP-77 listing)
 // into the reason to answer with, or "" when the connection is going away

@@ -24,18 +24,21 @@ type infoParams struct {
 	nips              []int
 	url               string
 	policy            wisp.Limitation // auth_required, restricted_writes, min_pow_difficulty
+	nip29             any             // the "nip29" object (groups on), or nil
 }
 
 type infoDoc struct {
 	Name          string    `json:"name,omitempty"`
 	Description   string    `json:"description,omitempty"`
 	PubKey        string    `json:"pubkey,omitempty"`
+	Self          string    `json:"self,omitempty"`
 	Contact       string    `json:"contact,omitempty"`
 	Icon          string    `json:"icon,omitempty"`
 	Software      string    `json:"software"`
 	Version       string    `json:"version,omitempty"`
 	SupportedNIPs []int     `json:"supported_nips"`
 	Limitation    infoLimit `json:"limitation"`
+	NIP29         any       `json:"nip29,omitempty"`
 }
 
 type infoLimit struct {
@@ -70,6 +73,7 @@ func infoDocument(p infoParams) []byte {
 		Name:          p.info.Name,
 		Description:   p.info.Description,
 		PubKey:        p.info.PubKey,
+		Self:          p.info.Self,
 		Contact:       p.info.Contact,
 		Icon:          p.info.Icon,
 		Software:      softwareURL,
@@ -90,10 +94,11 @@ func infoDocument(p infoParams) []byte {
 			RestrictedWrites:    p.policy.RestrictedWrites,
 			MinPowDifficulty:    p.policy.MinPoW,
 		},
+		NIP29: p.nip29,
 	}
 	b, err := json.Marshal(doc)
 	if err != nil {
-		// Only strings, ints and bools: Marshal cannot fail.
+		// Strings, ints, bools and the groups' plain object: Marshal cannot fail.
 		panic("marshal NIP-11 document: " + err.Error())
 	}
 	return b

@@ -17,9 +17,9 @@ import "time"
 // afterwards get the new ones.
 type Live struct {
 	Limits Limits
-	// Info's PublicURL and OtherURLs are fixed at New (they are the names
-	// AUTH, NIP-98 and NIP-62 events are checked against): SetLive keeps
-	// the first ones.
+	// Info's PublicURL and OtherURLs (the names AUTH, NIP-98 and NIP-62
+	// events are checked against) and Self (the relay's own key) are
+	// fixed at New: SetLive keeps the first ones.
 	Info      Info
 	SlowQuery time.Duration // log stored queries taking at least this long (0: never)
 }
@@ -27,7 +27,7 @@ type Live struct {
 // SetLive replaces the relay's live settings; see Live.
 func (r *Relay) SetLive(l Live) {
 	first := r.live.Load()
-	l.Info.PublicURL, l.Info.OtherURLs = first.Info.PublicURL, first.Info.OtherURLs
+	l.Info.PublicURL, l.Info.OtherURLs, l.Info.Self = first.Info.PublicURL, first.Info.OtherURLs, first.Info.Self
 	r.live.Store(&l)
 }
 

@@ -21,12 +21,17 @@ type clientMsg struct {
 }
 
 // parseError says how to answer a frame that could not be parsed: as an OK
-// false (eventID set), a CLOSED (subID set) or a NOTICE (neither). reason
-// carries a NIP-01 prefix.
+// false (eventID set), a CLOSED (closed set, for subID) or a NOTICE
+// (neither). reason carries a NIP-01 prefix.
 //
-// eventID is only set to 64 hex digits and subID only to an id that passed the
-// length check, so both are safe and meaningful to echo.
-type parseError struct{ eventID, subID, reason string }
+// eventID is only set to 64 hex digits, so it is safe to echo. subID is the
+// REQ's or COUNT's id as sent, cut to the length limit when it is longer
+// (NIP-01: a refused REQ gets a CLOSED); it may be "" when the client sent
+// an empty id.
+type parseError struct {
+	eventID, subID, reason string
+	closed                 bool
+}
 
 func (e *parseError) Error() string { return e.reason }
 
@@ -97,6 +102,11 @@ func parseClientMsg(data []byte, lim *Limits) (clientMsg, *parseError) {
 
 func notice(msg string) *parseError { return &parseError{reason: wisp.Reason(wisp.PrefixInvalid, msg)} }
 
+// closedErr refuses a REQ or COUNT with a CLOSED for subID.
+func closedErr(subID, msg string) *parseError {
+	return &parseError{subID: subID, closed: true, reason: wisp.Reason(wisp.PrefixInvalid, msg)}
+}
+
 // parseEventMsg parses the rest of ["EVENT", {event}] or ["AUTH", {event}].
 func (s *jsonScanner) parseEventMsg(verb string, lim *Limits) (clientMsg, *parseError) {
 	s.skipWS()
@@ -127,7 +137,7 @@ func (s *jsonScanner) parseReqMsg(verb string, lim *Limits) (clientMsg, *parseEr
 		return clientMsg{}, perr
 	}
 	closed := func(msg string) (clientMsg, *parseError) {
-		return clientMsg{}, &parseError{subID: subID, reason: wisp.Reason(wisp.PrefixInvalid, msg)}
+		return clientMsg{}, closedErr(subID, msg)
 	}
 	var filters []nostr.Filter
 	for {
@@ -170,8 +180,11 @@ func (s *jsonScanner) parseCloseMsg(lim *Limits) (clientMsg, *parseError) {
 	return clientMsg{verb: "CLOSE", subID: subID}, nil
 }
 
-// parseSubID reads ", subID". A sub id that is not a string of the right
-// length cannot be used in a CLOSED, so its errors are NOTICEs.
+// parseSubID reads ", subID". A sub id that is not a string cannot be used in
+// a CLOSED, so that error is a NOTICE; a REQ or COUNT whose string id is
+// empty or too long gets a CLOSED with the id as sent, cut to the limit
+// (NIP-01: a REQ the relay refuses is answered with CLOSED). CLOSE asks for
+// no answer, so its errors are NOTICEs.
 func (s *jsonScanner) parseSubID(verb string, lim *Limits) (string, *parseError) {
 	s.skipWS()
 	if !s.consume(',') {
@@ -193,9 +206,24 @@ func (s *jsonScanner) parseSubID(verb string, lim *Limits) (string, *parseError)
 		maxLen = 64 // NIP-01
 	}
 	if n := utf8.RuneCountInString(id); n == 0 || n > maxLen {
-		return "", notice("subscription id must be 1 to " + strconv.Itoa(maxLen) + " characters")
+		msg := "subscription id must be 1 to " + strconv.Itoa(maxLen) + " characters"
+		if verb == "CLOSE" {
+			return "", notice(msg)
+		}
+		return "", closedErr(cutRunes(id, maxLen), msg)
 	}
 	return id, nil
+}
+
+// cutRunes returns the first n characters of s.
+func cutRunes(s string, n int) string {
+	for i := range s {
+		if n == 0 {
+			return s[:i]
+		}
+		n--
+	}
+	return s
 }
 
 // finish expects the closing ']' of the message and nothing after it;

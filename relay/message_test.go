@@ -62,7 +62,7 @@ func answerKind(e *parseError) string {
 		return "accept"
 	case e.eventID != "":
 		return "OK"
-	case e.subID != "":
+	case e.closed:
 		return "CLOSED"
 	}
 	return "NOTICE"
@@ -178,8 +178,9 @@ func parseCases() []parseCase {
 		// REQ and COUNT.
 		{"req no sub id", `["REQ"]`, "NOTICE", "REQ needs a subscription id"},
 		{"req sub id number", `["REQ",1,{}]`, "NOTICE", "subscription id must be a string"},
-		{"req sub id empty", `["REQ","",{}]`, "NOTICE", "subscription id must be 1 to 64 characters"},
-		{"req sub id 65", `["REQ","` + sub65 + `",{}]`, "NOTICE", "subscription id must be 1 to 64 characters"},
+		{"req sub id empty", `["REQ","",{}]`, "CLOSED", "subscription id must be 1 to 64 characters"},
+		{"req sub id 65", `["REQ","` + sub65 + `",{}]`, "CLOSED", "subscription id must be 1 to 64 characters"},
+		{"count sub id 65", `["COUNT","` + sub65 + `",{}]`, "CLOSED", "subscription id must be 1 to 64 characters"},
 		{"req no filter", `["REQ","s"]`, "CLOSED", "REQ needs at least one filter"},
 		{"count no filter", `["COUNT","s"]`, "CLOSED", "COUNT needs at least one filter"},
 		{"req too many filters", `["REQ","s"` + filters(11) + `]`, "CLOSED", "too many filters"},

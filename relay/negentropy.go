@@ -289,34 +289,42 @@ func reconcileSafely(neg *negentropy.Negentropy, msg string) (out string, err er
 // negentropy session, as for a REQ; it returns "" or a prefixed reason.
 func (c *conn) readRefusal(filters []nostr.Filter) string {
 	r := c.r
-	authed := c.auth.pubkey()
+	authed := c.auth.pubkeys()
 	if r.cfg.Policy != nil {
 		d := r.cfg.Policy.Read(&wisp.ReadInput{Remote: c.remote, Authed: authed, Filters: filters, Time: time.Now()})
 		if d.Action != wisp.Accept {
 			return d.Reason
 		}
 	}
-	if authed == "" && onlyPrivateKinds(filters) {
+	if len(authed) == 0 && onlyPrivateKinds(filters) {
 		return wisp.Reason(wisp.PrefixAuthRequired, "private messages are served only to their recipients; authenticate first")
 	}
-	return ""
+	return c.guardRefusal(filters)
 }
 
 // listIDs lists (created_at, hex id) of the events the connection may see
-// that match filters: from the id index when the filters cannot match
-// private messages, else by reading each event to check who may see it.
+// that match filters: from the id index when the connection may see every
+// match, else by reading each event to check who may see it (private
+// messages, private groups).
 func (c *conn) listIDs(ctx context.Context, filters []nostr.Filter, maxEvents int, fn func(createdAt int64, id []byte)) error {
 	store := c.r.store
 	lister, canList := store.(storage.IDLister)
 	if canList && !mayMatchPrivate(filters) {
-		return lister.ListIDs(ctx, filters, maxEvents, func(createdAt int64, id []byte) error {
-			fn(createdAt, id)
-			return nil
-		})
+		// What the ReadGuard hides is listed from the index too, and left out.
+		skip, ok := c.hiddenIDs(ctx, lister, filters, maxEvents)
+		if ok {
+			return lister.ListIDs(ctx, filters, maxEvents, func(createdAt int64, id []byte) error {
+				if skip == nil || !skip[[32]byte(id)] {
+					fn(createdAt, id)
+				}
+				return nil
+			})
+		}
 	}
+	visible := c.rawVisible(filters)
 	n := 0
 	each := func(raw []byte) error {
-		if !c.maySeeRaw(raw) {
+		if visible != nil && !visible(raw) {
 			return nil
 		}
 		n++
@@ -340,6 +348,26 @@ func (c *conn) listIDs(ctx context.Context, filters []nostr.Filter, maxEvents in
 		return sc.Scan(ctx, unlimited, each)
 	}
 	return errors.New("the store cannot list events for negentropy")
+}
+
+// hiddenIDs lists the ids of the events among those filters match that
+// the ReadGuard hides from the connection (nil: none). It reports false
+// when they are more than maxEvents: the caller reads each event instead.
+func (c *conn) hiddenIDs(ctx context.Context, lister storage.IDLister, filters []nostr.Filter, maxEvents int) (map[[32]byte]bool, bool) {
+	g := c.r.cfg.Groups
+	if g == nil {
+		return nil, true
+	}
+	hidden := g.Hidden(filters, c.auth.pubkeys())
+	if hidden == nil {
+		return nil, true
+	}
+	skip := map[[32]byte]bool{}
+	err := lister.ListIDs(ctx, hidden, maxEvents, func(_ int64, id []byte) error {
+		skip[[32]byte(id)] = true
+		return nil
+	})
+	return skip, err == nil
 }
 
 var createdAtKey = []byte(`,"created_at":`)

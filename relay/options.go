@@ -61,4 +61,10 @@ type Info struct {
 	// OtherURLs are further URLs this relay is reached at (another host
 	// name, an onion address).
 	OtherURLs []string
+	// Self is the pubkey of the relay's own key (NIP-11 "self"), which
+	// signs the events the relay publishes itself (NIP-29 group state,
+	// NIP-43 member lists); "" when it has none. Events of this pubkey
+	// from anywhere but the relay itself (and an operator's import) are
+	// refused, so that none it signed can be replayed to it.
+	Self string
 }

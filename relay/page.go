@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wisp-relay/wisp"
 )
 
 // pageParams is what the front page shows.
@@ -16,9 +18,10 @@ type pageParams struct {
 	lim               Limits
 	version, verifier string
 	nips              []int
-	url               string // ws:// or wss:// URL to add to a client (see relayURL)
-	eventsStored      int64  // -1: unknown
-	connections       int    // open websocket connections
+	url               string          // ws:// or wss:// URL to add to a client (see relayURL)
+	eventsStored      int64           // -1: unknown
+	connections       int             // open websocket connections
+	extra             []wisp.LimitRow // groups' and membership's limits
 }
 
 // pageView is pageParams made ready for the template, which needs exported
@@ -36,6 +39,7 @@ type pageView struct {
 	Contact           string
 	ContactLink       bool
 	PubKey            string
+	Self              string
 }
 
 type pageNIP struct{ Label, Link string }
@@ -58,7 +62,11 @@ func renderPage(w io.Writer, p pageParams) error {
 		Contact:     p.info.Contact,
 		ContactLink: isWebOrMailURL(p.info.Contact),
 		PubKey:      p.info.PubKey,
+		Self:        p.info.Self,
 		Limits:      pageLimits(&p.lim),
+	}
+	for _, row := range p.extra {
+		v.Limits = append(v.Limits, pageRow(row))
 	}
 	if v.Name == "" {
 		v.Name = "A wisp relay"
@@ -275,6 +283,12 @@ footer { margin-top: 2.5rem; color: var(--muted); font-size: .9rem; }
 <tr><td>{{.Name}}</td><td>{{.Value}}</td></tr>
 {{- end}}
 </table>
+
+{{- if .Self}}
+<h2>Relay's own key</h2>
+<p>Group state and member lists here are signed by</p>
+<code class="url">{{.Self}}</code>
+{{- end}}
 
 {{- if or .Contact .PubKey}}
 <h2>Operator</h2>

@@ -16,13 +16,18 @@ type pending struct {
 	ev  *nostr.Event
 	raw []byte
 	c   *conn
-	in  *wisp.Input // for the policy's late stage; nil without a policy
+	in  *wisp.Input // for the policy's late stage and the Keeper; nil without either
 
 	// Set for events fed through Ingest (c is nil), see ingest.go.
 	noVerify bool
 	source   wisp.Source
 	origin   string                    // the relay it came from, if any
 	done     func(ok bool, msg string) // called with the answer
+
+	// own: signed by the relay itself (SourceRelay, see own.go): neither
+	// verified nor judged. derived: signed by the Keeper while staging a
+	// batch (keeper.go), saved with it and answered to no one.
+	own, derived bool
 }
 
 // answer sends the OK for p and marks it done, unless it was answered
@@ -167,8 +172,13 @@ func (r *Relay) writeLoop() {
 
 // writeBatch saves one batch and answers each of its events. Answers never
 // block (sendNoWait, done callbacks and hooks must not), so the writer
-// waits on nothing but the store.
+// waits on nothing but the store (and the Keeper's Commit).
 func (r *Relay) writeBatch(batch []*pending, items []storage.Item) {
+	var kb wisp.KeeperBatch
+	if r.cfg.Groups != nil {
+		kb = r.cfg.Groups.Begin()
+		batch = r.stage(kb, batch)
+	}
 	items = items[:0]
 	for _, p := range batch {
 		if !isEphemeral(p.ev.Kind) {
@@ -187,8 +197,19 @@ func (r *Relay) writeBatch(batch []*pending, items []storage.Item) {
 	if err != nil {
 		r.log.Error("save batch", "events", len(items), "err", err)
 	}
+	if kb != nil {
+		if err != nil {
+			kb.Abort()
+		} else {
+			kb.Commit(r.ctx)
+		}
+	}
 	i := 0
 	for _, p := range batch {
+		if p.derived {
+			r.storedDerived(p, err, results, &i)
+			continue
+		}
 		if isEphemeral(p.ev.Kind) {
 			r.metrics().Event(OutcomeEphemeral, "")
 			r.answer(p, true, "")
@@ -232,10 +253,75 @@ func (r *Relay) broadcast(ev *nostr.Event, e liveEvent) {
 	r.bcastMu.Lock()
 	defer r.bcastMu.Unlock()
 	private := isPrivateKind(ev.Kind)
+	var guarded func(wisp.Pubkeys) bool // nil: everyone may see ev
+	if r.cfg.Groups != nil {
+		guarded = r.cfg.Groups.LiveVisibility(ev)
+	}
 	r.index.match(ev, func(s *sub) {
 		if private && !s.c.maySee(ev) {
 			return // private messages reach only their recipients
 		}
+		if guarded != nil && !guarded(s.c.auth.pubkeys()) {
+			return // nor do private groups' events reach non-members
+		}
 		s.deliver(e, s.c.out.budget)
 	})
+}
+
+// stage runs the Keeper over a batch in order: events it refuses are
+// answered and dropped, the events it signs in answer follow theirs, and
+// its snapshots come last. Writer only.
+func (r *Relay) stage(kb wisp.KeeperBatch, batch []*pending) []*pending {
+	out := make([]*pending, 0, len(batch))
+	for _, p := range batch {
+		if p.own {
+			out = append(out, p)
+			continue
+		}
+		in := p.in
+		if in == nil {
+			in = &wisp.Input{Event: p.ev, Raw: p.raw, Source: p.source}
+		}
+		d, extra := kb.Stage(in)
+		switch d.Action {
+		case wisp.Reject:
+			r.stats.rejected.Add(1)
+			r.answer(p, false, d.Reason)
+			continue
+		case wisp.ShadowReject:
+			r.answer(p, true, d.Reason)
+			continue
+		}
+		out = append(out, p)
+		out = r.appendDerived(out, extra)
+	}
+	return r.appendDerived(out, kb.Extra())
+}
+
+func (r *Relay) appendDerived(out []*pending, evs []*nostr.Event) []*pending {
+	for _, ev := range evs {
+		out = append(out, &pending{ev: ev, raw: canonicalEvent(ev), source: wisp.SourceRelay, derived: true})
+	}
+	return out
+}
+
+// storedDerived broadcasts a Keeper's event once saved; nobody waits for
+// its answer. *i walks results as writeBatch does.
+func (r *Relay) storedDerived(p *pending, err error, results []storage.Result, i *int) {
+	if isEphemeral(p.ev.Kind) {
+		r.broadcast(p.ev, liveEvent{raw: p.raw})
+		return
+	}
+	if err != nil {
+		return
+	}
+	res := results[*i]
+	*i++
+	if res.Outcome != storage.Stored {
+		r.log.Warn("relay-signed event not stored", "kind", p.ev.Kind, "id", p.ev.ID, "outcome", res.Outcome)
+		return
+	}
+	r.stats.stored.Add(1)
+	r.broadcast(p.ev, liveEvent{seq: res.Seq, raw: p.raw})
+	r.notifyStored(p, res.Seq)
 }

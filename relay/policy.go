@@ -64,8 +64,34 @@ func (r *Relay) nips() []int {
 	if r.cfg.Negentropy.Enabled { // NIP-77, see negentropy.go
 		out = append(out, 77)
 	}
+	if r.cfg.Groups != nil { // NIP-29, see keeper.go
+		out = append(out, 29)
+	}
+	if r.cfg.Membership != nil { // NIP-43, see membership.go
+		out = append(out, 43)
+	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// nip29 is NIP-11's "nip29" object, when groups are on.
+func (r *Relay) nip29() any {
+	if r.cfg.Groups == nil {
+		return nil
+	}
+	return r.cfg.Groups.NIP11()
+}
+
+// extraLimits are the front page's rows of groups and membership.
+func (r *Relay) extraLimits() []wisp.LimitRow {
+	var rows []wisp.LimitRow
+	if r.cfg.Groups != nil {
+		rows = append(rows, r.cfg.Groups.Limits()...)
+	}
+	if r.cfg.Membership != nil {
+		rows = append(rows, r.cfg.Membership.Limits()...)
+	}
+	return rows
 }
 
 // limitation is the policy part of NIP-11's limitation object.
@@ -156,7 +182,7 @@ func (r *Relay) judgeLate(p *pending) bool {
 // answers a refused one with CLOSED and returns false.
 func (c *conn) admitReq(subID string, filters []nostr.Filter) bool {
 	r := c.r
-	authed := c.auth.pubkey()
+	authed := c.auth.pubkeys()
 	closed := func(why string) bool {
 		if wisp.IsReason(why, wisp.PrefixAuthRequired) {
 			c.sendChallenge()
@@ -170,17 +196,45 @@ func (c *conn) admitReq(subID string, filters []nostr.Filter) bool {
 			return closed(d.Reason)
 		}
 	}
-	if authed == "" && onlyPrivateKinds(filters) {
+	if len(authed) == 0 && onlyPrivateKinds(filters) {
 		return closed(wisp.Reason(wisp.PrefixAuthRequired, "private messages are served only to their recipients; authenticate first"))
+	}
+	if why := c.guardRefusal(filters); why != "" {
+		return closed(why)
 	}
 	return true
 }
 
-func isProtected(ev *nostr.Event) bool {
-	for _, tag := range ev.Tags {
+func isProtected(ev *nostr.Event) bool { return hasProtectedTag(ev.Tags) }
+
+func hasProtectedTag(tags nostr.Tags) bool {
+	for _, tag := range tags {
 		if len(tag) >= 1 && tag[0] == "-" {
 			return true
 		}
 	}
 	return false
+}
+
+// Repost kinds (NIP-18), whose content may embed the reposted event.
+const (
+	kindRepost        = 6
+	kindGenericRepost = 16
+)
+
+// embedsOthersProtected reports whether ev is a repost whose content embeds
+// a protected event (NIP-70) by another author. Only content that could
+// hold a ["-"] tag is decoded.
+func embedsOthersProtected(ev *nostr.Event) bool {
+	if ev.Kind != kindRepost && ev.Kind != kindGenericRepost || !strings.Contains(ev.Content, `"-"`) {
+		return false
+	}
+	var inner struct {
+		PubKey string     `json:"pubkey"`
+		Tags   nostr.Tags `json:"tags"`
+	}
+	if json.Unmarshal([]byte(ev.Content), &inner) != nil {
+		return false
+	}
+	return hasProtectedTag(inner.Tags) && inner.PubKey != ev.PubKey
 }

@@ -51,6 +51,12 @@ type Config struct {
 	// negentropy.go.
 	Negentropy NegentropyConfig
 
+	// Groups keeps NIP-29 groups (nil: off), see keeper.go; Membership
+	// answers NIP-43 requests (nil: off), see membership.go. Both publish
+	// events signed by the relay's own key, whose pubkey is Info.Self.
+	Groups     Groups
+	Membership Membership
+
 	// Metrics receives counters and timings (nil: none); see observe.go.
 	Metrics Metrics
 	// SlowQuery: stored queries taking at least this long are logged with
@@ -65,7 +71,7 @@ type Config struct {
 }
 
 // supportedNIPs are the NIPs this build really implements.
-var supportedNIPs = []int{1, 9, 11, 40, 45}
+var supportedNIPs = []int{1, 9, 11, 40, 45, 67}
 
 // Relay is a Nostr relay over one store. Create it with New, call Start, serve
 // it as an http.Handler, and stop it with Shutdown.
@@ -203,6 +209,7 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			url:          relayURL(req, r.cfg.Info.PublicURL),
 			eventsStored: r.eventsStored(req.Context()),
 			connections:  int(r.stats.connections.Load()),
+			extra:        r.extraLimits(),
 		})
 		if err != nil {
 			r.log.Warn("render front page", "err", err)
@@ -226,6 +233,7 @@ func (r *Relay) infoDocument(req *http.Request) []byte {
 		nips:     r.nips(),
 		url:      relayURL(req, r.cfg.Info.PublicURL),
 		policy:   r.limitation(),
+		nip29:    r.nip29(),
 	})
 }
 

@@ -46,6 +46,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fanRate := fs.Float64("fanout-rate", def.FanoutRate, "fan-out events per second (`rate`)")
 	idle := fs.Int("idle-conns", def.IdleConns, "idle connections, one subscription each (`n`)")
 	hostile := fs.Int("hostile-conns", def.HostileConns, "connections of each hostile attack, which never read (`n`)")
+	hostileSubs := fs.Int("hostile-subs", def.HostileSubs, "subscriptions each connection of the subs attack opens (`n`)")
 	hostileHold := fs.Duration("hostile-hold", def.HostileHold, "how long each attack's connections are held (`duration`)")
 	hostileRelease := fs.Duration("hostile-release", def.HostileRelease, "how long the relay's memory is watched after they close (`duration`)")
 	wait := fs.Duration("wait", def.Wait, "longest wait for one OK, EOSE or delivery (`duration`)")
@@ -97,7 +98,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.Conns, cfg.InFlight, cfg.Duplicates, cfg.Queries = *conns, *inFlight, *dups, *queries
 	cfg.FanoutSubs, cfg.FanoutN, cfg.FanoutRate = *fanSubs, *fanEvents, *fanRate
 	cfg.IdleConns, cfg.Wait, cfg.PhaseLimit, cfg.PID = *idle, *wait, *limit, *pid
-	cfg.HostileConns, cfg.HostileHold, cfg.HostileRelease = *hostile, *hostileHold, *hostileRelease
+	cfg.HostileConns, cfg.HostileSubs, cfg.HostileHold, cfg.HostileRelease = *hostile, *hostileSubs, *hostileHold, *hostileRelease
 	cfg.ToolVersion = versionString()
 	if progress.IsTerminal(stderr) {
 		cfg.Progress = stderr

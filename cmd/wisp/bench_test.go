@@ -77,7 +77,9 @@ func TestBenchHostileAgainstWisp(t *testing.T) {
 	err := run(t.Context(), []string{
 		"bench", "--json", "--phases", "ingest,hostile",
 		"--events", "300", "--keys", "20", "--duplicates", "0",
-		"--hostile-conns", "3", "--hostile-hold", "300ms", "--hostile-release", "100ms",
+		// 10 subscriptions of 330 KB pass the 2 MiB budget and stay light
+		// enough for the race detector.
+		"--hostile-conns", "3", "--hostile-subs", "10", "--hostile-hold", "300ms", "--hostile-release", "100ms",
 		"--corpus-dir", t.TempDir(), "--pid", strconv.Itoa(os.Getpid()),
 		"ws://" + addr,
 	}, nil, nil, &out, &errb, nil)

@@ -150,6 +150,38 @@ type Config struct {
 	// comma-separated; empty: API off). Default empty.
 	AdminPubkeys string `env:"ADMIN_PUBKEYS" envDefault:""`
 
+	// Communities: NIP-29 groups and NIP-43 membership (see community.go).
+
+	// RelaySecretKey is the relay's own key, which signs the group state
+	// (NIP-29) and member lists (NIP-43) it publishes; its pubkey is NIP-11
+	// self (64 hex; empty: a key made once and kept in
+	// DATA_DIR/relay.key). Default empty.
+	RelaySecretKey string `env:"RELAY_SECRET_KEY" envDefault:""`
+	// Groups turns NIP-29 relay-based groups on (on or off). Default off.
+	Groups string `env:"GROUPS" envDefault:"off"`
+	// GroupCreators may create groups (hex or npub, comma-separated;
+	// empty: anyone who may publish). Default empty.
+	GroupCreators string `env:"GROUP_CREATORS" envDefault:""`
+	// GroupsMax is the most groups the relay holds (count). Default 1000.
+	GroupsMax int `env:"GROUPS_MAX" envDefault:"1000"`
+	// GroupMaxMembers is the most members of one group (count). Default 1000.
+	GroupMaxMembers int `env:"GROUP_MAX_MEMBERS" envDefault:"1000"`
+	// GroupEventMaxAge is how old a client's event for a group may be,
+	// NIP-29's "late publication" (duration, 0: no bound). Default 1h.
+	GroupEventMaxAge time.Duration `env:"GROUP_EVENT_MAX_AGE" envDefault:"1h"`
+	// Membership turns NIP-43 relay membership on (on or off): members are
+	// the allow list, joining by invite code. Default off.
+	Membership string `env:"MEMBERSHIP" envDefault:"off"`
+	// MembershipInvites is who gets invite codes over NIP-43 (members or
+	// admins, the WISP_ADMIN_PUBKEYS). Default members.
+	MembershipInvites string `env:"MEMBERSHIP_INVITES" envDefault:"members"`
+	// MembershipInviteTTL is how long an invite code stays valid (duration).
+	// Default 24h.
+	MembershipInviteTTL time.Duration `env:"MEMBERSHIP_INVITE_TTL" envDefault:"24h"`
+	// MembershipMaxMembers bounds the members joining by invite can make
+	// (count). Default 10000.
+	MembershipMaxMembers int `env:"MEMBERSHIP_MAX_MEMBERS" envDefault:"10000"`
+
 	// Search, metrics, retention and logs (see features.go).
 
 	// SearchKinds are the kinds whose content is indexed for NIP-50 search
@@ -352,6 +384,7 @@ func (c Config) validate() []error {
 	}
 	errs = append(errs, c.validatePolicy()...)
 	errs = append(errs, c.validateFeatures()...)
+	errs = append(errs, c.validateCommunity()...)
 	return errs
 }
 

@@ -31,6 +31,14 @@ import (
 func startWisp(t *testing.T, env ...string) (addr, dir string, logs *lockedBuffer) {
 	t.Helper()
 	dir = t.TempDir()
+	addr, logs, _ = startWispIn(t, dir, env...)
+	return addr, dir, logs
+}
+
+// startWispIn is startWisp on the data directory dir; stop stops it (the
+// test's end does too, if it was not called).
+func startWispIn(t *testing.T, dir string, env ...string) (addr string, logs *lockedBuffer, stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs = &lockedBuffer{}
 	addrc := make(chan net.Addr, 1)
@@ -47,21 +55,25 @@ func startWisp(t *testing.T, env ...string) (addr, dir string, logs *lockedBuffe
 		cancel()
 		t.Fatalf("wisp did not start\n%s", logs)
 	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run: %v", err)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("run: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Error("wisp did not stop")
 			}
-		case <-time.After(30 * time.Second):
-			t.Error("wisp did not stop")
-		}
-		if t.Failed() {
-			t.Logf("wisp log:\n%s", logs)
-		}
-	})
-	return addr, dir, logs
+			if t.Failed() {
+				t.Logf("wisp log:\n%s", logs)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return addr, logs, stop
 }
 
 // wsClient publishes events and reads OKs on one connection.

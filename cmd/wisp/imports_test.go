@@ -20,14 +20,18 @@ func TestImportRules(t *testing.T) {
 	}{
 		// The relay speaks the shared words of package wisp, never the
 		// policies' code (plugins, NIP-86 admin) nor a database.
-		{mod + "/relay/...", []string{"database/sql", "github.com/mattn/go-sqlite3", mod + "/storage/sqlite", "github.com/prometheus", mod + "/policy"}},
+		{mod + "/relay/...", []string{"database/sql", "github.com/mattn/go-sqlite3", mod + "/storage/sqlite", "github.com/prometheus", mod + "/policy", mod + "/groups", mod + "/membership"}},
 		// The shared words import nothing of wisp's.
-		{mod, []string{mod + "/relay", mod + "/policy", mod + "/storage", mod + "/mirror", mod + "/metrics", mod + "/bench", mod + "/cmd"}},
+		{mod, []string{mod + "/relay", mod + "/policy", mod + "/storage", mod + "/mirror", mod + "/metrics", mod + "/bench", mod + "/cmd", mod + "/groups", mod + "/membership"}},
 		{mod + "/metrics/...", []string{"github.com/mattn/go-sqlite3", mod + "/storage/sqlite"}},
 		{mod + "/storage", []string{"database/sql", "github.com/mattn/go-sqlite3", mod + "/relay"}},
 		{mod + "/policy/...", []string{mod + "/relay", "database/sql", "github.com/mattn/go-sqlite3"}},
 		{mod + "/storage/...", []string{mod + "/relay", mod + "/policy"}},
 		{mod + "/mirror/...", []string{"database/sql", "github.com/mattn/go-sqlite3", mod + "/storage/sqlite"}},
+		// Groups meet the relay through the interfaces it declares.
+		{mod + "/groups/...", []string{mod + "/relay", mod + "/policy", "database/sql", "github.com/mattn/go-sqlite3", mod + "/storage/sqlite"}},
+		// Membership works on the policy's allow list, never on the relay.
+		{mod + "/membership/...", []string{mod + "/relay", "database/sql", "github.com/mattn/go-sqlite3", mod + "/storage/sqlite"}},
 	}
 	for _, r := range rules {
 		// One package at a time, so a violation names the importer.

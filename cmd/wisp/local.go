@@ -42,8 +42,16 @@ func openLocal(ctx context.Context, cfg Config, stderr io.Writer, tune func(*rel
 		store.Close()
 		return nil, err
 	}
+	if cfg.membershipOn() {
+		acc.policy.Lists().RequireListed() // members only, as in wisp serve
+	}
 	rcfg := cfg.relayConfig(log)
 	acc.apply(&rcfg, cfg)
+	// Events of the relay's own key are refused here as in wisp serve
+	// (imports excepted); the group and membership rules run only there.
+	if _, pk, err := cfg.relayKey(false); err == nil {
+		rcfg.Info.Self = pk
+	}
 	if tune != nil {
 		tune(&rcfg)
 	}

@@ -42,6 +42,8 @@ Usage:
   wisp delete --filter <json filter> [--age AGE] [--yes]
                     count (dry run), or with --yes delete, matching events
   wisp bench <url>  measure a relay over websockets
+  wisp invite [--count N] [--ttl D]
+                    mint NIP-43 invite codes (WISP_MEMBERSHIP=on)
   wisp <command> --help
                     the help of one command
 
@@ -218,6 +220,8 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		return runSync(ctx, rest, environ, stdout, stderr)
 	case "mirror":
 		return runMirror(ctx, rest, environ, stdout, stderr)
+	case "invite":
+		return runInvite(ctx, rest, environ, stdout, stderr)
 	case "help":
 		_, err := fmt.Fprint(stdout, usage)
 		return err

@@ -97,7 +97,7 @@ func exampleEnv(t *testing.T) []string {
 	return env
 }
 
-// The README's two recipes, on top of config.example.env, are valid
+// The README's three recipes, on top of config.example.env, are valid
 // configurations that set up what they promise.
 func TestReadmeRecipes(t *testing.T) {
 	b, err := os.ReadFile("../../README.md")
@@ -106,8 +106,8 @@ func TestReadmeRecipes(t *testing.T) {
 	}
 	re := regexp.MustCompile("(?s)#### Recipe: ([^\n]*)\n.*?```sh\n(.*?)```")
 	recipes := re.FindAllStringSubmatch(string(b), -1)
-	if len(recipes) != 2 {
-		t.Fatalf("found %d recipes in README.md, want 2", len(recipes))
+	if len(recipes) != 3 {
+		t.Fatalf("found %d recipes in README.md, want 3", len(recipes))
 	}
 	npub := "npub10elfcs4fr0l0r8af98jlmgdh9c8tcxjvz9qkw038js35mp4dma8qzvjptg"
 	for _, r := range recipes {
@@ -137,6 +137,10 @@ func TestReadmeRecipes(t *testing.T) {
 			pc := cfg.policyConfig(nil)
 			if lim.AuthRequired || pc.EventRateIP.Unlimited() || pc.EventRatePubkey.Unlimited() || pc.ReqRateIP.Unlimited() || pc.MaxConnsPerIP == 0 || pc.MinPoW == 0 {
 				t.Errorf("public recipe: %+v", pc)
+			}
+		case strings.Contains(r[1], "community"):
+			if !cfg.groupsOn() || !cfg.membershipOn() || cfg.Auth == "open" || cfg.PublicURL == "" || cfg.AdminPubkeys == "" {
+				t.Errorf("community recipe: %+v", cfg)
 			}
 		default:
 			t.Errorf("unknown recipe %q", r[1])

@@ -66,6 +66,11 @@ func serve(ctx context.Context, cfg Config, environ []string, stderr io.Writer, 
 		return err
 	}
 	defer acc.policy.Close() // stops a plugin, after the relay has drained
+	comm, err := newCommunity(ctx, cfg, store, acc, log)
+	if err != nil {
+		return err
+	}
+	defer comm.close() //nolint:errcheck // stops group deletions, which resume at the next start
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -93,11 +98,17 @@ func serve(ctx context.Context, cfg Config, environ []string, stderr io.Writer, 
 		FollowStore:   followEvery,
 	}
 	acc.apply(&rcfg, cfg)
+	comm.apply(&rcfg)
 	var rl *relay.Relay
 	met := newMetrics(store, func() relay.Stats { return rl.Stats() }) // scraped only once rl is set
 	rcfg.Metrics, rcfg.SlowQuery = met, cfg.SlowQuery
 	rl = relay.New(rcfg, store)
 	rl.Start()
+	if err := comm.start(ctx, rl); err != nil {
+		ln.Close()
+		rl.Shutdown(ctx) //nolint:errcheck // nothing was accepted yet
+		return err
+	}
 
 	metricsHere := metricsOnRelayPort(cfg, ln.Addr())
 	stopMetrics, err := serveMetrics(cfg, met, metricsHere, log)

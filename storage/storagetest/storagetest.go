@@ -94,6 +94,7 @@ func Run(t *testing.T, e Engine) {
 		{name: "DeleteOldChunks", fn: testDeleteOldChunks},
 		{name: "SnapshotUnderWrites", fn: testSnapshotUnderWrites},
 		{name: "TwoStoresRaceOnAddress", fn: testTwoStoresRaceOnAddress},
+		{name: "IDPrefix", fn: testIDPrefix},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

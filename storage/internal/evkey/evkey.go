@@ -65,3 +65,16 @@ func ParseAddress(s string) (kind int, pubkey, d string, ok bool) {
 func IndexedTagName(name string) bool {
 	return len(name) == 1 && ('a' <= name[0] && name[0] <= 'z' || 'A' <= name[0] && name[0] <= 'Z')
 }
+
+// NextPrefix is the smallest byte string greater than every string that
+// starts with p, or nil when p is all 0xff.
+func NextPrefix(p []byte) []byte {
+	n := append([]byte(nil), p...)
+	for i := len(n) - 1; i >= 0; i-- {
+		if n[i] < 0xff {
+			n[i]++
+			return n[:i+1]
+		}
+	}
+	return nil
+}
