@@ -66,6 +66,12 @@ type Manager struct {
 	// process (0: 500ms); events stored by Local wake them at once.
 	PollEvery time.Duration
 
+	// fileMu serializes loading the file (Run) with Use; runCtx is Run's
+	// context while it runs, stamp the file's version in force.
+	fileMu sync.Mutex
+	runCtx context.Context
+	stamp  string
+
 	mu      sync.Mutex
 	running map[string]*running // by worker key
 	stats   Stats
@@ -106,31 +112,58 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	defer m.saveState()
 	m.running = map[string]*running{}
-	stamp := fileStamp(m.Path)
+	m.fileMu.Lock()
+	m.runCtx, m.stamp = ctx, fileStamp(m.Path)
 	m.apply(ctx, cfg)
+	m.fileMu.Unlock()
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			m.fileMu.Lock()
+			m.runCtx = nil
 			m.apply(ctx, &Config{})
+			m.fileMu.Unlock()
 			return nil
 		case <-t.C:
 		}
 		m.saveState()
-		s := fileStamp(m.Path)
-		if s == stamp {
-			continue
-		}
-		stamp = s
-		cfg, err := LoadConfig(m.Path)
-		if err != nil {
-			m.Log.Error("mirror config not reloaded; the running streams go on", "path", m.Path, "err", err)
-			continue
-		}
-		m.Log.Info("mirror config reloaded", "path", m.Path, "streams", len(cfg.Streams))
-		m.apply(ctx, cfg)
+		m.reloadIfChanged(ctx)
 	}
+}
+
+// reloadIfChanged loads the file again if it changed since it was loaded.
+func (m *Manager) reloadIfChanged(ctx context.Context) {
+	m.fileMu.Lock()
+	defer m.fileMu.Unlock()
+	s := fileStamp(m.Path)
+	if s == m.stamp {
+		return
+	}
+	m.stamp = s
+	cfg, err := LoadConfig(m.Path)
+	if err != nil {
+		m.Log.Error("mirror config not reloaded; the running streams go on", "path", m.Path, "err", err)
+		return
+	}
+	m.Log.Info("mirror config reloaded", "path", m.Path, "streams", len(cfg.Streams))
+	m.apply(ctx, cfg)
+}
+
+// Use makes path the config file, and cfg (which the caller loaded from
+// it) the streams to run, at once: streams cfg no longer has stop, new
+// ones start, the others go on. It is for a caller that checks every file
+// before it changes anything (wisp serve's reload); a Manager that is not
+// running ignores it.
+func (m *Manager) Use(path string, cfg *Config) {
+	m.fileMu.Lock()
+	defer m.fileMu.Unlock()
+	if m.runCtx == nil {
+		return
+	}
+	m.Path, m.stamp = path, fileStamp(path)
+	m.apply(m.runCtx, cfg)
 }
 
 func (m *Manager) saveState() {

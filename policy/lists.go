@@ -35,9 +35,9 @@ var allLists = []string{
 // configuration plus the ones NIP-86 calls change (kept in the database).
 // Safe for concurrent use; changes apply to the next event.
 type Lists struct {
-	// From configuration, never changed.
-	allowPub, denyPub     map[string]bool
-	allowKinds, denyKinds kindSet
+	// From configuration: replaced whole by SetFixed (a reload), never
+	// changed in place, so rules read it without a lock.
+	fixed atomic.Pointer[fixedLists]
 
 	mu  sync.RWMutex
 	dyn map[string]map[string]string // list -> key -> reason
@@ -47,19 +47,31 @@ type Lists struct {
 	listedOnly atomic.Bool
 }
 
+// fixedLists are the lists of the configuration (WISP_ALLOW_PUBKEYS, ...).
+type fixedLists struct {
+	allowPub, denyPub     map[string]bool
+	allowKinds, denyKinds kindSet
+}
+
 // NewLists returns lists with the fixed entries of the configuration.
 func NewLists(allowPubkeys, denyPubkeys []string, allowKinds, denyKinds KindSet) *Lists {
-	l := &Lists{
+	l := &Lists{dyn: map[string]map[string]string{}}
+	for _, name := range allLists {
+		l.dyn[name] = map[string]string{}
+	}
+	l.SetFixed(allowPubkeys, denyPubkeys, allowKinds, denyKinds)
+	return l
+}
+
+// SetFixed replaces the lists of the configuration, as a reload does;
+// what admins changed over NIP-86 (the stored lists) stays as it is.
+func (l *Lists) SetFixed(allowPubkeys, denyPubkeys []string, allowKinds, denyKinds KindSet) {
+	l.fixed.Store(&fixedLists{
 		allowPub:   set(allowPubkeys),
 		denyPub:    set(denyPubkeys),
 		allowKinds: kindSet(allowKinds),
 		denyKinds:  kindSet(denyKinds),
-		dyn:        map[string]map[string]string{},
-	}
-	for _, name := range allLists {
-		l.dyn[name] = map[string]string{}
-	}
-	return l
+	})
 }
 
 func set(keys []string) map[string]bool {
@@ -127,7 +139,7 @@ func (l *Lists) entries(list string) []storage.ListEntry {
 
 // PubkeyBanned reports whether pk is on the deny list (fixed or banned).
 func (l *Lists) PubkeyBanned(pk string) bool {
-	return l.denyPub[pk] || l.has(ListBannedPubkeys, pk)
+	return l.fixed.Load().denyPub[pk] || l.has(ListBannedPubkeys, pk)
 }
 
 // RequireListed makes the allow list hold even while it is empty: only
@@ -137,7 +149,7 @@ func (l *Lists) RequireListed() { l.listedOnly.Store(true) }
 
 // allowListActive reports whether only listed pubkeys may write.
 func (l *Lists) allowListActive() bool {
-	if len(l.allowPub) > 0 || l.listedOnly.Load() {
+	if len(l.fixed.Load().allowPub) > 0 || l.listedOnly.Load() {
 		return true
 	}
 	l.mu.RLock()
@@ -151,27 +163,28 @@ func (l *Lists) PubkeyAllowed(pk string) bool {
 	if !l.allowListActive() {
 		return true
 	}
-	return pk != "" && (l.allowPub[pk] || l.has(ListAllowedPubkeys, pk))
+	return pk != "" && (l.fixed.Load().allowPub[pk] || l.has(ListAllowedPubkeys, pk))
 }
 
 // PubkeyListed reports whether pk is on the allow list, fixed or added.
 func (l *Lists) PubkeyListed(pk string) bool {
-	return l.allowPub[pk] || l.has(ListAllowedPubkeys, pk)
+	return l.fixed.Load().allowPub[pk] || l.has(ListAllowedPubkeys, pk)
 }
 
 // PubkeyFixed reports whether pk is on the allow list of the
 // configuration (WISP_ALLOW_PUBKEYS), which no call removes.
-func (l *Lists) PubkeyFixed(pk string) bool { return l.allowPub[pk] }
+func (l *Lists) PubkeyFixed(pk string) bool { return l.fixed.Load().allowPub[pk] }
 
 // AllowedPubkeys returns the allow list, fixed and added, sorted.
 func (l *Lists) AllowedPubkeys() []string {
+	fixed := l.fixed.Load()
 	l.mu.RLock()
-	out := make([]string, 0, len(l.allowPub)+len(l.dyn[ListAllowedPubkeys]))
+	out := make([]string, 0, len(fixed.allowPub)+len(l.dyn[ListAllowedPubkeys]))
 	for pk := range l.dyn[ListAllowedPubkeys] {
 		out = append(out, pk)
 	}
 	l.mu.RUnlock()
-	for pk := range l.allowPub {
+	for pk := range fixed.allowPub {
 		if !slices.Contains(out, pk) {
 			out = append(out, pk)
 		}
@@ -184,24 +197,26 @@ func (l *Lists) AllowedPubkeys() []string {
 // and on the allow list when there is one.
 func (l *Lists) KindAllowed(kind int) bool {
 	k := strconv.Itoa(kind)
-	if l.denyKinds.has(kind) || l.has(ListDisallowedKinds, k) {
+	fixed := l.fixed.Load()
+	if fixed.denyKinds.has(kind) || l.has(ListDisallowedKinds, k) {
 		return false
 	}
 	l.mu.RLock()
 	dynAllow := len(l.dyn[ListAllowedKinds]) > 0
 	_, dynHas := l.dyn[ListAllowedKinds][k]
 	l.mu.RUnlock()
-	if len(l.allowKinds) == 0 && !dynAllow {
+	if len(fixed.allowKinds) == 0 && !dynAllow {
 		return true
 	}
-	return l.allowKinds.has(kind) || dynHas
+	return fixed.allowKinds.has(kind) || dynHas
 }
 
 // restrictsKinds reports whether some kinds are refused.
 func (l *Lists) restrictsKinds() bool {
+	fixed := l.fixed.Load()
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	return len(l.allowKinds) > 0 || len(l.denyKinds) > 0 ||
+	return len(fixed.allowKinds) > 0 || len(fixed.denyKinds) > 0 ||
 		len(l.dyn[ListAllowedKinds]) > 0 || len(l.dyn[ListDisallowedKinds]) > 0
 }
 

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -127,30 +128,32 @@ func (l *limiter) sweep(now time.Time) {
 	l.lastSweep = now
 }
 
-// counter caps concurrent things per key (connections per IP).
+// counter caps concurrent things per key (connections per IP). Its cap
+// may change (a reload); what is held is still counted.
 type counter struct {
-	max int
+	max atomic.Int64 // 0: no cap
 	mu  sync.Mutex
 	n   map[string]int
 }
 
-func newCounter(max int) *counter {
-	if max <= 0 {
-		return nil
-	}
-	return &counter{max: max, n: map[string]int{}}
+func newCounter(limit int) *counter {
+	c := &counter{n: map[string]int{}}
+	c.setMax(limit)
+	return c
 }
 
-// acquire takes a slot for key; release gives it back. A nil counter never
-// refuses.
-func (c *counter) acquire(key string) (release func(), ok bool) {
-	if c == nil {
-		return func() {}, true
-	}
+// setMax changes the cap (0 or less: none). Held slots stay held; a key
+// over a lowered cap gets no new one until it is back under it.
+func (c *counter) setMax(limit int) { c.max.Store(int64(max(limit, 0))) }
+
+// acquire takes a slot for key; release gives it back. max is the cap it
+// was checked against.
+func (c *counter) acquire(key string) (release func(), limit int, ok bool) {
+	limit = int(c.max.Load())
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.n[key] >= c.max {
-		return nil, false
+	if limit > 0 && c.n[key] >= limit {
+		return nil, limit, false
 	}
 	c.n[key]++
 	var once sync.Once
@@ -162,5 +165,5 @@ func (c *counter) acquire(key string) (release func(), ok bool) {
 				delete(c.n, key)
 			}
 		})
-	}, true
+	}, limit, true
 }

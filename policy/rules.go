@@ -22,10 +22,15 @@ func IPBlock(l *Lists) Rule {
 // RateLimit refuses events past a rate per key; key picks the key (the
 // client's IP, the event's pubkey) and "" means not limited.
 func RateLimit(r Rate, what string, key func(*wisp.Input) string) Rule {
-	l := newLimiter(r)
+	return rateLimit(newLimiter(r), what, key)
+}
+
+// rateLimit is RateLimit over a limiter of its own (nil: no rule).
+func rateLimit(l *limiter, what string, key func(*wisp.Input) string) Rule {
 	if l == nil {
 		return nil
 	}
+	r := l.rate
 	return RuleFunc(func(_ context.Context, in *wisp.Input) wisp.Decision {
 		k := key(in)
 		if k == "" {

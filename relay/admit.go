@@ -35,7 +35,7 @@ func (r *Relay) admit(ev *nostr.Event, a arrival) (queued, ok bool, msg string) 
 		return refuse(wisp.Reason(wisp.PrefixError, "relay is shutting down"))
 	}
 	raw := canonicalEvent(ev)
-	if why := checkEvent(ev, raw, &r.cfg.Limits, time.Now()); why != "" {
+	if why := checkEvent(ev, raw, r.limits(), time.Now()); why != "" {
 		return refuse(why)
 	}
 	if ev.Kind == nostr.KindClientAuthentication {

@@ -38,6 +38,8 @@ type conn struct {
 
 	out *outbox // frames on their way to the client, see outbox.go
 
+	maxMessage int // the read limit it was opened with (Limits.MaxMessageBytes)
+
 	// reads counts frames received, for the keepalive sweep; pinged and
 	// readsAtPing belong to the sweep (keepalive).
 	reads       atomic.Uint64
@@ -58,7 +60,9 @@ type conn struct {
 	obs connObs // counts and close cause for operators, see observe.go
 }
 
-func newConn(r *Relay, ws *wsconn.Conn, remote string) *conn {
+// newConn wires a connection; lim are the limits in force when it was
+// opened, of which it keeps MaxMessageBytes and MaxPendingBytes (see Live).
+func newConn(r *Relay, ws *wsconn.Conn, remote string, lim *Limits) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{
 		r:      r,
@@ -67,8 +71,10 @@ func newConn(r *Relay, ws *wsconn.Conn, remote string) *conn {
 		ctx:    ctx,
 		cancel: cancel,
 		subs:   map[string]*sub{},
+
+		maxMessage: lim.MaxMessageBytes,
 	}
-	c.out = newOutbox(r.cfg.Limits.MaxPendingBytes, outboxIO{
+	c.out = newOutbox(lim.MaxPendingBytes, outboxIO{
 		write: func(buf []byte) error { return ws.Write(buf, writeTimeout) },
 		// The client answers with its close frame; don't wait forever.
 		closeSent: func() { ws.SetReadDeadline(time.Now().Add(closeWait)) },

@@ -47,7 +47,7 @@ func (c *conn) handleCount(subID string, filters []nostr.Filter) {
 		return
 	}
 
-	ctx, cancel := context.WithTimeout(c.ctx, r.cfg.Limits.QueryTimeout)
+	ctx, cancel := context.WithTimeout(c.ctx, r.limits().QueryTimeout)
 	start := time.Now()
 	res, err := r.count(ctx, filters, c.auth.pubkeys())
 	cancel()

@@ -66,7 +66,7 @@ func (c *conn) handle(data []byte) {
 		c.handleNeg(data)
 		return
 	}
-	lim := &c.r.cfg.Limits
+	lim := c.r.limits()
 	msg, perr := parseClientMsg(data, lim)
 	c.observeIn(msg.verb)
 	if perr != nil {
@@ -116,7 +116,7 @@ func (c *conn) handleClose(subID string) { c.closeSub(subID) }
 // no repeat between the two (see sub).
 func (c *conn) handleReq(subID string, filters []nostr.Filter) {
 	r := c.r
-	lim := &r.cfg.Limits
+	lim := r.limits()
 	c.closeSub(subID) // a REQ with an open id replaces that subscription
 	if len(c.subs) >= lim.MaxSubscriptions {
 		c.closed(subID, wisp.Reason(wisp.PrefixBlocked, fmt.Sprintf("too many open subscriptions (at most %d)", lim.MaxSubscriptions)))

@@ -320,6 +320,12 @@ type nip11Doc struct {
 	Name        string `json:"name"`
 	Description string `json:"description"`
 	NIPs        []int  `json:"supported_nips"`
+	Contact     string `json:"contact"`
+	Limitation  struct {
+		MaxMessageLength int `json:"max_message_length"`
+		MaxLimit         int `json:"max_limit"`
+		MaxContentLength int `json:"max_content_length"`
+	} `json:"limitation"`
 }
 
 func nip11(t *testing.T, tr *testRelay) nip11Doc {

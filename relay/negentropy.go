@@ -142,8 +142,8 @@ func (c *conn) handleNeg(data []byte) {
 		return
 	}
 	var subID string
-	if json.Unmarshal(arr[1], &subID) != nil || subID == "" || len(subID) > r.cfg.Limits.MaxSubIDLength {
-		c.notice(wisp.Reason(wisp.PrefixInvalid, fmt.Sprintf("subscription id must be 1 to %d characters", r.cfg.Limits.MaxSubIDLength)))
+	if json.Unmarshal(arr[1], &subID) != nil || subID == "" || len(subID) > r.limits().MaxSubIDLength {
+		c.notice(wisp.Reason(wisp.PrefixInvalid, fmt.Sprintf("subscription id must be 1 to %d characters", r.limits().MaxSubIDLength)))
 		return
 	}
 	switch verb {
@@ -188,7 +188,7 @@ func (c *conn) negOpen(subID string, rawFilter json.RawMessage, msg string) {
 		return
 	}
 	s := jsonScanner{data: rawFilter}
-	f, jf := s.parseFilter(&r.cfg.Limits)
+	f, jf := s.parseFilter(r.limits())
 	if jf.msg == "" {
 		jf = s.trailing()
 	}
@@ -221,7 +221,7 @@ func (c *conn) negOpen(subID string, rawFilter json.RawMessage, msg string) {
 	allowed := min(mine, int(min(relayLeft, int64(maxEvents))))
 
 	vec := &negVector{}
-	ctx, cancel := context.WithTimeout(c.ctx, r.cfg.Limits.QueryTimeout)
+	ctx, cancel := context.WithTimeout(c.ctx, r.limits().QueryTimeout)
 	err := c.listIDs(ctx, filters, allowed, vec.insert)
 	cancel()
 	switch {

@@ -220,7 +220,7 @@ func (c *conn) endReason() string {
 	case err == nil:
 		return "closed by relay"
 	case errors.Is(err, wsconn.ErrMessageTooBig):
-		return fmt.Sprintf("message larger than %d bytes (status 1009)", c.r.cfg.Limits.MaxMessageBytes)
+		return fmt.Sprintf("message larger than %d bytes (status 1009)", c.maxMessage)
 	case errors.As(err, &pe):
 		return fmt.Sprintf("protocol error: %s (status %d)", pe.Reason, int(pe.Code))
 	case errors.As(err, &ce):
@@ -263,7 +263,7 @@ func (c *conn) observeQuery(kind, subID string, filters []nostr.Filter, took tim
 		outcome = QueryError
 	}
 	r.metrics().Query(kind, outcome, took)
-	if r.cfg.SlowQuery > 0 && took >= r.cfg.SlowQuery && outcome != QueryCanceled {
+	if slow := r.live.Load().SlowQuery; slow > 0 && took >= slow && outcome != QueryCanceled {
 		fs, _ := json.Marshal(filters)
 		r.log.Warn("slow query", "kind", kind, "sub", subID, "remote", c.remote,
 			"took", took.Round(time.Millisecond), "outcome", outcome, "results", results,

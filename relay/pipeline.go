@@ -267,7 +267,7 @@ func (r *Relay) broadcast(ev *nostr.Event, e liveEvent) {
 		if guarded != nil && !guarded(s.c.auth.pubkeys()) {
 			return // nor do private groups' events reach non-members
 		}
-		s.deliver(e, r.cfg.Limits.MaxPendingBytes)
+		s.deliver(e, s.c.out.budget)
 	})
 }
 

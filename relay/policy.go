@@ -104,7 +104,7 @@ func (r *Relay) limitation() wisp.Limitation {
 
 // info is the operator's description with what admins changed over NIP-86.
 func (r *Relay) info() Info {
-	info := r.cfg.Info
+	info := r.live.Load().Info
 	if r.cfg.Manager != nil {
 		ri := r.cfg.Manager.Info(wisp.RelayInfo{Name: info.Name, Description: info.Description, Icon: info.Icon})
 		info.Name, info.Description, info.Icon = ri.Name, ri.Description, ri.Icon

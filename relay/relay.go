@@ -22,6 +22,8 @@ import (
 
 // Config is everything the relay needs besides its store.
 type Config struct {
+	// Limits, Info and SlowQuery are the first live settings, which
+	// SetLive replaces (live.go).
 	Limits  Limits
 	Info    Info
 	Version string // wisp's version, served in NIP-11
@@ -77,6 +79,7 @@ var supportedNIPs = []int{1, 9, 11, 40, 45, 67}
 // it as an http.Handler, and stop it with Shutdown.
 type Relay struct {
 	cfg   Config
+	live  atomic.Pointer[Live] // what SetLive changes; see live.go
 	store storage.Store
 	log   *slog.Logger
 	index *subIndex
@@ -151,8 +154,7 @@ func New(cfg Config, store storage.Store) *Relay {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Relay{
-		upgrader: wsconn.Upgrader{Limit: cfg.Limits.MaxMessageBytes},
+	r := &Relay{
 		cfg:      cfg,
 		id:       newIdentity(cfg.Info),
 		store:    store,
@@ -167,6 +169,8 @@ func New(cfg Config, store storage.Store) *Relay {
 		writerDone: make(chan struct{}),
 		goneAway:   make(chan struct{}),
 	}
+	r.live.Store(&Live{Limits: cfg.Limits, Info: cfg.Info, SlowQuery: cfg.SlowQuery})
+	return r
 }
 
 // Start starts the relay's background workers: signature checks, the
@@ -200,7 +204,7 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		err := renderPage(w, pageParams{
 			info:         r.info(),
-			lim:          r.cfg.Limits,
+			lim:          *r.limits(),
 			version:      r.cfg.Version,
 			verifier:     r.cfg.Verifier,
 			nips:         r.nips(),
@@ -225,7 +229,7 @@ func websocketRequested(req *http.Request) bool {
 func (r *Relay) infoDocument(req *http.Request) []byte {
 	return infoDocument(infoParams{
 		info:     r.info(),
-		lim:      r.cfg.Limits,
+		lim:      *r.limits(),
 		version:  r.cfg.Version,
 		verifier: r.cfg.Verifier,
 		nips:     r.nips(),
@@ -254,14 +258,15 @@ func (r *Relay) serveWebsocket(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 
-	ws, err := r.upgrader.Upgrade(w, req)
+	lim := r.limits()
+	ws, err := r.upgrader.UpgradeLimit(w, req, lim.MaxMessageBytes)
 	if err != nil {
 		release()
 		r.connWG.Done()
 		return // Upgrade already answered the request
 	}
 
-	c := newConn(r, ws, remote)
+	c := newConn(r, ws, remote, lim)
 	c.auth.init(c)
 	r.connsMu.Lock()
 	r.conns[c] = struct{}{}

@@ -20,16 +20,23 @@ import (
 // envPrefix is put before every variable name of Config.
 const envPrefix = "WISP_"
 
-// Config is every setting of wisp, read from WISP_ environment variables.
-// config.example.env and README.md list the same variables with the same
-// defaults; TestExampleEnvMatchesConfig keeps the example in step.
+// Config is every setting of wisp, read from WISP_ environment variables
+// and WISP_CONFIG_FILE. config.example.env and README.md list the same
+// variables with the same defaults; TestExampleEnvMatchesConfig keeps the
+// example in step. Fields tagged reload:"live" are the ones wisp serve
+// applies on SIGHUP (configfile.go, reload.go); the others need a restart.
 type Config struct {
+	// ConfigFile is an env file (KEY=VALUE lines, like config.example.env)
+	// of WISP_ settings, read at start and re-read by wisp serve on SIGHUP;
+	// what it sets wins over the environment. Only the environment may
+	// set it (path; empty: none). Default empty.
+	ConfigFile string `env:"CONFIG_FILE" envDefault:""`
 	// Listen is the TCP address to serve on (host:port). Default 127.0.0.1:4869.
 	Listen string `env:"LISTEN" envDefault:"127.0.0.1:4869"`
 	// DataDir is the directory holding the database, wisp.db. Default ./data.
 	DataDir string `env:"DATA_DIR" envDefault:"./data"`
 	// LogLevel is debug, info, warn or error. Default info.
-	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
+	LogLevel string `env:"LOG_LEVEL" envDefault:"info" reload:"live"`
 	// LogFormat is text or json. Default text.
 	LogFormat string `env:"LOG_FORMAT" envDefault:"text"`
 	// LogIPs is how client IP addresses appear in logs: hashed (a tag from
@@ -38,15 +45,15 @@ type Config struct {
 	LogIPs string `env:"LOG_IPS" envDefault:"hashed"`
 
 	// RelayName is the relay's name in NIP-11 and on the front page. Default wisp.
-	RelayName string `env:"RELAY_NAME" envDefault:"wisp"`
+	RelayName string `env:"RELAY_NAME" envDefault:"wisp" reload:"live"`
 	// RelayDescription is a short description for NIP-11. Default empty.
-	RelayDescription string `env:"RELAY_DESCRIPTION" envDefault:""`
+	RelayDescription string `env:"RELAY_DESCRIPTION" envDefault:"" reload:"live"`
 	// RelayPubKey is the operator's pubkey (64 hex) for NIP-11. Default empty.
-	RelayPubKey string `env:"RELAY_PUBKEY" envDefault:""`
+	RelayPubKey string `env:"RELAY_PUBKEY" envDefault:"" reload:"live"`
 	// RelayContact is how to reach the operator (URI or email). Default empty.
-	RelayContact string `env:"RELAY_CONTACT" envDefault:""`
+	RelayContact string `env:"RELAY_CONTACT" envDefault:"" reload:"live"`
 	// RelayIcon is the URL of the relay's icon. Default empty.
-	RelayIcon string `env:"RELAY_ICON" envDefault:""`
+	RelayIcon string `env:"RELAY_ICON" envDefault:"" reload:"live"`
 	// PublicURL is the ws:// or wss:// URL clients use; AUTH (NIP-42), NIP-98
 	// and NIP-62 events must name it (or OtherURLs). Default empty: only
 	// loopback names are accepted there, and the front page shows a URL
@@ -57,39 +64,39 @@ type Config struct {
 	OtherURLs string `env:"OTHER_URLS" envDefault:""`
 
 	// MaxMessageBytes is the largest websocket message (bytes). Default 524288.
-	MaxMessageBytes int `env:"MAX_MESSAGE_BYTES" envDefault:"524288"`
+	MaxMessageBytes int `env:"MAX_MESSAGE_BYTES" envDefault:"524288" reload:"live"`
 	// MaxEventBytes is the largest event as canonical JSON (bytes). Default 262144.
-	MaxEventBytes int `env:"MAX_EVENT_BYTES" envDefault:"262144"`
+	MaxEventBytes int `env:"MAX_EVENT_BYTES" envDefault:"262144" reload:"live"`
 	// MaxEventTags is the most tags in one event (count). Default 2000.
-	MaxEventTags int `env:"MAX_EVENT_TAGS" envDefault:"2000"`
+	MaxEventTags int `env:"MAX_EVENT_TAGS" envDefault:"2000" reload:"live"`
 	// MaxTagValueBytes is the longest tag element (bytes). Default 8192.
-	MaxTagValueBytes int `env:"MAX_TAG_VALUE_BYTES" envDefault:"8192"`
+	MaxTagValueBytes int `env:"MAX_TAG_VALUE_BYTES" envDefault:"8192" reload:"live"`
 	// MaxContentLength is the longest event content (unicode characters). Default 131072.
-	MaxContentLength int `env:"MAX_CONTENT_LENGTH" envDefault:"131072"`
+	MaxContentLength int `env:"MAX_CONTENT_LENGTH" envDefault:"131072" reload:"live"`
 	// MaxSubscriptions is the most open subscriptions per connection (count). Default 50.
-	MaxSubscriptions int `env:"MAX_SUBSCRIPTIONS" envDefault:"50"`
+	MaxSubscriptions int `env:"MAX_SUBSCRIPTIONS" envDefault:"50" reload:"live"`
 	// MaxSubscriptionBytes bounds what the open subscriptions of one
 	// connection hold: their filters and fan-out index entries (bytes).
 	// Default 2097152.
-	MaxSubscriptionBytes int `env:"MAX_SUBSCRIPTION_BYTES" envDefault:"2097152"`
+	MaxSubscriptionBytes int `env:"MAX_SUBSCRIPTION_BYTES" envDefault:"2097152" reload:"live"`
 	// MaxFilters is the most filters in one REQ (count). Default 10.
-	MaxFilters int `env:"MAX_FILTERS" envDefault:"10"`
+	MaxFilters int `env:"MAX_FILTERS" envDefault:"10" reload:"live"`
 	// MaxFilterValues is the most values in one filter list (count). Default 500.
-	MaxFilterValues int `env:"MAX_FILTER_VALUES" envDefault:"500"`
+	MaxFilterValues int `env:"MAX_FILTER_VALUES" envDefault:"500" reload:"live"`
 	// MaxLimit caps a filter's limit (events). Default 5000.
-	MaxLimit int `env:"MAX_LIMIT" envDefault:"5000"`
+	MaxLimit int `env:"MAX_LIMIT" envDefault:"5000" reload:"live"`
 	// DefaultLimit is used for a filter without limit (events). Default 500.
-	DefaultLimit int `env:"DEFAULT_LIMIT" envDefault:"500"`
+	DefaultLimit int `env:"DEFAULT_LIMIT" envDefault:"500" reload:"live"`
 	// CreatedAtFuture is how far ahead of now created_at may be (duration). Default 15m.
-	CreatedAtFuture time.Duration `env:"CREATED_AT_FUTURE" envDefault:"15m"`
+	CreatedAtFuture time.Duration `env:"CREATED_AT_FUTURE" envDefault:"15m" reload:"live"`
 	// CreatedAtPast is how far behind now created_at may be (duration, 0: no bound). Default 0.
-	CreatedAtPast time.Duration `env:"CREATED_AT_PAST" envDefault:"0"`
+	CreatedAtPast time.Duration `env:"CREATED_AT_PAST" envDefault:"0" reload:"live"`
 	// MaxPendingBytes is the outbound bytes queued per connection before it is
 	// closed as a slow consumer (bytes). Default 4194304.
-	MaxPendingBytes int `env:"MAX_PENDING_BYTES" envDefault:"4194304"`
+	MaxPendingBytes int `env:"MAX_PENDING_BYTES" envDefault:"4194304" reload:"live"`
 	// QueryTimeout is the time one REQ's stored query may work, not counting
 	// waits for a slow client to take the answer (duration). Default 10s.
-	QueryTimeout time.Duration `env:"QUERY_TIMEOUT" envDefault:"10s"`
+	QueryTimeout time.Duration `env:"QUERY_TIMEOUT" envDefault:"10s" reload:"live"`
 
 	// VerifyWorkers is the number of signature-check workers (count, 0: one per CPU). Default 0.
 	VerifyWorkers int `env:"VERIFY_WORKERS" envDefault:"0"`
@@ -113,39 +120,39 @@ type Config struct {
 	// Who may write and read (see policy.go in this directory and package policy).
 
 	// Auth is what NIP-42 AUTH is required for: open, write or all. Default open.
-	Auth string `env:"AUTH" envDefault:"open"`
+	Auth string `env:"AUTH" envDefault:"open" reload:"live"`
 	// AllowPubkeys, if set, are the only pubkeys that may publish (hex or
 	// npub, comma-separated); NIP-86 allowpubkey adds more. Default empty.
-	AllowPubkeys string `env:"ALLOW_PUBKEYS" envDefault:""`
+	AllowPubkeys string `env:"ALLOW_PUBKEYS" envDefault:"" reload:"live"`
 	// DenyPubkeys may not publish (hex or npub, comma-separated). Default empty.
-	DenyPubkeys string `env:"DENY_PUBKEYS" envDefault:""`
+	DenyPubkeys string `env:"DENY_PUBKEYS" envDefault:"" reload:"live"`
 	// AllowKinds, if set, are the only kinds stored (list and ranges such
 	// as 0,1,3,30000-39999). Default empty.
-	AllowKinds string `env:"ALLOW_KINDS" envDefault:""`
+	AllowKinds string `env:"ALLOW_KINDS" envDefault:"" reload:"live"`
 	// DenyKinds are kinds never stored (list and ranges). Default empty.
-	DenyKinds string `env:"DENY_KINDS" envDefault:""`
+	DenyKinds string `env:"DENY_KINDS" envDefault:"" reload:"live"`
 	// MinPoW is the NIP-13 proof of work every client event needs (bits, 0: none). Default 0.
-	MinPoW int `env:"MIN_POW" envDefault:"0"`
+	MinPoW int `env:"MIN_POW" envDefault:"0" reload:"live"`
 	// EventRateIP limits EVENTs per client IP (N/period, such as 20/1m; empty: none). Default empty.
-	EventRateIP string `env:"EVENT_RATE_IP" envDefault:""`
+	EventRateIP string `env:"EVENT_RATE_IP" envDefault:"" reload:"live"`
 	// EventRatePubkey limits EVENTs per author (N/period; empty: none). Default empty.
-	EventRatePubkey string `env:"EVENT_RATE_PUBKEY" envDefault:""`
+	EventRatePubkey string `env:"EVENT_RATE_PUBKEY" envDefault:"" reload:"live"`
 	// ReqRateIP limits REQs per client IP (N/period; empty: none). Default empty.
-	ReqRateIP string `env:"REQ_RATE_IP" envDefault:""`
+	ReqRateIP string `env:"REQ_RATE_IP" envDefault:"" reload:"live"`
 	// ConnRateIP limits new connections per client IP (N/period; empty: none). Default empty.
-	ConnRateIP string `env:"CONN_RATE_IP" envDefault:""`
+	ConnRateIP string `env:"CONN_RATE_IP" envDefault:"" reload:"live"`
 	// MaxConnsPerIP caps open connections per client IP (count, 0: no cap):
 	// with the per-connection budgets, it bounds what one IP can make the
 	// relay hold. Default 20.
-	MaxConnsPerIP int `env:"MAX_CONNS_PER_IP" envDefault:"20"`
+	MaxConnsPerIP int `env:"MAX_CONNS_PER_IP" envDefault:"20" reload:"live"`
 	// RealIPHeader is the header a reverse proxy puts the client's address
 	// in, such as X-Forwarded-For (empty: the TCP peer). Default empty.
 	RealIPHeader string `env:"REAL_IP_HEADER" envDefault:""`
 	// WritePolicyPlugin is a strfry write-policy plugin: a path, or a
 	// command with arguments run by /bin/sh (empty: none). Default empty.
-	WritePolicyPlugin string `env:"WRITE_POLICY_PLUGIN" envDefault:""`
+	WritePolicyPlugin string `env:"WRITE_POLICY_PLUGIN" envDefault:"" reload:"live"`
 	// WritePolicyTimeout is how long the plugin may take per event (duration). Default 5s.
-	WritePolicyTimeout time.Duration `env:"WRITE_POLICY_TIMEOUT" envDefault:"5s"`
+	WritePolicyTimeout time.Duration `env:"WRITE_POLICY_TIMEOUT" envDefault:"5s" reload:"live"`
 	// AdminPubkeys may use the NIP-86 management API (hex or npub,
 	// comma-separated; empty: API off). Default empty.
 	AdminPubkeys string `env:"ADMIN_PUBKEYS" envDefault:""`
@@ -209,7 +216,7 @@ type Config struct {
 	Retention string `env:"RETENTION" envDefault:""`
 	// SlowQuery logs stored queries taking at least this long with their
 	// filters (duration, 0: never). Default 500ms.
-	SlowQuery time.Duration `env:"SLOW_QUERY" envDefault:"500ms"`
+	SlowQuery time.Duration `env:"SLOW_QUERY" envDefault:"500ms" reload:"live"`
 
 	// Moving events between relays (see sync.go and mirror.go).
 
@@ -222,27 +229,33 @@ type Config struct {
 	NegMaxTotalEvents int `env:"NEG_MAX_TOTAL_EVENTS" envDefault:"2000000"`
 	// MirrorConfig is the path of the live mirroring config that wisp serve
 	// runs (path; empty: no mirroring). Default empty.
-	MirrorConfig string `env:"MIRROR_CONFIG" envDefault:""`
+	MirrorConfig string `env:"MIRROR_CONFIG" envDefault:"" reload:"live"`
 }
 
 // loadConfig reads Config from environ (KEY=VALUE entries, as os.Environ
-// returns them) and validates it. Only environ is read, never the process
-// environment, so tests stay independent of the machine.
+// returns them) and WISP_CONFIG_FILE, if set (see configfile.go), and
+// validates it. Only environ is read, never the process environment, so
+// tests stay independent of the machine.
 func loadConfig(environ []string) (Config, error) {
-	m := make(map[string]string, len(environ)) // non-nil: env falls back to os.Environ on nil
-	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			m[k] = v
-		}
+	cfg, _, err := loadConfigNoting(environ)
+	return cfg, err
+}
+
+// loadConfigNoting is loadConfig, which also returns the variables
+// WISP_CONFIG_FILE set over a different value in the environment.
+func loadConfigNoting(environ []string) (Config, []string, error) {
+	m, overridden, err := configEnviron(environ)
+	if err != nil {
+		return Config{}, nil, err
 	}
 	var cfg Config
 	if err := env.ParseWithOptions(&cfg, env.Options{Prefix: envPrefix, Environment: m}); err != nil {
-		return Config{}, &configError{explainParse(err, m)}
+		return Config{}, nil, &configError{explainParse(err, m)}
 	}
 	if errs := cfg.validate(); len(errs) > 0 {
-		return Config{}, &configError{errs}
+		return Config{}, nil, &configError{errs}
 	}
-	return cfg, nil
+	return cfg, overridden, nil
 }
 
 // configError lists every bad setting, one per line when there are several.

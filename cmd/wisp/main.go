@@ -47,7 +47,8 @@ Usage:
   wisp <command> --help
                     the help of one command
 
-Settings come from WISP_ environment variables, for example
+Settings come from WISP_ environment variables (or the file
+WISP_CONFIG_FILE names), for example
   WISP_LISTEN    address to listen on (default 127.0.0.1:4869)
   WISP_DATA_DIR  directory of the database (default ./data)
 config.example.env and README.md list every variable with its default.
@@ -62,7 +63,12 @@ keeps its database in WISP_DATA_DIR (default ./data), which one wisp serve
 at a time may use (it holds DATA_DIR/wisp.lock); wisp import, export, sync,
 mirror, scan, delete, backup and stats may run beside it.
 
-Every setting is a WISP_ environment variable: config.example.env and
+SIGHUP reloads the configuration (the environment and WISP_CONFIG_FILE,
+read again) and applies what can change live, keeping every connection;
+a bad configuration is refused whole and logged.
+
+Every setting is a WISP_ variable, from the environment or from the env
+file WISP_CONFIG_FILE names (which wins): config.example.env and
 README.md list them all, with their defaults.
 
   WISP_LISTEN=0.0.0.0:4869 WISP_PUBLIC_URL=wss://relay.example.com wisp serve
@@ -193,11 +199,11 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	}
 	switch cmd {
 	case "serve":
-		cfg, err := loadConfig(environ)
+		cfg, overridden, err := loadConfigNoting(environ)
 		if err != nil {
 			return err
 		}
-		return serve(ctx, cfg, environ, stderr, ready)
+		return serve(ctx, cfg, serveArgs{environ: environ, overridden: overridden}, stderr, ready)
 	case "version":
 		return printVersion(stdout)
 	case "health":

@@ -54,18 +54,58 @@ func mirrorStatePath(dataDir, config string) string {
 	return filepath.Join(dataDir, "mirror-state-"+name+".json")
 }
 
-// startMirrors runs the streams of WISP_MIRROR_CONFIG over a relay, until
-// ctx ends; wait returns once they stopped.
-func startMirrors(ctx context.Context, cfg Config, rl *relay.Relay, store *sqlite.Store, log *slog.Logger) (wait func()) {
-	m := &mirror.Manager{Path: cfg.MirrorConfig, Local: rl, Store: store, Log: log,
-		StatePath: filepath.Join(cfg.DataDir, mirrorStateFile)}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := m.Run(ctx); err != nil {
-			log.Error("mirroring stopped", "err", err)
-		}
-	})
-	return wg.Wait
+// serveMirrors runs wisp serve's mirror streams (WISP_MIRROR_CONFIG),
+// which a reload may start, change or stop.
+type serveMirrors struct {
+	ctx   context.Context
+	cfg   Config // for the data directory
+	rl    *relay.Relay
+	store *sqlite.Store
+	log   *slog.Logger
+
+	mu     sync.Mutex
+	m      *mirror.Manager // nil: none running
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// set runs the streams of the file at path (cfg, loaded from it), or none
+// for "". ctx of the serveMirrors bounds them.
+func (s *serveMirrors) set(path string, cfg *mirror.Config) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case path == "":
+		s.stopLocked()
+	case s.m == nil:
+		ctx, cancel := context.WithCancel(s.ctx)
+		m := &mirror.Manager{Path: path, Local: s.rl, Store: s.store, Log: s.log,
+			StatePath: filepath.Join(s.cfg.DataDir, mirrorStateFile)}
+		s.m, s.cancel = m, cancel
+		s.wg.Go(func() {
+			if err := m.Run(ctx); err != nil {
+				s.log.Error("mirroring stopped", "err", err)
+			}
+		})
+	default:
+		s.m.Use(path, cfg)
+	}
+}
+
+// stop stops the streams, which save their positions, and waits for them.
+func (s *serveMirrors) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopLocked()
+}
+
+func (s *serveMirrors) stopLocked() {
+	if s.m == nil {
+		return
+	}
+	s.cancel()
+	s.wg.Wait()
+	s.m, s.cancel = nil, nil
 }
 
 // runMirror is "wisp mirror <config>".

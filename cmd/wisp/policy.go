@@ -91,11 +91,17 @@ func (c Config) policyConfig(log *slog.Logger) policy.Config {
 
 // lists are the fixed moderation lists of the configuration.
 func (c Config) lists() *policy.Lists {
-	allow, _ := policy.ParsePubkeys(c.AllowPubkeys)
-	deny, _ := policy.ParsePubkeys(c.DenyPubkeys)
-	allowKinds, _ := policy.ParseKinds(c.AllowKinds)
-	denyKinds, _ := policy.ParseKinds(c.DenyKinds)
-	return policy.NewLists(allow, deny, allowKinds, denyKinds)
+	return policy.NewLists(c.fixedLists())
+}
+
+// fixedLists are the pubkey and kind lists of the configuration; c has
+// been validated.
+func (c Config) fixedLists() (allow, deny []string, allowKinds, denyKinds policy.KindSet) {
+	allow, _ = policy.ParsePubkeys(c.AllowPubkeys)
+	deny, _ = policy.ParsePubkeys(c.DenyPubkeys)
+	allowKinds, _ = policy.ParseKinds(c.AllowKinds)
+	denyKinds, _ = policy.ParseKinds(c.DenyKinds)
+	return allow, deny, allowKinds, denyKinds
 }
 
 // access is the wired policy and management API of a serving relay.

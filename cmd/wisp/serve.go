@@ -8,7 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/wisp-relay/wisp/dashboard"
@@ -28,14 +31,27 @@ const (
 	followEvery = 250 * time.Millisecond
 )
 
+// serveArgs are what wisp serve was started with: its environment (read
+// again by a reload), and overridden, the variables WISP_CONFIG_FILE set
+// over the environment.
+type serveArgs struct {
+	environ    []string
+	overridden []string
+}
+
 // serve runs the relay until ctx is done, then shuts it down in order: stop
 // the mirrors (producers), stop accepting, let queued events reach the
 // store and their OKs the clients, close connections going away,
-// checkpoint and close the database.
-func serve(ctx context.Context, cfg Config, environ []string, stderr io.Writer, ready func(net.Addr)) (err error) {
+// checkpoint and close the database. SIGHUP reloads the configuration
+// (reload.go).
+func serve(ctx context.Context, cfg Config, sa serveArgs, stderr io.Writer, ready func(net.Addr)) (err error) {
 	ips := newIPMask(cfg.LogIPs) // the log's and the dashboard's
-	log := newLogger(cfg, ips, stderr)
-
+	log, level := newLevelLogger(cfg, ips, stderr)
+	// Taken first, so that a SIGHUP while starting does not kill wisp.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	environ := sa.environ
 	if err := checkMirrorConfig(cfg); err != nil {
 		return err
 	}
@@ -48,6 +64,13 @@ func serve(ctx context.Context, cfg Config, environ []string, stderr io.Writer, 
 		return err
 	}
 	defer lock.release()
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close() // on an early return; srv.Shutdown closes it otherwise
+
 	rules, _ := parseRetention(cfg.Retention) // validated
 	opts := cfg.storeOptions(log)
 	opts.ReadConns, opts.CheckpointInterval, opts.Upkeep.Retention = cfg.ReadConns, cfg.CheckpointInterval, rules
@@ -74,14 +97,9 @@ func serve(ctx context.Context, cfg Config, environ []string, stderr io.Writer, 
 	}
 	defer comm.close() //nolint:errcheck // stops group deletions, which resume at the next start
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
 	if cfg.PprofListen != "" {
 		stopPprof, err := servePprof(cfg.PprofListen, log)
 		if err != nil {
-			ln.Close()
 			return fmt.Errorf("pprof: %w", err)
 		}
 		defer stopPprof()
@@ -117,7 +135,6 @@ func serve(ctx context.Context, cfg Config, environ []string, stderr io.Writer, 
 	}
 	rl.Start()
 	if err := comm.start(ctx, rl); err != nil {
-		ln.Close()
 		rl.Shutdown(ctx) //nolint:errcheck // nothing was accepted yet
 		return err
 	}
@@ -125,7 +142,6 @@ func serve(ctx context.Context, cfg Config, environ []string, stderr io.Writer, 
 	metricsHere := metricsOnRelayPort(cfg, ln.Addr())
 	stopMetrics, err := serveMetrics(cfg, met, metricsHere, log)
 	if err != nil {
-		ln.Close()
 		rl.Shutdown(ctx) //nolint:errcheck // nothing was accepted yet
 		return fmt.Errorf("metrics: %w", err)
 	}
@@ -147,24 +163,31 @@ func serve(ctx context.Context, cfg Config, environ []string, stderr io.Writer, 
 	if dash != nil {
 		wg.Go(func() { dash.Run(upkeepCtx) })
 	}
-	stopMirrors := func() {}
-	if cfg.MirrorConfig != "" { // live mirroring, see mirror.go; the file was checked
-		mirrorCtx, cancelMirrors := context.WithCancel(ctx)
-		waitMirrors := startMirrors(mirrorCtx, cfg, rl, store, log)
-		stopMirrors = func() { cancelMirrors(); waitMirrors() }
-		defer stopMirrors() // on an early return; a no-op after the first call
+	// Live mirroring (mirror.go); the file was checked. A reload may
+	// start, change or stop it.
+	mirrors := &serveMirrors{ctx: ctx, cfg: cfg, rl: rl, store: store, log: log}
+	if cfg.MirrorConfig != "" {
+		mirrors.set(cfg.MirrorConfig, nil)
 	}
+	defer mirrors.stop() // on an early return; a no-op after the first call
+	rel := &reloader{environ: environ, log: log, level: level, rl: rl, pol: acc.policy, mirrors: mirrors, cur: cfg}
 
-	log.Info("wisp listening",
+	attrs := []any{
 		"url", clientURL(cfg.PublicURL, ln.Addr()),
 		"addr", ln.Addr().String(),
 		"data", cfg.dbPath(),
 		"version", version,
 		"verifier", verifier,
-		"sync", cfg.Sync)
+		"sync", cfg.Sync,
+		"pid", os.Getpid(),
+	}
+	log.Info("wisp listening", attrs...)
 	if dash != nil {
 		log.Info("dashboard", "url", dashboardURL(cfg.PublicURL, ln.Addr()),
 			"login", dashboardLogins(len(rcfg.AdminPubkeys) > 0, cfg.MetricsToken != ""))
+	}
+	for _, name := range sa.overridden {
+		log.Info("set in the environment and in "+configFileVar+": the file's value is used", "variable", name)
 	}
 	for _, w := range cfg.urlWarnings() {
 		log.Warn(w)
@@ -174,22 +197,33 @@ func serve(ctx context.Context, cfg Config, environ []string, stderr io.Writer, 
 			log.Warn(w)
 		}
 	}
+	sdNotify(environ, "READY=1")
 	if ready != nil {
 		ready(ln.Addr())
 	}
 
 	var errs []error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down", "cause", context.Cause(ctx))
-	case err := <-serveErr:
-		errs = append(errs, fmt.Errorf("serve http: %w", err))
-		log.Error("http server failed, shutting down", "err", err)
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down", "cause", context.Cause(ctx))
+			break loop
+		case err := <-serveErr:
+			errs = append(errs, fmt.Errorf("serve http: %w", err))
+			log.Error("http server failed, shutting down", "err", err)
+			break loop
+		case <-hup:
+			sdNotify(environ, "RELOADING=1")
+			rel.reload() //nolint:errcheck // it logs what it did
+			sdNotify(environ, "READY=1")
+		}
 	}
+	sdNotify(environ, "STOPPING=1")
 
 	// Producers stop first: the mirrors' down streams feed the relay, so
 	// they stop (and save their positions) before it drains.
-	stopMirrors()
+	mirrors.stop()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
 	// http.Server.Shutdown closes the listener and waits for plain HTTP
@@ -211,12 +245,20 @@ func serve(ctx context.Context, cfg Config, environ []string, stderr io.Writer, 
 
 // newLogger builds the process logger; cfg has been validated.
 func newLogger(cfg Config, ips ipMask, w io.Writer) *slog.Logger {
-	level, _ := parseLevel(cfg.LogLevel)
+	log, _ := newLevelLogger(cfg, ips, w)
+	return log
+}
+
+// newLevelLogger is newLogger with its level, which a reload may change.
+func newLevelLogger(cfg Config, ips ipMask, w io.Writer) (*slog.Logger, *slog.LevelVar) {
+	l, _ := parseLevel(cfg.LogLevel)
+	level := &slog.LevelVar{}
+	level.Set(l)
 	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: ips.replaceAttr()}
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(slog.NewJSONHandler(w, opts)), level
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(slog.NewTextHandler(w, opts)), level
 }
 
 // clientURL is the URL to paste into a client: the configured public URL, or

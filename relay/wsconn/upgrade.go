@@ -27,6 +27,12 @@ type Upgrader struct {
 // connection. When it fails it has already answered the request with an
 // HTTP error.
 func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error) {
+	return u.UpgradeLimit(w, r, u.Limit)
+}
+
+// UpgradeLimit is Upgrade with a limit of its own for this connection (0:
+// none) instead of u.Limit, for a server whose limit changes while it runs.
+func (u *Upgrader) UpgradeLimit(w http.ResponseWriter, r *http.Request, limit int) (*Conn, error) {
 	key, status, err := checkHandshake(r)
 	if err != nil {
 		switch status {
@@ -69,7 +75,6 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error
 	}
 	// The HTTP server may have left deadlines on the connection.
 	nc.SetDeadline(time.Time{})
-	limit := u.Limit
 	if limit <= 0 {
 		limit = math.MaxInt
 	}
