@@ -14,11 +14,11 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=0.1.0-dev
-# cgo builds the SQLite driver and, with the libsecp256k1 tag, go-nostr's
-# bundled copy of libsecp256k1 (about four times as fast as btcec at verifying).
+# cgo builds the SQLite driver and wisp's copy of libsecp256k1
+# (internal/secp256k1, about five times as fast as btcec at verifying).
 # Both are compiled from source by the image's gcc: no -dev package needed.
 ENV CGO_ENABLED=1
-RUN go build -tags libsecp256k1 -trimpath \
+RUN go build -trimpath \
       -ldflags "-s -w -X main.version=${VERSION}" \
       -o /out/wisp ./cmd/wisp \
  && /out/wisp --version

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/wisp-relay/wisp/internal/progress"
 )
 
@@ -69,6 +70,11 @@ type Config struct {
 	PhaseLimit     time.Duration // longest any phase may run
 
 	PID int // relay process for CPU, disk and memory figures; 0: none
+
+	// NoSearch leaves NIP-50 search out of the query mix, which otherwise
+	// has it when the relay lists NIP-50 (a comparison sets it unless every
+	// relay does, so that all answer the same mix).
+	NoSearch bool
 
 	ToolVersion string    // who is measuring, for the report
 	Progress    io.Writer // progress lines (a terminal); nil: none
@@ -177,6 +183,7 @@ type runner struct {
 	corpus *Corpus
 	rep    *Report
 	prog   *phaseLine
+	search bool // search is in the query mix
 
 	mu       sync.Mutex
 	warnings []string
@@ -231,12 +238,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	} else {
 		r.rep.Relay = info
 	}
+	r.search = !cfg.NoSearch && r.rep.Relay.supports(50)
 	if cfg.PID != 0 {
 		if _, err := readProc(cfg.PID); err != nil {
 			return nil, fmt.Errorf("relay process %d: %w", cfg.PID, err)
 		}
 	}
 	r.checkOpenFiles()
+	if cfg.runs(PhaseIngest) {
+		r.checkEmpty(ctx)
+	}
 
 	r.prog.set("corpus", func() string { return "preparing (signing on first use)" })
 	start := time.Now()
@@ -281,6 +292,38 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r.rep.Warnings = r.warnings
 	return r.rep, nil
+}
+
+// checkEmpty warns when the relay already holds events: every figure
+// assumes it starts empty (stored events turn the corpus into duplicates,
+// and a comparison is fair only when every relay starts alike).
+func (r *runner) checkEmpty(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Wait)
+	defer cancel()
+	ws, err := dial(ctx, r.cfg.URL)
+	if err != nil {
+		r.warn("could not check that the relay is empty: %v", err)
+		return
+	}
+	defer ws.CloseNow() //nolint:errcheck // a one-off check
+	if err := ws.Write(ctx, websocket.MessageText, []byte(`["REQ","empty",{"limit":1}]`)); err != nil {
+		r.warn("could not check that the relay is empty: %v", err)
+		return
+	}
+	for {
+		_, data, err := ws.Read(ctx)
+		if err != nil {
+			r.warn("could not check that the relay is empty: %v", err)
+			return
+		}
+		if sub, ok := eventSub(data); ok && sub == "empty" {
+			r.warn("the relay held events before the run: start it on an empty database")
+			return
+		}
+		if m, err := parseRelayMsg(data); err == nil && m.sub == "empty" {
+			return // EOSE or CLOSED with nothing before it
+		}
+	}
 }
 
 // checkOpenFiles raises this process' open file limit for the phases' many

@@ -349,8 +349,13 @@ func TestCheck(t *testing.T) {
 // filter of the mix: the two were written apart, so they check each other.
 func TestMatchesAgreesWithGoNostr(t *testing.T) {
 	c := unsignedCorpus(t, testSpec)
-	for _, q := range queryMix(c, 200) {
+	for _, q := range queryMix(c, 200, true) {
 		for _, ev := range c.Events {
+			// go-nostr's matcher ignores search: the checker's is tested
+			// by TestCheckSearch.
+			if q.filter.Search != "" {
+				break
+			}
 			if got, want := matches(&q.filter, ev), q.filter.Matches(ev); got != want {
 				t.Fatalf("%s %v on %s: matches %v, go-nostr %v", q.typ, q.filter, ev.ID, got, want)
 			}
@@ -369,11 +374,11 @@ func TestMatchesAgreesWithGoNostr(t *testing.T) {
 }
 
 // The mix is fixed by the seed, has every type, and never relies on a
-// relay's default limit: limits are at most 100, and queries without one
-// match far fewer.
+// relay's default limit: limits are at most 500 (strfry's cap), and
+// queries without one match about a hundred events at most.
 func TestQueryMix(t *testing.T) {
-	c := unsignedCorpus(t, CorpusSpec{Seed: 1, Events: 4000, Keys: 100, Until: testUntil})
-	a, b := queryMix(c, 500), queryMix(c, 500)
+	c := unsignedCorpus(t, CorpusSpec{Seed: 1, Events: 4000, Keys: 600, Until: testUntil})
+	a, b := queryMix(c, 500, true), queryMix(c, 500, true)
 	if len(a) != 500 {
 		t.Fatalf("%d queries, want 500", len(a))
 	}
@@ -387,16 +392,74 @@ func TestQueryMix(t *testing.T) {
 		}
 		types[a[i].typ]++
 		f := &a[i].filter
-		if f.Limit > 100 {
-			t.Errorf("%s: limit %d over 100", a[i].typ, f.Limit)
+		if f.Limit > 500 {
+			t.Errorf("%s: limit %d over 500", a[i].typ, f.Limit)
 		}
 		if n := len(truth.expected(f, nil)); f.Limit == 0 && n > 100 {
 			t.Errorf("%s %s: %d matches without a limit", a[i].typ, ja, n)
 		}
+		if a[i].typ == qHome && (len(f.Authors) < 300 || len(f.Authors) > 500 || f.Limit < 100) {
+			t.Errorf("home feed %d authors, limit %d", len(f.Authors), f.Limit)
+		}
 	}
-	for _, typ := range queryTypes() {
-		if types[typ] != 50 {
-			t.Errorf("%d queries of type %s, want 50", types[typ], typ)
+	all := queryTypes(true)
+	for _, typ := range all {
+		if n := types[typ]; n < 500/len(all) || n > 500/len(all)+1 {
+			t.Errorf("%d queries of type %s, want %d", n, typ, 500/len(all))
+		}
+	}
+	if slices.Contains(queryTypes(false), qSearch) {
+		t.Error("search in the mix of a relay without NIP-50")
+	}
+}
+
+// A search answer is right when every event holds every word as a whole
+// word (any case) and there are as many as the limit allows; its order is
+// the relay's ranking, not checked.
+func TestCheckSearch(t *testing.T) {
+	alice := strings.Repeat("a", 64)
+	mk := func(at int64, kind int, content string) *nostr.Event {
+		ev := &nostr.Event{PubKey: alice, CreatedAt: nostr.Timestamp(at), Kind: kind, Tags: nostr.Tags{}, Content: content}
+		ev.ID = ev.GetID()
+		ev.Sig = strings.Repeat("0", 128)
+		return ev
+	}
+	evs := []*nostr.Event{
+		mk(100, 1, "Quiet river, bright stone"), // 0
+		mk(200, 1, "the river is quiet"),        // 1
+		mk(300, 1, "rivers of quietness"),       // 2: no whole word
+		mk(400, 7, "quiet river"),               // 3: another kind
+		mk(500, 1, "quiet-river"),               // 4
+	}
+	c, err := newCorpus(CorpusSpec{Events: len(evs), Keys: 1, Until: 600}, evs, []string{alice})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pick := func(is ...int) []*nostr.Event {
+		var out []*nostr.Event
+		for _, i := range is {
+			out = append(out, evs[i])
+		}
+		return out
+	}
+	f := nostr.Filter{Search: "river QUIET", Kinds: []int{1}}
+	limited := f
+	limited.Limit = 2
+	for _, tt := range []struct {
+		name   string
+		filter nostr.Filter
+		got    []*nostr.Event
+		bad    string
+	}{
+		{"all, any order", f, pick(0, 4, 1), ""},
+		{"limit, any choice", limited, pick(0, 1), ""},
+		{"wrong: a part of a word", f, pick(0, 4, 1, 2), "does not match"},
+		{"wrong: another kind", f, pick(0, 4, 1, 3), "does not match"},
+		{"wrong: one missing", f, pick(0, 4), "2 events, want 3"},
+		{"wrong: short of the limit", limited, pick(4), "1 events, want 2"},
+	} {
+		if got := newTruth(c, nil, nil).check(&tt.filter, tt.got); (got == "") != (tt.bad == "") || !strings.Contains(got, tt.bad) {
+			t.Errorf("%s: check says %q, want %q", tt.name, got, tt.bad)
 		}
 	}
 }
@@ -595,7 +658,7 @@ func TestRunAgainstFakeRelay(t *testing.T) {
 		t.Errorf("ingest relay usage %+v", in.Relay)
 	}
 	q := rep.Query
-	if q == nil || q.Completed != 100 || q.Mismatches != 0 || q.Failed != nil || len(q.ByType) != len(queryTypes()) {
+	if q == nil || q.Completed != 100 || q.Mismatches != 0 || q.Failed != nil || len(q.ByType) != len(queryTypes(false)) {
 		t.Errorf("query %+v", q)
 	}
 	f := rep.Fanout
@@ -635,7 +698,7 @@ func TestRunCountsMismatches(t *testing.T) {
 	c := unsignedCorpus(t, cfg.Corpus)
 	truth := newTruth(c, nil, nil)
 	want := 0
-	for _, q := range queryMix(c, cfg.Queries) {
+	for _, q := range queryMix(c, cfg.Queries, false) {
 		if len(truth.expected(&q.filter, nil)) > 0 {
 			want++
 		}
@@ -647,7 +710,7 @@ func TestRunCountsMismatches(t *testing.T) {
 		t.Errorf("%d mismatches, want %d (every query with a match)", rep.Query.Mismatches, want)
 	}
 	// One example per type, and every type has queries with matches.
-	if len(rep.Query.MismatchExamples) != len(queryTypes()) {
+	if len(rep.Query.MismatchExamples) != len(queryTypes(false)) {
 		t.Errorf("mismatch examples %q, want one per type", rep.Query.MismatchExamples)
 	}
 	var out bytes.Buffer
@@ -736,6 +799,83 @@ func TestParseRelayMsg(t *testing.T) {
 	} {
 		if m, err := parseRelayMsg([]byte(bad)); err == nil {
 			t.Errorf("%q parsed as %+v", bad, m)
+		}
+	}
+}
+
+// A comparison runs the whole workload against each relay in turn and
+// prints a column per relay with the ratios; a wrong relay shows as such.
+func TestRunCompare(t *testing.T) {
+	good, bad := newFakeRelay(false), newFakeRelay(true)
+	defer good.Close()
+	defer bad.Close()
+	ws := func(s *httptest.Server) string { return "ws" + strings.TrimPrefix(s.URL, "http") }
+	cfg := smallConfig("", t.TempDir())
+	cfg.Phases = []string{PhaseIngest, PhaseQuery}
+	cfg.PID = 0
+	cmp, err := RunCompare(t.Context(), cfg, []Target{{Name: "good", URL: ws(good)}, {Name: "bad", URL: ws(bad)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cmp.Relays) != 2 || cmp.Relays[0].Name != "good" || cmp.Relays[1].Name != "bad" {
+		t.Fatalf("relays %+v", cmp.Relays)
+	}
+	g, b := cmp.Relays[0].Report, cmp.Relays[1].Report
+	if g.Ingest.Accepted != 300 || b.Ingest.Accepted != 300 || g.Query.Mismatches != 0 || b.Query.Mismatches == 0 {
+		t.Errorf("good: %d accepted, %d mismatches; bad: %d accepted, %d mismatches",
+			g.Ingest.Accepted, g.Query.Mismatches, b.Ingest.Accepted, b.Query.Mismatches)
+	}
+	// Both fakes run in this process, which listens on their ports.
+	if g.PID != os.Getpid() || b.PID != os.Getpid() || g.Query.Relay == nil {
+		t.Errorf("pids %d, %d (want %d, found from the ports); relay usage %+v", g.PID, b.PID, os.Getpid(), g.Query.Relay)
+	}
+	var out bytes.Buffer
+	if err := WriteCompareText(&out, cmp); err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	t.Logf("comparison:\n%s", text)
+	for _, want := range []string{"good ÷ bad", "ingest: accepted events/s", "query home: EOSE p99 (ms)", "bad:\nmismatch: "} {
+		if !strings.Contains(text, want) {
+			t.Errorf("comparison text lacks %q", want)
+		}
+	}
+	var js bytes.Buffer
+	if err := WriteJSON(&js, cmp); err != nil {
+		t.Fatal(err)
+	}
+	var back Comparison
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Relays) != 2 || back.Relays[1].Report.Query.Mismatches == 0 {
+		t.Errorf("comparison JSON: %v %s", err, js.String())
+	}
+
+	// The good relay now holds the corpus: a second run says so.
+	cfg.URL, cfg.Phases = ws(good), []string{PhaseIngest}
+	rep, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(rep.Warnings, func(w string) bool { return strings.Contains(w, "held events before the run") }) {
+		t.Errorf("no warning about a relay that was not empty: %q", rep.Warnings)
+	}
+	if _, err := RunCompare(t.Context(), cfg, []Target{{Name: "one", URL: ws(good)}}); err == nil {
+		t.Error("a comparison of one relay ran")
+	}
+}
+
+func TestParseTarget(t *testing.T) {
+	for in, want := range map[string]Target{
+		"wisp=ws://127.0.0.1:4869":   {Name: "wisp", URL: "ws://127.0.0.1:4869"},
+		"ws://127.0.0.1:7777":        {Name: "127.0.0.1:7777", URL: "ws://127.0.0.1:7777"},
+		"s=wss://relay.example/path": {Name: "s", URL: "wss://relay.example/path"},
+	} {
+		if got, err := ParseTarget(in); err != nil || got != want {
+			t.Errorf("%q: %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"wisp=http://x", "nope", "a=ws://"} {
+		if got, err := ParseTarget(bad); err == nil {
+			t.Errorf("%q accepted as %+v", bad, got)
 		}
 	}
 }

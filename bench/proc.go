@@ -162,3 +162,71 @@ func parseMachineBusy(stat []byte) (int64, error) {
 	}
 	return busy, nil
 }
+
+// listenerPID finds the process listening on the TCP port of a ws:// URL on
+// this machine, from /proc/net/tcp{,6} and the processes' descriptors (so a
+// comparison needs no --pid per relay). It finds only processes this user
+// may inspect, and fails where /proc is missing.
+func listenerPID(wsURL string) (int, error) {
+	hp, err := hostPort(wsURL)
+	if err != nil {
+		return 0, err
+	}
+	_, portStr, _ := strings.Cut(hp[strings.LastIndexByte(hp, ']')+1:], ":")
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
+		return 0, fmt.Errorf("port of %s: %w", wsURL, err)
+	}
+	inodes := map[string]bool{}
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, ino := range listeningInodes(data, uint16(port)) {
+			inodes["socket:["+ino+"]"] = true
+		}
+	}
+	if len(inodes) == 0 {
+		return 0, fmt.Errorf("nothing listens on port %d", port)
+	}
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		fds, err := os.ReadDir("/proc/" + p.Name() + "/fd")
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			if link, err := os.Readlink("/proc/" + p.Name() + "/fd/" + fd.Name()); err == nil && inodes[link] {
+				return pid, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("no process of this user holds the socket listening on port %d", port)
+}
+
+// listeningInodes returns the inodes of the sockets listening (state 0A)
+// on port in the contents of /proc/net/tcp or tcp6.
+func listeningInodes(table []byte, port uint16) []string {
+	var out []string
+	sc := bufio.NewScanner(bytes.NewReader(table))
+	sc.Scan() // the header
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 10 || f[3] != "0A" {
+			continue
+		}
+		_, hexPort, ok := strings.Cut(f[1], ":")
+		if p, err := strconv.ParseUint(hexPort, 16, 16); ok && err == nil && uint16(p) == port {
+			out = append(out, f[9])
+		}
+	}
+	return out
+}

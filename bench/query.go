@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,10 +28,24 @@ const (
 	qWindow       = "window"        // since/until holding ~40 events, no limit
 	qWindowLimit  = "window+limit"  // since/until holding ~1,000 events, limit 20
 	qKind0Authors = "kind0-authors" // kind 0 of 50 authors, no limit
+
+	// What clients send most.
+	qHome     = "home"     // authors of 300–500 follows, kinds 1, 6, 7, limit 100–500
+	qNotify   = "notify"   // #p of one key with kinds 1, 6, 7, 9735, limit 100
+	qThread   = "thread"   // #e of a replied-to event, kinds 1 and 7, no limit
+	qProfiles = "profiles" // kind 0 of 100 authors, no limit
+	qSearch   = "search"   // NIP-50: two or three words in kind 1, limit 20–50
 )
 
-func queryTypes() []string {
-	return []string{qIDs, qAuthor, qAuthors, qKind, qTagE, qTagP, qTagT, qWindow, qWindowLimit, qKind0Authors}
+// queryTypes lists the mix's types in turn; search only when the relay
+// (every relay, when comparing) lists NIP-50.
+func queryTypes(search bool) []string {
+	t := []string{qIDs, qAuthor, qAuthors, qKind, qTagE, qTagP, qTagT, qWindow, qWindowLimit, qKind0Authors,
+		qHome, qNotify, qThread, qProfiles}
+	if search {
+		t = append(t, qSearch)
+	}
+	return t
 }
 
 // query is one REQ of the mix.
@@ -40,10 +55,11 @@ type query struct {
 }
 
 // queryMix builds n REQs from the corpus, deterministically from its seed.
-// Every limit is at most 100 and every query without a limit matches at
-// most a few dozen events, so relays with small default caps (khatru's
-// SQLite store returns 100 at most) are judged fairly.
-func queryMix(c *Corpus, n int) []query {
+// Every limit is at most 500 (strfry's default cap) and every query without
+// a limit matches at most about a hundred events, so relays with default
+// caps are judged fairly (khatru's SQLite store returns 100 at most: the
+// home feed asks it for more).
+func queryMix(c *Corpus, n int, search bool) []query {
 	rng := rand.New(rand.NewPCG(c.Spec.Seed^0x5eed, c.Spec.Seed+1))
 	evs, pks, tags := c.Events, c.Pubkeys, hashtags()
 	var eRefs []string // values of `e` tags, in corpus order
@@ -70,7 +86,8 @@ func queryMix(c *Corpus, n int) []query {
 		return nostr.Timestamp(s), nostr.Timestamp(s + w)
 	}
 
-	types := queryTypes()
+	ws := words()
+	types := queryTypes(search)
 	out := make([]query, n)
 	for i := range out {
 		q := query{typ: types[i%len(types)]}
@@ -111,6 +128,25 @@ func queryMix(c *Corpus, n int) []query {
 			f.Since, f.Until, f.Limit = &s, &u, 20
 		case qKind0Authors:
 			f.Kinds, f.Authors = []int{0}, distinctKeys(50)
+		case qHome:
+			f.Authors = distinctKeys(300 + rng.IntN(201))
+			f.Kinds, f.Limit = []int{1, 6, 7}, 100+rng.IntN(401)
+		case qNotify:
+			f.Tags, f.Kinds, f.Limit = nostr.TagMap{"p": distinctKeys(1)}, []int{1, 6, 7, 9735}, 100
+		case qThread:
+			v := evs[rng.IntN(len(evs))].ID
+			if len(eRefs) > 0 {
+				v = eRefs[rng.IntN(len(eRefs))]
+			}
+			f.Tags, f.Kinds = nostr.TagMap{"e": {v}}, []int{1, 7}
+		case qProfiles:
+			f.Kinds, f.Authors = []int{0}, distinctKeys(100)
+		case qSearch:
+			var q []string
+			for _, j := range rng.Perm(len(ws))[:2+rng.IntN(2)] {
+				q = append(q, ws[j])
+			}
+			f.Search, f.Kinds, f.Limit = strings.Join(q, " "), []int{1}, 20+rng.IntN(31)
 		}
 		out[i] = q
 	}
@@ -174,7 +210,7 @@ func (r *runner) query(ctx context.Context) error {
 	stored, unknown := r.stored, r.unknown
 	r.mu.Unlock()
 	s := &queryState{
-		mix:        queryMix(r.corpus, r.cfg.Queries),
+		mix:        queryMix(r.corpus, r.cfg.Queries, r.search),
 		truth:      newTruth(r.corpus, stored, unknown),
 		lat:        map[string][]time.Duration{},
 		events:     map[string]int{},

@@ -11,8 +11,9 @@ import (
 	"time"
 )
 
-// WriteJSON writes the report for machines: indented JSON, one document.
-func WriteJSON(w io.Writer, rep *Report) error {
+// WriteJSON writes a report (or a Comparison) for machines: indented
+// JSON, one document.
+func WriteJSON(w io.Writer, rep any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(rep); err != nil {
@@ -115,6 +116,21 @@ func WriteText(w io.Writer, rep *Report) error {
 		tw.Flush()
 	}
 
+	var nb strings.Builder
+	writeNotes(&nb, rep)
+	if nb.Len() > 0 {
+		fmt.Fprintln(&b)
+		b.WriteString(nb.String())
+	}
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return nil
+}
+
+// writeNotes writes what went wrong in the run, a line each: refusals,
+// failures, mismatches, warnings.
+func writeNotes(b *strings.Builder, rep *Report) {
 	var notes []string
 	if in := rep.Ingest; in != nil {
 		notes = append(notes, sendNotes("ingest", &in.SendReport)...)
@@ -156,16 +172,9 @@ func WriteText(w io.Writer, rep *Report) error {
 	for _, wn := range rep.Warnings {
 		notes = append(notes, "warning: "+wn)
 	}
-	if len(notes) > 0 {
-		fmt.Fprintln(&b)
-		for _, n := range notes {
-			fmt.Fprintln(&b, n)
-		}
+	for _, n := range notes {
+		fmt.Fprintln(b, n)
 	}
-	if _, err := io.WriteString(w, b.String()); err != nil {
-		return fmt.Errorf("write report: %w", err)
-	}
-	return nil
 }
 
 func sendSummary(s *SendReport, dups bool) string {

@@ -196,6 +196,19 @@ type RelayInfo struct {
 	Name     string `json:"name,omitempty"`
 	Software string `json:"software,omitempty"`
 	Version  string `json:"version,omitempty"`
+	// SupportedNIPs decides whether search is in the query mix (NIP-50).
+	// json.Number takes numbers and the strings some relays write.
+	SupportedNIPs []json.Number `json:"supported_nips,omitempty"`
+}
+
+// supports says whether the relay lists NIP nip.
+func (i RelayInfo) supports(nip int) bool {
+	for _, n := range i.SupportedNIPs {
+		if v, err := n.Int64(); err == nil && v == int64(nip) {
+			return true
+		}
+	}
+	return false
 }
 
 // fetchInfo asks the relay for its NIP-11 document, best effort: any

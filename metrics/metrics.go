@@ -53,6 +53,7 @@ type Metrics struct {
 	batchTime   prometheus.Histogram
 	batchErrors prometheus.Counter
 	queries     *prometheus.HistogramVec
+	queryHists  []prometheus.Metric              // every (kind, outcome) of queries, for Totals
 	refused     map[[2]string]prometheus.Counter // by what and prefix
 	refusedVec  *prometheus.CounterVec
 }
@@ -140,7 +141,7 @@ func New(src Sources) *Metrics {
 	}, []string{"kind", "outcome"})
 	for _, k := range []string{relay.QueryReq, relay.QueryCount} {
 		for _, o := range []string{relay.QueryOK, relay.QueryTimeout, relay.QueryCanceled, relay.QueryError} {
-			m.queries.WithLabelValues(k, o)
+			m.queryHists = append(m.queryHists, m.queries.WithLabelValues(k, o).(prometheus.Metric))
 		}
 	}
 

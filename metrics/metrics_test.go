@@ -163,3 +163,42 @@ func TestMetricsIndependent(t *testing.T) {
 		t.Errorf("second instance sees %v REQs", v)
 	}
 }
+
+// Totals read what /metrics serves: the dashboard and Prometheus agree.
+func TestTotalsAgreeWithTheScrape(t *testing.T) {
+	m := New(Sources{})
+	m.Event(relay.OutcomeStored, "")
+	m.Event(relay.OutcomeStored, "")
+	m.Event(relay.OutcomeEphemeral, "")
+	m.Event(relay.OutcomeDuplicate, "")
+	m.Event(relay.OutcomeRejected, "blocked")
+	m.Event(relay.OutcomeRejected, "nonsense") // counted as other
+	m.Refused(relay.RefusedREQ, "rate-limited")
+	m.Refused(relay.RefusedConnection, "blocked")
+	m.Refused(relay.RefusedConnection, "rate-limited")
+	m.Query(relay.QueryReq, relay.QueryOK, 3*time.Millisecond)
+	m.Query(relay.QueryCount, relay.QueryTimeout, 2*time.Second)
+	m.WriteBatch(1, time.Millisecond, errors.New("disk full"))
+
+	tot := m.Totals()
+	if tot.Stored != 2 || tot.Ephemeral != 1 || tot.Duplicate != 1 || tot.Rejected["blocked"] != 1 || tot.Rejected["other"] != 1 {
+		t.Errorf("events %+v", tot)
+	}
+	if tot.Refused[relay.RefusedREQ] != 1 || tot.Refused[relay.RefusedConnection] != 2 || tot.BatchErrors != 1 {
+		t.Errorf("refused %v, batch errors %v", tot.Refused, tot.BatchErrors)
+	}
+	q := tot.Queries
+	if q.Count != 2 || q.Sum < 2.003 || q.Sum > 2.0031 || len(q.Bounds) == 0 || len(q.Counts) != len(q.Bounds) {
+		t.Fatalf("queries %+v", q)
+	}
+	fams := scrape(t, m.Handler(""), "")
+	if got := value(fams, "wisp_events_total", "outcome", "rejected", "prefix", "blocked"); got != tot.Rejected["blocked"] {
+		t.Errorf("scrape says %v rejected blocked, Totals %v", got, tot.Rejected["blocked"])
+	}
+	// The 3 ms query is at most 4 ms, the 2 s one is not.
+	for i, b := range q.Bounds {
+		if b >= 0.004 && b < 2 && q.Counts[i] != 1 {
+			t.Errorf("bucket %v holds %d, want 1", b, q.Counts[i])
+		}
+	}
+}

@@ -162,3 +162,7 @@ func wantsInfo(r *http.Request) bool {
 	}
 	return false
 }
+
+// Name is the relay's name as NIP-11 gives it (WISP_RELAY_NAME, or what an
+// admin changed it to).
+func (r *Relay) Name() string { return r.info().Name }

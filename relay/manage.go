@@ -131,14 +131,28 @@ var (
 	errAuthKind    = errors.New("NIP-98 event must have kind 27235")
 	errAuthTime    = errors.New("NIP-98 event created_at is too far from now")
 	errAuthURL     = errors.New("NIP-98 u tag does not name this relay")
-	errAuthMethod  = errors.New("NIP-98 method tag must be POST")
+	errAuthMethod  = errors.New("NIP-98 method tag must be the request's method")
 	errAuthPayload = errors.New("NIP-98 payload tag must be the sha256 of the body")
 	errAuthSig     = errors.New("NIP-98 event has a bad id or signature")
 	errAuthReplay  = errors.New("NIP-98 event was already used")
 )
 
-// checkHTTPAuth verifies a NIP-98 Authorization header for a management
-// request and returns the signer's pubkey.
+// CheckHTTPAuth verifies a NIP-98 Authorization header for req, whose
+// body is body, and returns the signer's pubkey: kind 27235, at most 60 s
+// from now, a u tag naming this relay (by its configuration, never the
+// Host header) and req's path and query, req's method, the sha256 of a
+// non-empty body, a good signature, and never used before. It says
+// nothing of who the signer is: see IsAdmin.
+func (r *Relay) CheckHTTPAuth(req *http.Request, body []byte) (string, error) {
+	return r.checkHTTPAuth(req, body)
+}
+
+// IsAdmin reports whether pubkey may use the NIP-86 management API.
+func (r *Relay) IsAdmin(pubkey string) bool {
+	return r.managementEnabled() && isAdmin(r.cfg.AdminPubkeys, pubkey)
+}
+
+// checkHTTPAuth is CheckHTTPAuth.
 func (r *Relay) checkHTTPAuth(req *http.Request, body []byte) (string, error) {
 	scheme, token, _ := strings.Cut(strings.TrimSpace(req.Header.Get("Authorization")), " ")
 	if !strings.EqualFold(scheme, "Nostr") || token == "" {
@@ -173,9 +187,11 @@ func (r *Relay) checkHTTPAuth(req *http.Request, body []byte) (string, error) {
 	if m == nil || !strings.EqualFold(m[1], req.Method) {
 		return "", errAuthMethod
 	}
+	// NIP-98 asks for the payload tag where there is a body (every NIP-86
+	// call has one); a request without one (a GET) may leave it out.
 	sum := sha256.Sum256(body)
 	p := ev.Tags.Find("payload")
-	if p == nil || !strings.EqualFold(p[1], hex.EncodeToString(sum[:])) {
+	if (p == nil && len(body) > 0) || (p != nil && !strings.EqualFold(p[1], hex.EncodeToString(sum[:]))) {
 		return "", errAuthPayload
 	}
 	if !ev.CheckID() || !verifySig(&ev) {

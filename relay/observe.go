@@ -48,6 +48,21 @@ type Metrics interface {
 	Refused(what, prefix string)
 }
 
+// Senders is told who sends events, for the operator's lists of the
+// busiest authors and IPs (package dashboard). Its calls are on the hot
+// path of every EVENT, from many goroutines: an implementation must be
+// cheap, safe for concurrent use, and hold a bounded amount whatever
+// clients send.
+type Senders interface {
+	// EventFrom counts an EVENT message from a client at ip, whatever
+	// became of it (malformed ones too).
+	EventFrom(ip string)
+	// EventBy counts a client's event whose signature checked out, by its
+	// author. Duplicates carrying the stored signature are not checked
+	// again (see admit), so they are not counted.
+	EventBy(pubkey string)
+}
+
 // Event outcomes for Metrics.Event.
 const (
 	OutcomeStored    = "stored"
@@ -276,4 +291,7 @@ func (c *conn) observeIn(verb string) {
 	c.obs.in++
 	c.obs.verb = verb
 	c.r.metrics().MessageIn(verb)
+	if verb == "EVENT" && c.r.cfg.Senders != nil {
+		c.r.cfg.Senders.EventFrom(c.remote)
+	}
 }

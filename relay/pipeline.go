@@ -125,6 +125,9 @@ func (r *Relay) verifyLoop() {
 			r.answer(p, false, wisp.Reason(wisp.PrefixInvalid, "bad signature"))
 			continue
 		}
+		if p.c != nil && r.cfg.Senders != nil {
+			r.cfg.Senders.EventBy(p.ev.PubKey) // signed by its author: a forger cannot charge someone else
+		}
 		if !r.judgeLate(p) {
 			continue
 		}

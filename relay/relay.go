@@ -59,6 +59,8 @@ type Config struct {
 
 	// Metrics receives counters and timings (nil: none); see observe.go.
 	Metrics Metrics
+	// Senders is told who sends events (nil: nobody); see observe.go.
+	Senders Senders
 	// SlowQuery: stored queries taking at least this long are logged with
 	// their filters (0: never).
 	SlowQuery time.Duration

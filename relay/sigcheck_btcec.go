@@ -1,4 +1,4 @@
-//go:build !libsecp256k1
+//go:build (!cgo || purego) && !libsecp256k1
 
 package relay
 

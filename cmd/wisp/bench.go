@@ -16,6 +16,7 @@ import (
 )
 
 const benchUsage = `Usage: wisp bench [flags] <ws-url>
+       wisp bench [flags] --compare NAME=URL,NAME=URL...
 
 Measures a Nostr relay (wisp or any other) over websockets: ingest,
 duplicates, queries (every answer checked), live fan-out and idle
@@ -23,8 +24,44 @@ connections. Point it at an empty relay; with --pid (the relay's process id,
 same machine) it also reports the relay's CPU time, disk writes and memory.
 The signed corpus is cached, so only the first run with a seed signs it.
 
+--compare runs the same workload against several relays in one run, one
+relay after the other in the order given, and prints a table with a column
+per relay and the ratios of the first relay's figures to the others'. Start
+every relay fresh, on an empty database of its own, before the run (the
+tool warns about one that already holds events); each relay's process is
+found from the port it listens on, for its CPU, disk and memory figures.
+NAME heads the relay's column (a bare URL is named by its host:port); the
+flag may be repeated. Search is in the query mix only when every relay
+lists NIP-50.
+
 Flags:
 `
+
+// targetList is --compare: relays to compare, from comma-separated lists
+// and repeated flags.
+type targetList []bench.Target
+
+func (l *targetList) String() string {
+	var parts []string
+	for _, t := range *l {
+		parts = append(parts, t.Name+"="+t.URL)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l *targetList) Set(v string) error {
+	for part := range strings.SplitSeq(v, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		t, err := bench.ParseTarget(part)
+		if err != nil {
+			return err
+		}
+		*l = append(*l, t)
+	}
+	return nil
+}
 
 // runBench is `wisp bench`: the load tool, pointed at any relay.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -53,6 +90,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	limit := fs.Duration("phase-limit", def.PhaseLimit, "longest time any phase may run (`duration`)")
 	pid := fs.Int("pid", 0, "relay process id, for its CPU, disk writes and memory (`pid`)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	var compare targetList
+	fs.Var(&compare, "compare", "relays to compare in one run, `NAME=URL,...` (repeatable; see above)")
 
 	// Flags may come before and after the URL.
 	var positional []string
@@ -69,12 +108,21 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		positional = append(positional, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
-	if len(positional) != 1 {
+	switch {
+	case len(compare) > 0 && len(positional) > 0:
+		return &usageError{"bench", "bench takes either a relay URL or --compare, not both"}
+	case len(compare) == 1:
+		return &usageError{"bench", "bench --compare needs at least two relays"}
+	case len(compare) > 0 && *pid != 0:
+		return &usageError{"bench", "bench --compare finds each relay's process by its port; --pid is for one relay"}
+	case len(compare) == 0 && len(positional) != 1:
 		return &usageError{"bench", fmt.Sprintf("bench takes one relay URL, got %d arguments", len(positional))}
 	}
 
 	cfg := def
-	cfg.URL = positional[0]
+	if len(positional) == 1 {
+		cfg.URL = positional[0]
+	}
 	cfg.Phases = nil
 	for p := range strings.SplitSeq(*phases, ",") {
 		if p = strings.TrimSpace(p); p != "" {
@@ -104,6 +152,17 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg.Progress = stderr
 	}
 
+	if len(compare) > 0 {
+		cfg.URL = compare[0].URL // validated as every run's
+		cmp, err := bench.RunCompare(ctx, cfg, compare)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		if *asJSON {
+			return bench.WriteJSON(stdout, cmp)
+		}
+		return bench.WriteCompareText(stdout, cmp)
+	}
 	rep, err := bench.Run(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -55,6 +56,17 @@ func TestBenchAgainstWisp(t *testing.T) {
 	}
 	if q := rep.Query; q == nil || q.Completed != 200 || q.Mismatches != 0 || q.Failed != nil {
 		t.Errorf("query: want 200 answered and no mismatch, got %+v", q)
+	} else {
+		// wisp lists NIP-50, so its mix has search; and the client shapes.
+		var types []string
+		for _, bt := range q.ByType {
+			types = append(types, bt.Type)
+		}
+		for _, want := range []string{"search", "home", "notify", "thread", "profiles"} {
+			if !slices.Contains(types, want) {
+				t.Errorf("query mix %v lacks %s", types, want)
+			}
+		}
 	}
 	if f := rep.Fanout; f == nil || f.Subscribed != 20 || f.Accepted != 50 || f.Expected != 1000 ||
 		f.Delivered != f.Expected || f.Repeated != 0 || f.Unexpected != 0 {

@@ -202,6 +202,10 @@ type Config struct {
 	// with a token or when nothing but loopback reaches it; see
 	// metricsOnRelayPort). Default empty.
 	MetricsListen string `env:"METRICS_LISTEN" envDefault:""`
+	// Dashboard serves the operator's page at /dashboard on the relay's
+	// port, for admins (NIP-98) and the metrics token: on or off. Default
+	// on.
+	Dashboard string `env:"DASHBOARD" envDefault:"on"`
 	// PprofListen, if set, serves Go's profiler (net/http/pprof) on this
 	// separate address, never on the relay's (host:port; empty: off).
 	// Default empty.
@@ -330,6 +334,9 @@ func (c Config) validate() []error {
 	}
 	if c.LogIPs != "hashed" && c.LogIPs != "full" && c.LogIPs != "off" {
 		bad("LOG_IPS", c.LogIPs, "want hashed, full or off")
+	}
+	if c.Dashboard != "on" && c.Dashboard != "off" {
+		bad("DASHBOARD", c.Dashboard, "want on or off")
 	}
 	if c.Sync != "normal" && c.Sync != "full" {
 		bad("SYNC", c.Sync, "want normal or full")

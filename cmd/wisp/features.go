@@ -132,16 +132,21 @@ func parseAge(s string) (time.Duration, error) {
 // stats reads it once it is.
 func newMetrics(store *sqlite.Store, stats func() relay.Stats) *metrics.Metrics {
 	return metrics.New(metrics.Sources{
-		Build:   metrics.Build{Version: version, Verifier: verifier, Engine: "sqlite"},
-		Stats:   stats,
-		DBSizes: store.FileSizes,
-		StoredEvents: func() (int64, bool) {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			n, approx, err := store.Count(ctx, []nostr.Filter{{}})
-			return n, err == nil && !approx
-		},
+		Build:        metrics.Build{Version: version, Verifier: verifier, Engine: "sqlite"},
+		Stats:        stats,
+		DBSizes:      store.FileSizes,
+		StoredEvents: storedEvents(store),
 	})
+}
+
+// storedEvents reads the events in the database: a running total, cheap.
+func storedEvents(store *sqlite.Store) func() (int64, bool) {
+	return func() (int64, bool) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		n, approx, err := store.Count(ctx, []nostr.Filter{{}})
+		return n, err == nil && !approx
+	}
 }
 
 // metricsOnRelayPort says whether /metrics is served on the relay's
@@ -166,8 +171,13 @@ func metricsOnRelayPort(cfg Config, addr net.Addr) bool {
 
 // handler serves the relay, and /metrics beside it when withMetrics;
 // otherwise /metrics is not found, rather than taken for a relay path.
-func handler(rl *relay.Relay, met *metrics.Metrics, token string, withMetrics bool) http.Handler {
+// The dashboard is under /dashboard when there is one.
+func handler(rl *relay.Relay, met *metrics.Metrics, token string, withMetrics bool, dash http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	if dash != nil {
+		mux.Handle("/dashboard", dash)
+		mux.Handle("/dashboard/", dash)
+	}
 	if withMetrics {
 		mux.Handle("/metrics", met.Handler(token))
 	} else {

@@ -22,8 +22,11 @@ func TestImportRules(t *testing.T) {
 		// policies' code (plugins, NIP-86 admin) nor a database.
 		{mod + "/relay/...", []string{"database/sql", "github.com/mattn/go-sqlite3", mod + "/storage/sqlite", "github.com/prometheus", mod + "/policy", mod + "/groups", mod + "/membership"}},
 		// The shared words import nothing of wisp's.
-		{mod, []string{mod + "/relay", mod + "/policy", mod + "/storage", mod + "/mirror", mod + "/metrics", mod + "/bench", mod + "/cmd", mod + "/groups", mod + "/membership"}},
+		{mod, []string{mod + "/relay", mod + "/policy", mod + "/storage", mod + "/mirror", mod + "/metrics", mod + "/dashboard", mod + "/bench", mod + "/cmd", mod + "/groups", mod + "/membership"}},
 		{mod + "/metrics/...", []string{"github.com/mattn/go-sqlite3", mod + "/storage/sqlite"}},
+		// The dashboard reads the store through what cmd/wisp hands it, and
+		// acts only through the relay's NIP-86 API.
+		{mod + "/dashboard/...", []string{"github.com/mattn/go-sqlite3", mod + "/storage/sqlite", mod + "/policy"}},
 		{mod + "/storage", []string{"database/sql", "github.com/mattn/go-sqlite3", mod + "/relay"}},
 		{mod + "/policy/...", []string{mod + "/relay", "database/sql", "github.com/mattn/go-sqlite3"}},
 		{mod + "/storage/...", []string{mod + "/relay", mod + "/policy"}},

@@ -27,7 +27,7 @@ type localRelay struct {
 // openLocal opens the database and starts a relay pipeline on it; tune may
 // adjust the relay's configuration.
 func openLocal(ctx context.Context, cfg Config, stderr io.Writer, tune func(*relay.Config)) (*localRelay, error) {
-	log := newLogger(cfg, stderr)
+	log := newLogger(cfg, newIPMask(cfg.LogIPs), stderr)
 	if err := prepareDataDir(cfg.DataDir); err != nil {
 		return nil, err
 	}

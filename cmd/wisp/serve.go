@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wisp-relay/wisp/dashboard"
 	"github.com/wisp-relay/wisp/relay"
 	"github.com/wisp-relay/wisp/storage/sqlite"
 )
@@ -44,7 +45,8 @@ type serveArgs struct {
 // checkpoint and close the database. SIGHUP reloads the configuration
 // (reload.go); SIGUSR2 hands the relay over to a new process (upgrade.go).
 func serve(ctx context.Context, cfg Config, sa serveArgs, stderr io.Writer, ready func(net.Addr)) (err error) {
-	log, level := newLevelLogger(cfg, stderr)
+	ips := newIPMask(cfg.LogIPs) // the log's and the dashboard's
+	log, level := newLevelLogger(cfg, ips, stderr)
 	// Taken first, so that a SIGHUP while starting does not kill wisp.
 	hup, usr2 := make(chan os.Signal, 1), make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -152,7 +154,17 @@ func serve(ctx context.Context, cfg Config, sa serveArgs, stderr io.Writer, read
 	var rl *relay.Relay
 	met := newMetrics(store, func() relay.Stats { return rl.Stats() }) // scraped only once rl is set
 	rcfg.Metrics, rcfg.SlowQuery = met, cfg.SlowQuery
+	var tally *dashboard.Tally // the dashboard's busiest lists, fed by the relay
+	if dashboardOn(cfg, rcfg.AdminPubkeys) {
+		tally = dashboard.NewTally(ips.mode != "off")
+		rcfg.Senders = tally
+	}
 	rl = relay.New(rcfg, store)
+	var dash *dashboard.Dashboard
+	if tally != nil {
+		rl.OnStored(tally.Stored)
+		dash = newDashboard(cfg, rl, len(rcfg.AdminPubkeys) > 0, tally, met, store, ips, log)
+	}
 	rl.Start()
 	if err := comm.start(ctx, rl); err != nil {
 		rl.Shutdown(ctx) //nolint:errcheck // nothing was accepted yet
@@ -169,7 +181,7 @@ func serve(ctx context.Context, cfg Config, sa serveArgs, stderr io.Writer, read
 
 	fresh := &freshConns{}
 	srv := &http.Server{
-		Handler:           handler(rl, met, cfg.MetricsToken, metricsHere),
+		Handler:           handler(rl, met, cfg.MetricsToken, metricsHere, httpHandler(dash)),
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -182,6 +194,9 @@ func serve(ctx context.Context, cfg Config, sa serveArgs, stderr io.Writer, read
 	upkeepCtx, stopUpkeep := context.WithCancel(ctx)
 	defer stopUpkeep()
 	wg.Go(func() { giveBackMemory(upkeepCtx) })
+	if dash != nil {
+		wg.Go(func() { dash.Run(upkeepCtx) })
+	}
 	// Live mirroring (mirror.go); the file was checked. A reload may
 	// start, change or stop it.
 	mirrors := &serveMirrors{ctx: ctx, cfg: cfg, rl: rl, store: store, log: log}
@@ -204,6 +219,10 @@ func serve(ctx context.Context, cfg Config, sa serveArgs, stderr io.Writer, read
 		attrs = append(attrs, "took_over_from", pred.pid)
 	}
 	log.Info("wisp listening", attrs...)
+	if dash != nil {
+		log.Info("dashboard", "url", dashboardURL(cfg.PublicURL, ln.Addr()),
+			"login", dashboardLogins(len(rcfg.AdminPubkeys) > 0, cfg.MetricsToken != ""))
+	}
 	for _, name := range sa.overridden {
 		log.Info("set in the environment and in "+configFileVar+": the file's value is used", "variable", name)
 	}
@@ -331,17 +350,17 @@ func listenMoved(listen string, addr net.Addr) string {
 }
 
 // newLogger builds the process logger; cfg has been validated.
-func newLogger(cfg Config, w io.Writer) *slog.Logger {
-	log, _ := newLevelLogger(cfg, w)
+func newLogger(cfg Config, ips ipMask, w io.Writer) *slog.Logger {
+	log, _ := newLevelLogger(cfg, ips, w)
 	return log
 }
 
 // newLevelLogger is newLogger with its level, which a reload may change.
-func newLevelLogger(cfg Config, w io.Writer) (*slog.Logger, *slog.LevelVar) {
+func newLevelLogger(cfg Config, ips ipMask, w io.Writer) (*slog.Logger, *slog.LevelVar) {
 	l, _ := parseLevel(cfg.LogLevel)
 	level := &slog.LevelVar{}
 	level.Set(l)
-	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: clientIPs(cfg.LogIPs)}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: ips.replaceAttr()}
 	if cfg.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts)), level
 	}

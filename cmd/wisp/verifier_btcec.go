@@ -1,7 +1,7 @@
-//go:build !libsecp256k1
+//go:build (!cgo || purego) && !libsecp256k1
 
 package main
 
-// verifier names the signature verifier go-nostr was built with: the pure Go
-// btcec by default.
+// verifier names the signature verifier of this build: the pure Go btcec,
+// under the purego build tag or without cgo.
 const verifier = "btcec"

@@ -86,6 +86,9 @@ func Dial(t *testing.T, url string) *Client {
 	return c
 }
 
+// Close closes the connection normally.
+func (c *Client) Close() { c.ws.Close(websocket.StatusNormalClosure, "") }
+
 func (c *Client) Send(v ...any) {
 	c.T.Helper()
 	b, _ := json.Marshal(v)

@@ -130,6 +130,11 @@ func BenchmarkQuery(b *testing.B) {
 		{"window", []nostr.Filter{{Since: ts(c.now - 2000), Until: ts(c.now - 1000), Limit: 500}}},
 		{"recent", []nostr.Filter{{Limit: 500}}},
 		{"thread", []nostr.Filter{{IDs: []string{popular}}, {Tags: nostr.TagMap{"e": {popular}}, Limit: 500}, {Kinds: []int{0}, Authors: c.authors[:20]}}},
+		// What clients send most: a home feed of 150 follows, notifications,
+		// profiles of 100 authors.
+		{"home", []nostr.Filter{{Authors: c.authors[:150], Kinds: []int{1, 6, 7}, Limit: 300}}},
+		{"notify", []nostr.Filter{{Tags: nostr.TagMap{"p": c.authors[1:2]}, Kinds: []int{1, 6, 7, 9735}, Limit: 100}}},
+		{"profiles", []nostr.Filter{{Kinds: []int{0}, Authors: c.authors[:100]}}},
 	}
 	for _, sh := range shapes {
 		b.Run(sh.name, func(b *testing.B) {

@@ -202,47 +202,13 @@ func (p *pager) read(ctx context.Context, streams []*stream) error {
 // readFirst reads the first page of a filter without search, and when
 // the page cannot hold all its results, lists the keys of the rest.
 func (p *pager) readFirst(ctx context.Context, c *sqlite3.SQLiteConn, st *stream, share int) error {
-	args, err := driverArgs(st.q.args)
-	if err != nil {
-		return err
-	}
-	query := st.q.sql
-	dest := make([]driver.Value, 3)
-	if !p.keys {
-		// One stream's rows need no merging: only the JSON is read, since
-		// each other column would cost an allocation per row; the key of
-		// the last row, if the page ends early, comes from its JSON.
-		query = "SELECT CAST(e.raw AS BLOB)" + st.q.sql[len(selectEvents):]
-		dest = dest[:1]
-	}
 	bytes, n := 0, 0
-	err = queryRows(ctx, c, query, args, dest, func() error {
-		var r row
-		if p.keys {
-			r.createdAt, _ = dest[0].(int64)
-			id, _ := dest[1].([]byte)
-			raw, ok := dest[2].([]byte)
-			if len(id) != 32 || !ok {
-				return fmt.Errorf("row with a %d-byte id or JSON of type %T", len(id), dest[2])
-			}
-			copy(r.id[:], id)
-			r.raw = raw
-		} else {
-			raw, ok := dest[0].([]byte)
-			if !ok {
-				return fmt.Errorf("JSON of type %T", dest[0])
-			}
-			r.raw = raw
-		}
-		st.rows = append(st.rows, r)
-		n++
-		p.readRows++
-		p.readBytes += int64(len(r.raw))
-		if bytes += len(r.raw); bytes >= share {
-			return errPageFull
-		}
-		return nil
-	})
+	var err error
+	if p.s.probe.probeable(st.f) {
+		n, err = p.readProbe(ctx, c, st, share, &bytes)
+	} else {
+		n, err = p.readQuery(ctx, c, st, st.q, share, &bytes)
+	}
 	full := errors.Is(err, errPageFull)
 	if err != nil && !full {
 		return err
@@ -270,10 +236,11 @@ func (p *pager) readFirst(ctx context.Context, c *sqlite3.SQLiteConn, st *stream
 		st.more = false
 		return err
 	}
-	if args, err = driverArgs(q.args); err != nil {
+	args, err := driverArgs(q.args)
+	if err != nil {
 		return err
 	}
-	dest = dest[:3]
+	dest := make([]driver.Value, 3)
 	err = queryRows(ctx, c, "SELECT e.seq, e.created_at, e.id"+q.sql[len(selectEvents):], args, dest, func() error {
 		var r row
 		r.seq, _ = dest[0].(int64)
@@ -291,6 +258,53 @@ func (p *pager) readFirst(ctx context.Context, c *sqlite3.SQLiteConn, st *stream
 	}
 	st.more = len(st.rest) > 0
 	return nil
+}
+
+// readQuery reads the rows of q into the stream's first page until *bytes
+// reaches share (errPageFull), counting them.
+func (p *pager) readQuery(ctx context.Context, c *sqlite3.SQLiteConn, st *stream, q builtQuery, share int, bytes *int) (int, error) {
+	args, err := driverArgs(q.args)
+	if err != nil {
+		return 0, err
+	}
+	query := q.sql
+	dest := make([]driver.Value, 3)
+	if !p.keys {
+		// One stream's rows need no merging: only the JSON is read, since
+		// each other column would cost an allocation per row; the key of
+		// the last row, if the page ends early, comes from its JSON.
+		query = "SELECT CAST(e.raw AS BLOB)" + q.sql[len(selectEvents):]
+		dest = dest[:1]
+	}
+	n := 0
+	err = queryRows(ctx, c, query, args, dest, func() error {
+		var r row
+		if p.keys {
+			r.createdAt, _ = dest[0].(int64)
+			id, _ := dest[1].([]byte)
+			raw, ok := dest[2].([]byte)
+			if len(id) != 32 || !ok {
+				return fmt.Errorf("row with a %d-byte id or JSON of type %T", len(id), dest[2])
+			}
+			copy(r.id[:], id)
+			r.raw = raw
+		} else {
+			raw, ok := dest[0].([]byte)
+			if !ok {
+				return fmt.Errorf("JSON of type %T", dest[0])
+			}
+			r.raw = raw
+		}
+		st.rows = append(st.rows, r)
+		n++
+		p.readRows++
+		p.readBytes += int64(len(r.raw))
+		if *bytes += len(r.raw); *bytes >= share {
+			return errPageFull
+		}
+		return nil
+	})
+	return n, err
 }
 
 // restChunk is the most listed results one statement of readRest reads;

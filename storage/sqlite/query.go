@@ -109,6 +109,12 @@ func buildQuery(f *nostr.Filter, now int64) (q builtQuery, ok bool, err error) {
 type page struct {
 	after *row
 	limit int
+	// A probe's part of the results (probe.go): byCreated reads the
+	// created_at index newest first, from the bound fromAt on when set;
+	// belowAt keeps the results older than it.
+	byCreated bool
+	fromAt    *int64
+	belowAt   *int64
 }
 
 // buildPage is buildQuery for one page of the filter's results.
@@ -167,6 +173,9 @@ func buildPage(f *nostr.Filter, now int64, p page) (q builtQuery, ok bool, err e
 
 	var b queryBuilder
 	b.sql.WriteString(selectEvents + " FROM events AS e")
+	if p.byCreated {
+		b.sql.WriteString(" INDEXED BY events_created")
+	}
 	order := "e.created_at"
 	inSubquery := false
 	if len(tags) > 0 && len(tags[0].values) == 1 {
@@ -219,6 +228,12 @@ func buildPage(f *nostr.Filter, now int64, p page) (q builtQuery, ok bool, err e
 		sub.cond(inList("x.value", len(t.values)), strArgs(t.values)...)
 		sub.sql.WriteString(")")
 		b.cond(sub.sql.String(), sub.args...)
+	}
+	if p.fromAt != nil {
+		b.cond("e.created_at >= ?", *p.fromAt)
+	}
+	if p.belowAt != nil {
+		b.cond("e.created_at < ?", *p.belowAt)
 	}
 	if p.after != nil {
 		// Keyset pagination in the order of the results: older, or as old

@@ -84,6 +84,9 @@ type Options struct {
 	// it hands them on and reads more (0 means DefaultPageBytes); see
 	// pages.go.
 	PageBytes int
+	// probe tunes the probe of filters of many authors (probe.go); only
+	// tests set it.
+	probe probeTuning
 }
 
 // Store is an event store in one SQLite database file.
@@ -106,6 +109,7 @@ type Store struct {
 	loadedBatches atomic.Int64
 	countCap      int // see count.go
 	pageBytes     int // see pages.go
+	probe         probeTuning
 	upkeep        upkeep
 }
 
@@ -171,6 +175,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if s.countCap <= 0 {
 		s.countCap = DefaultCountCap
 	}
+	s.probe = opts.probe.withDefaults()
 	s.pageBytes = opts.PageBytes
 	if s.pageBytes <= 0 {
 		s.pageBytes = DefaultPageBytes

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"time"
+
+	"github.com/wisp-relay/wisp/storage"
 )
 
 // KindCount is how many events of one kind are stored.
@@ -130,4 +132,33 @@ func fileSize(path string) (int64, error) {
 		return 0, err
 	}
 	return fi.Size(), nil
+}
+
+// KindCounts returns how many events of each kind are stored, the most
+// numerous first, at most limit kinds: one pass over the kind index, on a
+// read connection (the operator's dashboard asks, while someone watches,
+// waiting 100 times as long as the count took).
+func (s *Store) KindCounts(ctx context.Context, limit int) ([]KindCount, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, storage.ErrClosed
+	}
+	rows, err := s.r.QueryContext(ctx, "SELECT kind, count(*) AS n FROM events GROUP BY kind ORDER BY n DESC, kind LIMIT ?", limit)
+	if err != nil {
+		return nil, fmt.Errorf("count by kind: %w", err)
+	}
+	defer rows.Close()
+	var out []KindCount
+	for rows.Next() {
+		var kc KindCount
+		if err := rows.Scan(&kc.Kind, &kc.Events); err != nil {
+			return nil, fmt.Errorf("count by kind: %w", err)
+		}
+		out = append(out, kc)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count by kind: %w", err)
+	}
+	return out, nil
 }

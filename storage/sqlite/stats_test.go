@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,5 +54,40 @@ func TestReadStats(t *testing.T) {
 
 	if _, err := ReadStats(ctx, filepath.Join(t.TempDir(), "none.db")); err == nil {
 		t.Error("stats of a missing database")
+	}
+}
+
+// KindCounts counts stored events by kind, the most numerous first, from
+// the kind index alone.
+func TestKindCounts(t *testing.T) {
+	s := openSearchStore(t, filepath.Join(t.TempDir(), "wisp.db"), nil)
+	defer s.Close()
+	ctx := context.Background()
+	sk := nostr.GeneratePrivateKey()
+	batch := []storage.Item{signed(t, sk, 7, 1, "+"), signed(t, sk, 1, 2, "a"), signed(t, sk, 1, 3, "b"), signed(t, sk, 3, 4, "")}
+	if _, err := s.Save(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.KindCounts(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []KindCount{{1, 2}, {3, 1}}) {
+		t.Fatalf("kind counts %v, want [{1 2} {3 1}] (most first, then by kind, at most 2)", got)
+	}
+	var plan string
+	rows, err := s.r.QueryContext(ctx, "EXPLAIN QUERY PLAN SELECT kind, count(*) AS n FROM events GROUP BY kind ORDER BY n DESC, kind LIMIT 2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		rows.Scan(&id, &parent, &unused, &detail)
+		plan += detail + "; "
+	}
+	rows.Close()
+	if !strings.Contains(plan, "COVERING INDEX events_kind") {
+		t.Fatalf("plan %q: want the kind index alone", plan)
 	}
 }
