@@ -139,11 +139,17 @@ func lockDataDir(dir string) (*dataLock, error) {
 		}
 		return nil, fmt.Errorf("lock the data directory %s: %w", path, err)
 	}
-	// Who holds it, for the message of the next one that tries.
-	if err := f.Truncate(0); err == nil {
-		fmt.Fprintf(f, "pid %d, started %s\n", os.Getpid(), time.Now().UTC().Format(time.RFC3339))
+	l := &dataLock{f: f}
+	l.claim()
+	return l, nil
+}
+
+// claim writes who holds the lock, for the message of the next one that
+// tries: this process, also when it took the lock over in an upgrade.
+func (l *dataLock) claim() {
+	if err := l.f.Truncate(0); err == nil {
+		l.f.WriteAt(fmt.Appendf(nil, "pid %d, started %s\n", os.Getpid(), time.Now().UTC().Format(time.RFC3339)), 0) //nolint:errcheck // only a hint
 	}
-	return &dataLock{f: f}, nil
 }
 
 // File is the locked file, to hand to a successor process.

@@ -65,7 +65,9 @@ mirror, scan, delete, backup and stats may run beside it.
 
 SIGHUP reloads the configuration (the environment and WISP_CONFIG_FILE,
 read again) and applies what can change live, keeping every connection;
-a bad configuration is refused whole and logged.
+a bad configuration is refused whole and logged. SIGUSR2 upgrades: the
+binary now at this one's path takes over the listening socket, and this
+process drains and exits without refusing a connection.
 
 Every setting is a WISP_ variable, from the environment or from the env
 file WISP_CONFIG_FILE names (which wins): config.example.env and
@@ -203,7 +205,7 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		if err != nil {
 			return err
 		}
-		return serve(ctx, cfg, serveArgs{environ: environ, overridden: overridden}, stderr, ready)
+		return serve(ctx, cfg, serveArgs{args: args, environ: environ, overridden: overridden}, stderr, ready)
 	case "version":
 		return printVersion(stdout)
 	case "health":

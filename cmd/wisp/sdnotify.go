@@ -7,7 +7,8 @@ import (
 
 // sdNotify sends state to systemd's notification socket (sd_notify(3))
 // when wisp runs under a unit with Type=notify: READY=1 once it listens,
-// RELOADING=1 around a reload, STOPPING=1. Without NOTIFY_SOCKET it does nothing; a
+// RELOADING=1 around a reload, MAINPID= when an upgrade hands the service
+// to a new process, STOPPING=1. Without NOTIFY_SOCKET it does nothing; a
 // failure is only a lost hint to systemd, so it is ignored.
 func sdNotify(environ []string, state string) {
 	path := lookupEnv(environ, "NOTIFY_SOCKET")

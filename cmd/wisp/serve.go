@@ -31,42 +31,74 @@ const (
 	followEvery = 250 * time.Millisecond
 )
 
-// serveArgs are what wisp serve was started with: its environment (read
-// again by a reload), and overridden, the variables WISP_CONFIG_FILE set
-// over the environment.
+// serveArgs are what wisp serve was started with: its command-line
+// arguments and environment (to start its successor with in an upgrade),
+// and overridden, the variables WISP_CONFIG_FILE set over the environment.
 type serveArgs struct {
-	environ    []string
-	overridden []string
+	args, environ []string
+	overridden    []string
 }
 
 // serve runs the relay until ctx is done, then shuts it down in order: stop
 // the mirrors (producers), stop accepting, let queued events reach the
 // store and their OKs the clients, close connections going away,
 // checkpoint and close the database. SIGHUP reloads the configuration
-// (reload.go).
+// (reload.go); SIGUSR2 hands the relay over to a new process (upgrade.go).
 func serve(ctx context.Context, cfg Config, sa serveArgs, stderr io.Writer, ready func(net.Addr)) (err error) {
 	ips := newIPMask(cfg.LogIPs) // the log's and the dashboard's
 	log, level := newLevelLogger(cfg, ips, stderr)
 	// Taken first, so that a SIGHUP while starting does not kill wisp.
-	hup := make(chan os.Signal, 1)
+	hup, usr2 := make(chan os.Signal, 1), make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
+	signal.Notify(usr2, syscall.SIGUSR2)
 	defer signal.Stop(hup)
-	environ := sa.environ
+	defer signal.Stop(usr2)
+	exe, exeErr := os.Executable() // now: the path may get a new binary before an upgrade
+
+	pred, err := inherited(sa.environ)
+	if err != nil {
+		return err
+	}
+	environ := withoutVar(sa.environ, upgradeFromVar)
 	if err := checkMirrorConfig(cfg); err != nil {
 		return err
 	}
 	if err := prepareDataDir(cfg.DataDir); err != nil {
 		return err
 	}
-	// One serve per data directory; released after the store is closed.
-	lock, err := lockDataDir(cfg.DataDir)
-	if err != nil {
+	// One serve per data directory; released after the store is closed
+	// (an upgrade hands it on).
+	var lock *dataLock
+	if pred != nil {
+		lock = pred.lock
+		lock.claim()
+	} else if lock, err = lockDataDir(cfg.DataDir); err != nil {
 		return err
 	}
 	defer lock.release()
+	// The successor, once it took over, may open the database when this
+	// process has closed it: this runs after the store's Close below.
+	var handedOver *successor
+	defer func() {
+		if handedOver != nil {
+			log.Info("upgrade: database closed; the new wisp serve takes over", "pid", handedOver.cmd.Process.Pid)
+			handedOver.released()
+		}
+	}()
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
+	var ln net.Listener
+	if pred != nil {
+		ln = pred.ln
+		log.Info("upgrade: taking over from the running wisp serve; waiting for it to drain and close the database",
+			"pid", pred.pid, "addr", ln.Addr().String())
+		if w := listenMoved(cfg.Listen, ln.Addr()); w != "" {
+			log.Warn(w)
+		}
+		if err := pred.takeOver(ctx); err != nil {
+			ln.Close()
+			return err
+		}
+	} else if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer ln.Close() // on an early return; srv.Shutdown closes it otherwise
@@ -147,11 +179,13 @@ func serve(ctx context.Context, cfg Config, sa serveArgs, stderr io.Writer, read
 	}
 	defer stopMetrics()
 
+	fresh := &freshConns{}
 	srv := &http.Server{
 		Handler:           handler(rl, met, cfg.MetricsToken, metricsHere, httpHandler(dash)),
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ConnState:         fresh.hook,
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -181,6 +215,9 @@ func serve(ctx context.Context, cfg Config, sa serveArgs, stderr io.Writer, read
 		"sync", cfg.Sync,
 		"pid", os.Getpid(),
 	}
+	if pred != nil {
+		attrs = append(attrs, "took_over_from", pred.pid)
+	}
 	log.Info("wisp listening", attrs...)
 	if dash != nil {
 		log.Info("dashboard", "url", dashboardURL(cfg.PublicURL, ln.Addr()),
@@ -202,7 +239,13 @@ func serve(ctx context.Context, cfg Config, sa serveArgs, stderr io.Writer, read
 		ready(ln.Addr())
 	}
 
-	var errs []error
+	var (
+		errs      []error
+		upgrading *successor // started, not yet ready
+		readyc    = make(chan error, 1)
+	)
+	upgradeCtx, cancelUpgrade := context.WithCancel(ctx)
+	defer cancelUpgrade()
 loop:
 	for {
 		select {
@@ -217,30 +260,93 @@ loop:
 			sdNotify(environ, "RELOADING=1")
 			rel.reload() //nolint:errcheck // it logs what it did
 			sdNotify(environ, "READY=1")
+		case <-usr2:
+			if upgrading != nil {
+				log.Warn("upgrade: already starting a new wisp serve", "pid", upgrading.cmd.Process.Pid)
+				continue
+			}
+			if exeErr != nil {
+				log.Error("upgrade: cannot find this executable; still serving", "err", exeErr)
+				continue
+			}
+			s, err := startSuccessor(exe, sa.args, sa.environ, ln, lock, stderr)
+			if err != nil {
+				log.Error("upgrade failed; still serving", "err", err)
+				continue
+			}
+			log.Info("upgrade: started a new wisp serve, waiting until it is ready", "pid", s.cmd.Process.Pid, "path", exe)
+			upgrading = s
+			go func() { readyc <- s.waitReady(upgradeCtx) }()
+		case err := <-readyc:
+			s := upgrading
+			upgrading = nil
+			if err != nil {
+				log.Error("upgrade failed; still serving", "err", err)
+				continue
+			}
+			log.Info("upgrade: the new wisp serve is ready; this one stops accepting and drains", "pid", s.cmd.Process.Pid)
+			sdNotify(environ, fmt.Sprintf("MAINPID=%d", s.cmd.Process.Pid))
+			handedOver = s
+			break loop
 		}
 	}
-	sdNotify(environ, "STOPPING=1")
+	if upgrading != nil { // stopping before the new one was ready: it must not take over
+		cancelUpgrade() // waitReady kills it
+		if err := <-readyc; err == nil {
+			upgrading.kill() // it was ready just now
+		}
+	}
+	if handedOver == nil {
+		sdNotify(environ, "STOPPING=1")
+	}
 
 	// Producers stop first: the mirrors' down streams feed the relay, so
 	// they stop (and save their positions) before it drains.
 	mirrors.stop()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
-	// http.Server.Shutdown closes the listener and waits for plain HTTP
-	// requests, but it neither closes nor waits for hijacked websocket
-	// connections: those are the relay's to drain, so both run together.
-	httpDone := make(chan error, 1)
-	go func() { httpDone <- srv.Shutdown(sctx) }()
-	if err := rl.Shutdown(sctx); err != nil {
-		errs = append(errs, fmt.Errorf("shut down relay: %w", err))
-	}
-	if err := <-httpDone; err != nil {
-		errs = append(errs, fmt.Errorf("shut down http server: %w", err))
+	if handedOver != nil {
+		// No connection may be refused: the HTTP server answers (or hands
+		// to the relay) every connection it accepted before the relay
+		// refuses new ones (handover.go); then the relay drains.
+		if err := handOverHTTP(sctx, srv, ln, serveErr, fresh); err != nil {
+			errs = append(errs, fmt.Errorf("shut down http server: %w", err))
+		}
+		if err := rl.Shutdown(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("shut down relay: %w", err))
+		}
+	} else {
+		// http.Server.Shutdown closes the listener and waits for plain
+		// HTTP requests, but it neither closes nor waits for hijacked
+		// websocket connections: those are the relay's to drain, so both
+		// run together.
+		httpDone := make(chan error, 1)
+		go func() { httpDone <- srv.Shutdown(sctx) }()
+		if err := rl.Shutdown(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("shut down relay: %w", err))
+		}
+		if err := <-httpDone; err != nil {
+			errs = append(errs, fmt.Errorf("shut down http server: %w", err))
+		}
 	}
 	stopUpkeep()
 	wg.Wait()
 	log.Info("wisp stopped")
 	return errors.Join(errs...)
+}
+
+// listenMoved warns when WISP_LISTEN names another address than the
+// socket an upgrade handed over, which only a restart moves.
+func listenMoved(listen string, addr net.Addr) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil || port == "0" {
+		return ""
+	}
+	ah, ap, err := net.SplitHostPort(addr.String())
+	if err != nil || (port == ap && (host == ah || (host == "" && net.ParseIP(ah).IsUnspecified()))) {
+		return ""
+	}
+	return fmt.Sprintf("%sLISTEN=%s, but an upgrade keeps the listening socket (%s): restart wisp to move it", envPrefix, listen, addr)
 }
 
 // newLogger builds the process logger; cfg has been validated.
