@@ -3,7 +3,6 @@
 package relay
 
 import (
-	"encoding/hex"
 	"sync"
 
 	"github.com/btcsuite/btcd/btcec/v2"
@@ -28,18 +27,8 @@ type sigChecker struct {
 // verifyChecked reports whether ev's signature is valid; ev.ID must have
 // passed checkID.
 func (s *sigChecker) verifyChecked(ev *nostr.Event) bool {
-	var id, pk [32]byte
-	var sb [64]byte
-	if len(ev.ID) != 64 || len(ev.PubKey) != 64 || len(ev.Sig) != 128 {
-		return false
-	}
-	if _, err := hex.Decode(id[:], []byte(ev.ID)); err != nil {
-		return false
-	}
-	if _, err := hex.Decode(pk[:], []byte(ev.PubKey)); err != nil {
-		return false
-	}
-	if _, err := hex.Decode(sb[:], []byte(ev.Sig)); err != nil {
+	id, pk, sb, ok := sigParts(ev)
+	if !ok {
 		return false
 	}
 	sig, err := schnorr.ParseSignature(sb[:])

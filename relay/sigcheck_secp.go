@@ -3,7 +3,6 @@
 package relay
 
 import (
-	"encoding/hex"
 	"sync"
 
 	"github.com/nbd-wtf/go-nostr"
@@ -23,18 +22,8 @@ type sigChecker struct {
 // verifyChecked reports whether ev's signature is valid; ev.ID must have
 // passed checkID.
 func (s *sigChecker) verifyChecked(ev *nostr.Event) bool {
-	var id, pk [32]byte
-	var sig [64]byte
-	if len(ev.ID) != 64 || len(ev.PubKey) != 64 || len(ev.Sig) != 128 {
-		return false
-	}
-	if _, err := hex.Decode(id[:], []byte(ev.ID)); err != nil {
-		return false
-	}
-	if _, err := hex.Decode(pk[:], []byte(ev.PubKey)); err != nil {
-		return false
-	}
-	if _, err := hex.Decode(sig[:], []byte(ev.Sig)); err != nil {
+	id, pk, sig, ok := sigParts(ev)
+	if !ok {
 		return false
 	}
 	s.once.Do(func() { s.v = secp256k1.New() })
