@@ -333,9 +333,16 @@ func TestSyncFallsBackOnSilence(t *testing.T) {
 	}
 }
 
+// waitAtLeast is the shortest deadline waitFor gives.
+const waitAtLeast = 30 * time.Second
+
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
+	// d is what a quiet machine needs; CI runs these under -race beside
+	// other packages' tests, many times slower, and the deadline only
+	// bounds a failure, so it is never shorter than waitAtLeast.
+	d = max(d, waitAtLeast)
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
