@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -47,16 +48,21 @@ func (v viewer) String() string {
 }
 
 var (
-	errNoCredentials = errors.New("log in with a NIP-07 extension (NIP-98) or the metrics token")
-	errBadToken      = errors.New("wrong token")
-	errNotAdmin      = errors.New("this pubkey is not an admin of this relay (WISP_ADMIN_PUBKEYS)")
+	errNoCredentials  = errors.New("log in with a NIP-07 extension (NIP-98) or the metrics token")
+	errBadToken       = errors.New("wrong token")
+	errTooManyGuesses = errors.New("too many wrong tokens from this address; wait a minute")
+	errNotAdmin       = errors.New("this pubkey is not an admin of this relay (WISP_ADMIN_PUBKEYS)")
 )
 
 // statusOf is the HTTP status of a refused login: 403 for a valid NIP-98
-// header of someone who is not an admin, 401 otherwise.
+// header of someone who is not an admin, 429 for an address that guessed
+// too often, 401 otherwise.
 func statusOf(err error) int {
 	if errors.Is(err, errNotAdmin) {
 		return http.StatusForbidden
+	}
+	if errors.Is(err, errTooManyGuesses) {
+		return http.StatusTooManyRequests
 	}
 	return http.StatusUnauthorized
 }
@@ -77,18 +83,103 @@ func (d *Dashboard) credentials(req *http.Request, body []byte, formToken string
 		}
 		return viewer{pubkey: pk}, nil
 	case strings.EqualFold(scheme, "Bearer"):
-		return d.checkToken(strings.TrimSpace(rest))
+		return d.checkToken(req, strings.TrimSpace(rest))
 	case formToken != "":
-		return d.checkToken(formToken)
+		return d.checkToken(req, formToken)
 	}
 	return viewer{}, errNoCredentials
 }
 
-func (d *Dashboard) checkToken(got string) (viewer, error) {
+// checkToken compares a token with the metrics token. The token is a
+// password on a public port, so an address that got it wrong too often
+// must wait before it may try again.
+func (d *Dashboard) checkToken(req *http.Request, got string) (viewer, error) {
+	addr := d.clientAddr(req)
+	now := time.Now()
+	if !d.guesses.allowed(addr, now) {
+		return viewer{}, errTooManyGuesses
+	}
 	if d.cfg.Token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(d.cfg.Token)) != 1 {
+		d.guesses.failed(addr, now)
 		return viewer{}, errBadToken
 	}
 	return viewer{}, nil
+}
+
+func (d *Dashboard) clientAddr(req *http.Request) string {
+	if d.cfg.ClientIP != nil {
+		return d.cfg.ClientIP(req)
+	}
+	host, _, err := net.SplitHostPort(req.RemoteAddr)
+	if err != nil {
+		return req.RemoteAddr
+	}
+	return host
+}
+
+const (
+	// An address may get the token wrong guessBurst times at once, then
+	// once every guessEvery: a few typos cost nothing, a guesser gets
+	// about 20 tries a minute. maxGuessers bounds the addresses held.
+	guessBurst  = 20
+	guessEvery  = 3 * time.Second
+	maxGuessers = 4096
+)
+
+// guessLimiter counts wrong tokens per client address (a token bucket
+// each).
+type guessLimiter struct {
+	mu sync.Mutex
+	m  map[string]guessBucket
+}
+
+type guessBucket struct {
+	left float64 // tries left at the time at
+	at   time.Time
+}
+
+func (b guessBucket) now(now time.Time) float64 {
+	return min(guessBurst, b.left+float64(now.Sub(b.at))/float64(guessEvery))
+}
+
+func (g *guessLimiter) allowed(addr string, now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	b, ok := g.m[addr]
+	return !ok || b.now(now) >= 1
+}
+
+func (g *guessLimiter) failed(addr string, now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.m == nil {
+		g.m = map[string]guessBucket{}
+	}
+	b, ok := g.m[addr]
+	if !ok {
+		if len(g.m) >= maxGuessers {
+			g.forget(now)
+		}
+		b = guessBucket{left: guessBurst, at: now}
+	}
+	g.m[addr] = guessBucket{left: max(0, b.now(now)-1), at: now}
+}
+
+// forget drops the addresses whose tries are back to full, and if none
+// is, one at random (map order): the table stays bounded, and an attacker
+// with many addresses gains no more than their count of tries.
+func (g *guessLimiter) forget(now time.Time) {
+	for k, b := range g.m {
+		if b.now(now) >= guessBurst {
+			delete(g.m, k)
+		}
+	}
+	for k := range g.m {
+		if len(g.m) < maxGuessers {
+			break
+		}
+		delete(g.m, k)
+	}
 }
 
 // sessions are the logged-in browsers, by the random value of their

@@ -74,6 +74,10 @@ type Config struct {
 	DBSizes      func() (db, wal int64, err error)
 	StoredEvents func() (n int64, ok bool)
 	KindCounts   func(ctx context.Context, limit int) ([]KindCount, error)
+	// ClientIP is a request's client address by the relay's rule
+	// (WISP_REAL_IP_HEADER); nil takes the TCP peer. Wrong tokens are
+	// limited per address.
+	ClientIP func(req *http.Request) string
 	// RelayName is shown in the title.
 	RelayName func() string
 	// SecureCookie marks the session cookie Secure: the page is reached
@@ -88,6 +92,7 @@ type Dashboard struct {
 	log      *slog.Logger
 	samples  sampler
 	sessions sessions
+	guesses  guessLimiter
 
 	mu          sync.Mutex
 	watched     time.Time // the last time data was asked for

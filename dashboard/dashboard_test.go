@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nbd-wtf/go-nostr"
 
@@ -337,4 +338,58 @@ func spoilSig(t *testing.T, header string) string {
 	ev.Sig = ev.Sig[:len(ev.Sig)-1] + string(last)
 	b, _ := json.Marshal(ev)
 	return "Nostr " + base64.StdEncoding.EncodeToString(b)
+}
+
+// Guessing the token from one address is slowed down: after a burst of
+// wrong tokens that address is answered 429, even with the right one,
+// while another address still logs in.
+func TestTokenGuessesAreLimited(t *testing.T) {
+	s := startSite(t, func(c *Config) {
+		// Addresses of the test's choosing, as a proxy's header would give.
+		c.ClientIP = func(req *http.Request) string { return req.Header.Get("X-Test-Client") }
+	})
+	try := func(client, token string) int {
+		req, err := http.NewRequest("GET", s.http+"/dashboard/data", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("X-Test-Client", client)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for i := range guessBurst {
+		if got := try("guesser", fmt.Sprintf("guess-%d", i)); got != http.StatusUnauthorized {
+			t.Fatalf("wrong token %d: %d, want 401", i, got)
+		}
+	}
+	if got := try("guesser", "one more"); got != http.StatusTooManyRequests {
+		t.Fatalf("wrong token past the burst: %d, want 429", got)
+	}
+	if got := try("guesser", testToken); got != http.StatusTooManyRequests {
+		t.Fatalf("the right token from the guessing address: %d, want 429 until it waits", got)
+	}
+	if got := try("operator", testToken); got != http.StatusOK {
+		t.Fatalf("the right token from another address: %d, want 200", got)
+	}
+}
+
+// The table of guessing addresses stays bounded however many there are.
+func TestGuessLimiterBounded(t *testing.T) {
+	var g guessLimiter
+	now := time.Now()
+	for i := range 3 * maxGuessers {
+		g.failed(fmt.Sprintf("10.0.%d.%d", i/256, i%256), now)
+	}
+	if n := len(g.m); n > maxGuessers {
+		t.Fatalf("%d addresses held, want at most %d", n, maxGuessers)
+	}
+	g.failed("late", now)
+	if !g.allowed("late", now) {
+		t.Fatal("a new address after the table filled has no tries left")
+	}
 }

@@ -112,6 +112,10 @@ func (r *Relay) info() Info {
 	return info
 }
 
+// ClientIP is the address of an HTTP request's client by the relay's
+// rule (clientIP), for the other handlers on its port.
+func (r *Relay) ClientIP(req *http.Request) string { return r.clientIP(req) }
+
 // clientIP is the client's address: the TCP peer, or with RealIPHeader set
 // (behind a reverse proxy) the last address in that header, the one the
 // proxy added.

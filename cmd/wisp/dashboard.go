@@ -31,7 +31,7 @@ func newDashboard(cfg Config, rl *relay.Relay, admins bool, tally *dashboard.Tal
 	store *sqlite.Store, ips ipMask, log *slog.Logger) *dashboard.Dashboard {
 	return dashboard.New(dashboard.Config{
 		Auth: rl, Admins: admins, Token: cfg.MetricsToken, Tally: tally,
-		ShowIP: ips.show, IPsShown: ips.mode,
+		ShowIP: ips.show, IPsShown: ips.mode, ClientIP: rl.ClientIP,
 		Stats: rl.Stats, Totals: met.Totals, DBSizes: store.FileSizes,
 		StoredEvents: storedEvents(store),
 		KindCounts: func(ctx context.Context, limit int) ([]dashboard.KindCount, error) {
