@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -309,7 +310,12 @@ func TestCheck(t *testing.T) {
 
 		{"wrong: does not match", nostr.Filter{Authors: []string{alice}}, pick(3, 1), nil, "does not match", nil},
 		{"wrong: oldest first", nostr.Filter{Authors: []string{bob}}, pick(1, 4, 5), nil, "newer than the one before", nil},
-		{"wrong: over the limit", nostr.Filter{Limit: 1}, pick(5, 4), nil, "for limit 1", nil},
+		// NIP-67: the created_at tie at the limit's boundary may be sent whole.
+		{"limit, then the boundary's tie", nostr.Filter{Limit: 2}, pick(5, 4, 3), nil, "", nil},
+		{"limit cuts a tie, the rest follows", nostr.Filter{Limit: 2}, pick(5, 3, 4), nil, "", nil},
+		{"wrong: past the limit, not the tie", nostr.Filter{Limit: 1}, pick(5, 4), nil, "not in the boundary's created_at tie", nil},
+		{"wrong: the tie, then one more", nostr.Filter{Limit: 3}, pick(5, 4, 3, 2), nil, "not in the boundary's created_at tie", nil},
+		{"wrong: a tie past the limit, not the newest", nostr.Filter{Limit: 2}, pick(5, 2, 4), nil, "newer than the one before", nil},
 		{"wrong: not the newest", nostr.Filter{Limit: 2}, pick(4, 3), nil, "is missing", nil},
 		{"wrong: one short", nostr.Filter{Tags: nostr.TagMap{"t": {"go"}}}, pick(5, 1), nil, "2 events, want 3", nil},
 		{"wrong: too few for the limit", nostr.Filter{Limit: 3}, pick(5, 4), nil, "2 events, want 3", nil},
@@ -342,6 +348,40 @@ func TestCheck(t *testing.T) {
 				t.Errorf("mismatch %q, want one about %q", got, tt.bad)
 			}
 		})
+	}
+}
+
+// A tie past the limit is accepted up to the bound a relay finishing it may
+// use, and no further.
+func TestCheckTieBound(t *testing.T) {
+	pk := strings.Repeat("a", 64)
+	var evs []*nostr.Event
+	for i := range 30 {
+		ev := &nostr.Event{PubKey: pk, CreatedAt: 1000, Kind: 1, Content: fmt.Sprint("tie ", i)}
+		ev.ID = ev.GetID()
+		ev.Sig = strings.Repeat("0", 128)
+		evs = append(evs, ev)
+	}
+	c, err := newCorpus(CorpusSpec{Events: len(evs), Keys: 1, Until: 2000}, evs, []string{pk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	truth := newTruth(c, nil, nil)
+	f := nostr.Filter{Limit: 10}
+	bound := maxTieExtra(f.Limit)
+	if bound < 1 || f.Limit+bound+1 > len(evs) {
+		t.Fatalf("bound %d does not fit the test", bound)
+	}
+	if why := truth.check(&f, c.Events[:f.Limit+bound]); why != "" {
+		t.Errorf("limit %d with %d tied events past it: %s", f.Limit, bound, why)
+	}
+	if why := truth.check(&f, c.Events[:f.Limit+bound+1]); !strings.Contains(why, "for limit 10") {
+		t.Errorf("limit %d with %d tied events past it: %q, want a mismatch", f.Limit, bound+1, why)
+	}
+	// A search is ranked, not cut at a created_at: no extras.
+	s := nostr.Filter{Limit: 10, Search: "tie"}
+	if why := truth.check(&s, c.Events[:11]); !strings.Contains(why, "11 events for limit 10") {
+		t.Errorf("search with one event past the limit: %q, want a mismatch", why)
 	}
 }
 
