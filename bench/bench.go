@@ -46,7 +46,11 @@ func AllPhases() []string { return append(Phases(), PhaseHostile) }
 
 // Config is one run of the tool. DefaultConfig gives the issue's workload.
 type Config struct {
-	URL    string   // ws:// or wss:// URL of the relay
+	URL string // ws:// or wss:// URL of the relay
+	// Nodes are more URLs of the same relay: its other nodes, which share
+	// its database and live stream. Connections are spread over URL and
+	// Nodes in turn, and the fan-out phase measures delivery across nodes.
+	Nodes  []string
 	Phases []string // phases to run; they always run in Phases() order
 
 	Corpus    CorpusSpec
@@ -105,8 +109,10 @@ func DefaultConfig(url string) Config {
 }
 
 func (c *Config) validate() error {
-	if !strings.HasPrefix(c.URL, "ws://") && !strings.HasPrefix(c.URL, "wss://") {
-		return fmt.Errorf("relay url %q must start with ws:// or wss://", c.URL)
+	for _, u := range c.urls() {
+		if !strings.HasPrefix(u, "ws://") && !strings.HasPrefix(u, "wss://") {
+			return fmt.Errorf("relay url %q must start with ws:// or wss://", u)
+		}
 	}
 	if len(c.Phases) == 0 {
 		return errors.New("no phase to run")
@@ -142,9 +148,22 @@ func (c *Config) validate() error {
 
 func (c *Config) runs(phase string) bool { return slices.Contains(c.Phases, phase) }
 
+// urls are the relay's nodes: URL, then Nodes.
+func (c *Config) urls() []string { return append([]string{c.URL}, c.Nodes...) }
+
+// nodeURL is the node connection k of a phase goes to: the nodes in turn,
+// so that every phase loads each node alike.
+func (c *Config) nodeURL(k int) string {
+	if k%(len(c.Nodes)+1) == 0 {
+		return c.URL
+	}
+	return c.Nodes[k%(len(c.Nodes)+1)-1]
+}
+
 // Report is the result of a run; its JSON form is what --json prints.
 type Report struct {
 	URL      string         `json:"url"`
+	Nodes    []string       `json:"nodes,omitempty"` // the relay's other URLs
 	Relay    RelayInfo      `json:"relay"`
 	Tool     ToolInfo       `json:"tool"`
 	Corpus   CorpusInfo     `json:"corpus"`
@@ -213,8 +232,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		cfg:  cfg,
 		prog: &phaseLine{Line: progress.New(cfg.Progress)},
 		rep: &Report{
-			URL: cfg.URL,
-			PID: cfg.PID,
+			URL:   cfg.URL,
+			Nodes: cfg.Nodes,
+			PID:   cfg.PID,
 			Tool: ToolInfo{
 				Version:    cfg.ToolVersion,
 				GoVersion:  runtime.Version(),
@@ -227,11 +247,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	// Every phase needs the relay; fail at once and clearly,
 	// before signing a corpus, if it is not there.
-	ws, err := dial(ctx, cfg.URL)
-	if err != nil {
-		return nil, err
+	for _, u := range cfg.urls() {
+		ws, err := dial(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		ws.CloseNow() //nolint:errcheck // only a reachability check
 	}
-	ws.CloseNow() //nolint:errcheck // only a reachability check
+	if cfg.PID != 0 && len(cfg.Nodes) > 0 {
+		r.warn("relay CPU, disk and memory figures are of process %d (%s) only, not of the other nodes", cfg.PID, cfg.URL)
+	}
 
 	if info, err := fetchInfo(ctx, cfg.URL); err != nil {
 		r.warn("no relay information (NIP-11): %v", err)

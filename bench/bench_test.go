@@ -538,22 +538,42 @@ func TestParseProc(t *testing.T) {
 
 // fakeRelay is a minimal relay for testing the tool without wisp: it keeps
 // events in memory, answers REQs by scanning, and broadcasts new events.
-// With dropNewest it leaves the newest match out of every answer.
+// With dropNewest it leaves the newest match out of every answer; with
+// doubleLive it sends every live event twice. It answers on any path, and
+// counts REQs by path and subscription id (reqs["/a f"]).
 type fakeRelay struct {
 	dropNewest bool
+	doubleLive bool
 
 	mu     sync.Mutex
 	events []*nostr.Event
 	have   map[string]bool
 	subs   map[*websocket.Conn]map[string]nostr.Filter
+	reqs   map[string]int
 }
 
 func newFakeRelay(dropNewest bool) *httptest.Server {
-	f := &fakeRelay{dropNewest: dropNewest, have: map[string]bool{}, subs: map[*websocket.Conn]map[string]nostr.Filter{}}
-	return httptest.NewServer(f)
+	return httptest.NewServer(&fakeRelay{dropNewest: dropNewest})
+}
+
+// ServeHTTP makes the fake's maps on first use, so that a test may set up
+// a &fakeRelay{...} of its own.
+func (f *fakeRelay) init() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.have == nil {
+		f.have, f.subs, f.reqs = map[string]bool{}, map[*websocket.Conn]map[string]nostr.Filter{}, map[string]int{}
+	}
+}
+
+func (f *fakeRelay) reqCount(key string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reqs[key]
 }
 
 func (f *fakeRelay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	f.init()
 	if req.Header.Get("Accept") == "application/nostr+json" {
 		w.Write([]byte(`{"name":"fake","software":"bench_test","version":"0"}`))
 		return
@@ -605,6 +625,9 @@ func (f *fakeRelay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 						if fl.Matches(ev) {
 							b, _ := json.Marshal([]any{"EVENT", id, ev})
 							targets = append(targets, func() { c.Write(ctx, websocket.MessageText, b) })
+							if f.doubleLive {
+								targets = append(targets, func() { c.Write(ctx, websocket.MessageText, b) })
+							}
 						}
 					}
 				}
@@ -634,6 +657,7 @@ func (f *fakeRelay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 				f.subs[ws] = map[string]nostr.Filter{}
 			}
 			f.subs[ws][sub] = fl
+			f.reqs[req.URL.Path+" "+sub]++
 			f.mu.Unlock()
 			sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt > out[j].CreatedAt })
 			if fl.Limit > 0 && len(out) > fl.Limit {
@@ -720,6 +744,65 @@ func TestRunAgainstFakeRelay(t *testing.T) {
 	}
 	if back.Query.Mismatches != 0 || back.Fanout.Delivered != 320 || back.Ingest.Duplicates.Duplicate != 50 {
 		t.Errorf("JSON lost figures: %s", js.String())
+	}
+}
+
+// A relay of two nodes: two URLs of one fake relay (its paths /a and /b),
+// so that what one node accepts the other delivers. The tool spreads its
+// connections over both, every event crosses to the other node's
+// subscribers, and nothing is missing or doubled; a relay that sends every
+// live event twice is counted so.
+func TestRunNodes(t *testing.T) {
+	for _, double := range []bool{false, true} {
+		fake := &fakeRelay{doubleLive: double}
+		srv := httptest.NewServer(fake)
+		defer srv.Close()
+		base := "ws" + strings.TrimPrefix(srv.URL, "http")
+		cfg := smallConfig(base+"/a", t.TempDir())
+		cfg.Nodes = []string{base + "/b"}
+		cfg.Phases = []string{PhaseIngest, PhaseQuery, PhaseFanout, PhaseIdle}
+		rep, err := Run(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		if err := WriteText(&out, rep); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("doubled live events %v, report:\n%s", double, out.String())
+
+		if in := rep.Ingest; in == nil || in.Accepted != 300 {
+			t.Errorf("ingest %+v", in)
+		}
+		if q := rep.Query; q == nil || q.Completed != 100 || q.Mismatches != 0 {
+			t.Errorf("query %+v", q)
+		}
+		// Subscribers, idle connections and query clients alike are spread.
+		for _, key := range []string{"f", "idle"} {
+			a, b := fake.reqCount("/a "+key), fake.reqCount("/b "+key)
+			if a == 0 || a != b {
+				t.Errorf("%q subscriptions: %d on /a, %d on /b; want them spread evenly", key, a, b)
+			}
+		}
+		f := rep.Fanout
+		if f == nil || f.Nodes != 2 || f.CrossNode == nil {
+			t.Fatalf("fanout %+v", f)
+		}
+		// 8 subscribers, 4 on each node; 40 events, 20 published on each.
+		x := f.CrossNode
+		if f.Expected != 320 || f.Delivered != 320 || f.Missing != 0 || x.Expected != 160 || x.Delivered != 160 || x.Missing != 0 || x.Latency.Count != 160 {
+			t.Errorf("fanout: %d/%d delivered, %d missing; cross-node %+v", f.Delivered, f.Expected, f.Missing, x)
+		}
+		wantDoubled := 0
+		if double {
+			wantDoubled = 160
+		}
+		if x.Doubled != wantDoubled || f.Repeated != 2*wantDoubled {
+			t.Errorf("cross-node doubled %d, all repeated %d; want %d and %d", x.Doubled, f.Repeated, wantDoubled, 2*wantDoubled)
+		}
+		if !strings.Contains(out.String(), fmt.Sprintf("160/160 delivered, 0 missing, %d doubled", wantDoubled)) {
+			t.Errorf("text report lacks the cross-node figures:\n%s", out.String())
+		}
 	}
 }
 
@@ -908,12 +991,15 @@ func TestParseTarget(t *testing.T) {
 		"wisp=ws://127.0.0.1:4869":   {Name: "wisp", URL: "ws://127.0.0.1:4869"},
 		"ws://127.0.0.1:7777":        {Name: "127.0.0.1:7777", URL: "ws://127.0.0.1:7777"},
 		"s=wss://relay.example/path": {Name: "s", URL: "wss://relay.example/path"},
+		"pg3=ws://127.0.0.1:1+ws://127.0.0.1:2+ws://127.0.0.1:3": {Name: "pg3", URL: "ws://127.0.0.1:1",
+			Nodes: []string{"ws://127.0.0.1:2", "ws://127.0.0.1:3"}},
+		"ws://127.0.0.1:1+ws://127.0.0.1:2": {Name: "127.0.0.1:1", URL: "ws://127.0.0.1:1", Nodes: []string{"ws://127.0.0.1:2"}},
 	} {
-		if got, err := ParseTarget(in); err != nil || got != want {
+		if got, err := ParseTarget(in); err != nil || got.Name != want.Name || got.URL != want.URL || !slices.Equal(got.Nodes, want.Nodes) {
 			t.Errorf("%q: %+v, %v; want %+v", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"wisp=http://x", "nope", "a=ws://"} {
+	for _, bad := range []string{"wisp=http://x", "nope", "a=ws://", "a=ws://x+", "a=ws://x+http://y"} {
 		if got, err := ParseTarget(bad); err == nil {
 			t.Errorf("%q accepted as %+v", bad, got)
 		}

@@ -230,8 +230,8 @@ func (r *runner) query(ctx context.Context) error {
 	m := r.meter()
 	start := time.Now()
 	var wg sync.WaitGroup
-	for range r.cfg.Conns {
-		wg.Go(func() { r.queryClient(ctx, s) })
+	for k := range r.cfg.Conns {
+		wg.Go(func() { r.queryClient(ctx, s, r.cfg.nodeURL(k)) })
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
@@ -286,9 +286,9 @@ func round3(v float64) float64 {
 	return float64(int64(v*1000+0.5)) / 1000
 }
 
-// queryClient runs queries of the mix one after another on one connection,
-// taking the next one left; a lost connection is dialled again.
-func (r *runner) queryClient(ctx context.Context, s *queryState) {
+// queryClient runs queries of the mix one after another on one connection
+// to url, taking the next one left; a lost connection is dialled again.
+func (r *runner) queryClient(ctx context.Context, s *queryState, url string) {
 	var ws *websocket.Conn
 	defer func() {
 		if ws != nil {
@@ -302,7 +302,7 @@ func (r *runner) queryClient(ctx context.Context, s *queryState) {
 		}
 		if ws == nil {
 			var err error
-			if ws, err = dial(ctx, r.cfg.URL); err != nil {
+			if ws, err = dial(ctx, url); err != nil {
 				s.fail("connection")
 				continue
 			}

@@ -39,7 +39,7 @@ func WriteText(w io.Writer, rep *Report) error {
 	if rep.PID != 0 {
 		relay += fmt.Sprintf(", pid %d", rep.PID)
 	}
-	fmt.Fprintf(&b, "wisp bench %s\n", rep.URL)
+	fmt.Fprintf(&b, "wisp bench %s\n", strings.Join(append([]string{rep.URL}, rep.Nodes...), " "))
 	fmt.Fprintf(&b, "relay:  %s\n", strings.TrimSpace(relay))
 	tool := rep.Tool.Version
 	if tool == "" {
@@ -82,6 +82,11 @@ func WriteText(w io.Writer, rep *Report) error {
 		fmt.Fprintf(tw, "fanout\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Events,
 			rate(f.RatePerSecond, "ev/s"), msec(f.Latency.P50), msec(f.Latency.P95), msec(f.Latency.P99),
 			res, cpu(f.Relay, 0, ""), disk(f.Relay, 0), secs(f.ToolCPUSeconds), secs(f.OtherCPUSeconds))
+		if x := f.CrossNode; x != nil {
+			fmt.Fprintf(tw, "  cross-node (%d nodes)\t%d\t-\t%s\t%s\t%s\t%d/%d delivered, %d missing, %d doubled\t\t\t\t\n",
+				f.Nodes, x.Expected, msec(x.Latency.P50), msec(x.Latency.P95), msec(x.Latency.P99),
+				x.Delivered, x.Expected, x.Missing, x.Doubled)
+		}
 	}
 	if i := rep.Idle; i != nil {
 		res := fmt.Sprintf("%d/%d open, %d still", i.Open, i.Connections, i.StillOpen)
