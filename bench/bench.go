@@ -75,10 +75,12 @@ type Config struct {
 
 	PID int // relay process for CPU, disk and memory figures; 0: none
 
-	// NoSearch leaves NIP-50 search out of the query mix, which otherwise
-	// has it when the relay lists NIP-50 (a comparison sets it unless every
-	// relay does, so that all answer the same mix).
-	NoSearch bool
+	// SearchApart leaves NIP-50 search out of the query mix, which otherwise
+	// has it when the relay lists NIP-50, and times the mix's search REQs on
+	// their own after it (Report.Search), if the relay lists NIP-50. A
+	// comparison sets it unless every relay lists NIP-50, so that all answer
+	// the same mix and the relays that search are still measured on it.
+	SearchApart bool
 
 	ToolVersion string    // who is measuring, for the report
 	Progress    io.Writer // progress lines (a terminal); nil: none
@@ -170,6 +172,7 @@ type Report struct {
 	PID      int            `json:"pid,omitempty"`
 	Ingest   *IngestReport  `json:"ingest,omitempty"`
 	Query    *QueryReport   `json:"query,omitempty"`
+	Search   *QueryReport   `json:"search,omitempty"` // with Config.SearchApart
 	Fanout   *FanoutReport  `json:"fanout,omitempty"`
 	Idle     *IdleReport    `json:"idle,omitempty"`
 	Hostile  *HostileReport `json:"hostile,omitempty"`
@@ -202,7 +205,7 @@ type runner struct {
 	corpus *Corpus
 	rep    *Report
 	prog   *phaseLine
-	search bool // search is in the query mix
+	search bool // the relay lists NIP-50: search is measured
 
 	mu       sync.Mutex
 	warnings []string
@@ -263,7 +266,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	} else {
 		r.rep.Relay = info
 	}
-	r.search = !cfg.NoSearch && r.rep.Relay.supports(50)
+	r.search = r.rep.Relay.supports(50)
 	if cfg.PID != 0 {
 		if _, err := readProc(cfg.PID); err != nil {
 			return nil, fmt.Errorf("relay process %d: %w", cfg.PID, err)

@@ -539,11 +539,12 @@ func TestParseProc(t *testing.T) {
 // fakeRelay is a minimal relay for testing the tool without wisp: it keeps
 // events in memory, answers REQs by scanning, and broadcasts new events.
 // With dropNewest it leaves the newest match out of every answer; with
-// doubleLive it sends every live event twice. It answers on any path, and
+// doubleLive it sends every live event twice; with nip50 it searches. It answers on any path, and
 // counts REQs by path and subscription id (reqs["/a f"]).
 type fakeRelay struct {
 	dropNewest bool
 	doubleLive bool
+	nip50      bool // lists NIP-50 and answers search by content words
 
 	mu     sync.Mutex
 	events []*nostr.Event
@@ -575,6 +576,10 @@ func (f *fakeRelay) reqCount(key string) int {
 func (f *fakeRelay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	f.init()
 	if req.Header.Get("Accept") == "application/nostr+json" {
+		if f.nip50 {
+			w.Write([]byte(`{"name":"fake","software":"bench_test","version":"0","supported_nips":[1,50]}`))
+			return
+		}
 		w.Write([]byte(`{"name":"fake","software":"bench_test","version":"0"}`))
 		return
 	}
@@ -649,7 +654,7 @@ func (f *fakeRelay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			f.mu.Lock()
 			var out []*nostr.Event
 			for _, ev := range f.events {
-				if fl.Matches(ev) {
+				if fl.Matches(ev) && (fl.Search == "" || f.nip50 && searchMatches(fl.Search, ev.Content)) {
 					out = append(out, ev)
 				}
 			}
@@ -983,6 +988,48 @@ func TestRunCompare(t *testing.T) {
 	}
 	if _, err := RunCompare(t.Context(), cfg, []Target{{Name: "one", URL: ws(good)}}); err == nil {
 		t.Error("a comparison of one relay ran")
+	}
+}
+
+// A comparison of a relay that searches with one that does not: both
+// answer the same mix, without search, and the one that searches answers
+// the search REQs apart.
+func TestRunCompareSearchApart(t *testing.T) {
+	searching, plain := httptest.NewServer(&fakeRelay{nip50: true}), newFakeRelay(false)
+	defer searching.Close()
+	defer plain.Close()
+	ws := func(s *httptest.Server) string { return "ws" + strings.TrimPrefix(s.URL, "http") }
+	cfg := smallConfig("", t.TempDir())
+	cfg.Phases = []string{PhaseIngest, PhaseQuery}
+	cfg.PID = 0
+	cmp, err := RunCompare(t.Context(), cfg, []Target{{Name: "s", URL: ws(searching)}, {Name: "p", URL: ws(plain)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, p := cmp.Relays[0].Report, cmp.Relays[1].Report
+	for _, rep := range []*Report{s, p} {
+		if rep.Query.Completed != 100 || rep.Query.Mismatches != 0 || hasType(rep.Query.ByType, qSearch) {
+			t.Errorf("%s: query mix %+v; want 100 REQs without search, all right", rep.URL, rep.Query)
+		}
+	}
+	wantSearches := 0
+	for _, q := range queryMix(unsignedCorpus(t, cfg.Corpus), cfg.Queries, true) {
+		if q.typ == qSearch {
+			wantSearches++
+		}
+	}
+	if s.Search == nil || wantSearches == 0 || s.Search.Completed != wantSearches || s.Search.Mismatches != 0 {
+		t.Errorf("searching relay's search apart: %+v, want %d REQs all right", s.Search, wantSearches)
+	}
+	if p.Search != nil {
+		t.Errorf("relay without NIP-50 searched: %+v", p.Search)
+	}
+	var out bytes.Buffer
+	if err := WriteCompareText(&out, cmp); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "search apart: EOSE p99") {
+		t.Errorf("comparison lacks the search figures:\n%s", out.String())
 	}
 }
 

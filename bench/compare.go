@@ -67,7 +67,8 @@ func ParseTarget(s string) (Target, error) {
 // (each with its own database; the tool warns about one that already holds
 // events). They run one at a time, so each has the machine to itself but
 // for the others idling. Search is in the query mix only when every relay
-// lists NIP-50, so that all answer the same REQs.
+// lists NIP-50, so that all answer the same REQs; otherwise the relays that
+// list it answer the search REQs apart, after the mix (Report.Search).
 func RunCompare(ctx context.Context, cfg Config, targets []Target) (*Comparison, error) {
 	if len(targets) < 2 {
 		return nil, fmt.Errorf("a comparison needs at least two relays, got %d", len(targets))
@@ -87,7 +88,7 @@ func RunCompare(ctx context.Context, cfg Config, targets []Target) (*Comparison,
 	for _, t := range targets {
 		info, err := fetchInfo(ctx, t.URL)
 		if err != nil || !info.supports(50) {
-			cfg.NoSearch = true
+			cfg.SearchApart = true
 		}
 	}
 	cmp := &Comparison{}
@@ -131,6 +132,14 @@ func compareFigures(reps []*Report) []figure {
 				return 0, false
 			}
 			return f(r.Query)
+		}
+	}
+	search := func(f func(*QueryReport) (float64, bool)) func(*Report) (float64, bool) {
+		return func(r *Report) (float64, bool) {
+			if r.Search == nil {
+				return 0, false
+			}
+			return f(r.Search)
 		}
 	}
 	fanout := func(f func(*FanoutReport) (float64, bool)) func(*Report) (float64, bool) {
@@ -203,6 +212,15 @@ func compareFigures(reps []*Report) []figure {
 			return 0, false
 		}), 2})
 	}
+	figs = append(figs,
+		figure{"search apart: REQs", "", search(func(q *QueryReport) (float64, bool) { return some(float64(q.Completed)) }), 0},
+		figure{"search apart: EOSE p50", "ms", search(func(q *QueryReport) (float64, bool) { return some(q.EOSE.P50) }), 2},
+		figure{"search apart: EOSE p99", "ms", search(func(q *QueryReport) (float64, bool) { return some(q.EOSE.P99) }), 2},
+		figure{"search apart: mismatches", "", search(func(q *QueryReport) (float64, bool) { return some(float64(q.Mismatches)) }), 0},
+		figure{"search apart: relay CPU per REQ", "µs", search(func(q *QueryReport) (float64, bool) {
+			return q.CPUMsPerQuery * 1000, q.Relay != nil
+		}), 0},
+	)
 	figs = append(figs,
 		figure{"fanout: delivery p50", "ms", fanout(func(f *FanoutReport) (float64, bool) { return some(f.Latency.P50) }), 2},
 		figure{"fanout: delivery p99", "ms", fanout(func(f *FanoutReport) (float64, bool) { return some(f.Latency.P99) }), 2},

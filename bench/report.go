@@ -68,9 +68,16 @@ func WriteText(w io.Writer, rep *Report) error {
 				sendSummary(d, true), cpu(d.Relay, 0, ""), disk(d.Relay, 0), secs(d.ToolCPUSeconds), secs(d.OtherCPUSeconds))
 		}
 	}
-	if q := rep.Query; q != nil {
+	for _, p := range []struct {
+		name string
+		q    *QueryReport
+	}{{"query", rep.Query}, {"search (apart)", rep.Search}} {
+		q := p.q
+		if q == nil {
+			continue
+		}
 		res := fmt.Sprintf("%d mismatches, %d failed", q.Mismatches, sum(q.Failed))
-		fmt.Fprintf(tw, "query\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", q.Queries,
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.name, q.Queries,
 			rate(q.QueriesPerSecond, "q/s"), msec(q.EOSE.P50), msec(q.EOSE.P95), msec(q.EOSE.P99),
 			res, cpu(q.Relay, q.CPUMsPerQuery*1000, "µs/q"), disk(q.Relay, 0), secs(q.ToolCPUSeconds), secs(q.OtherCPUSeconds))
 	}
@@ -143,7 +150,10 @@ func writeNotes(b *strings.Builder, rep *Report) {
 			notes = append(notes, sendNotes("duplicates", in.Duplicates)...)
 		}
 	}
-	if q := rep.Query; q != nil {
+	for _, q := range []*QueryReport{rep.Query, rep.Search} {
+		if q == nil {
+			continue
+		}
 		if len(q.Failed) > 0 {
 			notes = append(notes, "query failures: "+countList(q.Failed))
 		}

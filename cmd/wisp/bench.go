@@ -41,7 +41,8 @@ found from the port it listens on, for its CPU, disk and memory figures.
 NAME heads the relay's column (a bare URL is named by its host:port); the
 flag may be repeated. URL may be several joined by "+", the nodes of one
 relay (NAME=ws://a+ws://b+ws://c). Search is in the query mix only when
-every relay lists NIP-50.
+every relay lists NIP-50; otherwise the relays that list it answer the
+mix's search REQs apart, after it ("search apart" figures).
 
 Flags:
 `
