@@ -46,7 +46,11 @@ func AllPhases() []string { return append(Phases(), PhaseHostile) }
 
 // Config is one run of the tool. DefaultConfig gives the issue's workload.
 type Config struct {
-	URL    string   // ws:// or wss:// URL of the relay
+	URL string // ws:// or wss:// URL of the relay
+	// Nodes are more URLs of the same relay: its other nodes, which share
+	// its database and live stream. Connections are spread over URL and
+	// Nodes in turn, and the fan-out phase measures delivery across nodes.
+	Nodes  []string
 	Phases []string // phases to run; they always run in Phases() order
 
 	Corpus    CorpusSpec
@@ -71,10 +75,12 @@ type Config struct {
 
 	PID int // relay process for CPU, disk and memory figures; 0: none
 
-	// NoSearch leaves NIP-50 search out of the query mix, which otherwise
-	// has it when the relay lists NIP-50 (a comparison sets it unless every
-	// relay does, so that all answer the same mix).
-	NoSearch bool
+	// SearchApart leaves NIP-50 search out of the query mix, which otherwise
+	// has it when the relay lists NIP-50, and times the mix's search REQs on
+	// their own after it (Report.Search), if the relay lists NIP-50. A
+	// comparison sets it unless every relay lists NIP-50, so that all answer
+	// the same mix and the relays that search are still measured on it.
+	SearchApart bool
 
 	ToolVersion string    // who is measuring, for the report
 	Progress    io.Writer // progress lines (a terminal); nil: none
@@ -105,8 +111,10 @@ func DefaultConfig(url string) Config {
 }
 
 func (c *Config) validate() error {
-	if !strings.HasPrefix(c.URL, "ws://") && !strings.HasPrefix(c.URL, "wss://") {
-		return fmt.Errorf("relay url %q must start with ws:// or wss://", c.URL)
+	for _, u := range c.urls() {
+		if !strings.HasPrefix(u, "ws://") && !strings.HasPrefix(u, "wss://") {
+			return fmt.Errorf("relay url %q must start with ws:// or wss://", u)
+		}
 	}
 	if len(c.Phases) == 0 {
 		return errors.New("no phase to run")
@@ -142,15 +150,29 @@ func (c *Config) validate() error {
 
 func (c *Config) runs(phase string) bool { return slices.Contains(c.Phases, phase) }
 
+// urls are the relay's nodes: URL, then Nodes.
+func (c *Config) urls() []string { return append([]string{c.URL}, c.Nodes...) }
+
+// nodeURL is the node connection k of a phase goes to: the nodes in turn,
+// so that every phase loads each node alike.
+func (c *Config) nodeURL(k int) string {
+	if k%(len(c.Nodes)+1) == 0 {
+		return c.URL
+	}
+	return c.Nodes[k%(len(c.Nodes)+1)-1]
+}
+
 // Report is the result of a run; its JSON form is what --json prints.
 type Report struct {
 	URL      string         `json:"url"`
+	Nodes    []string       `json:"nodes,omitempty"` // the relay's other URLs
 	Relay    RelayInfo      `json:"relay"`
 	Tool     ToolInfo       `json:"tool"`
 	Corpus   CorpusInfo     `json:"corpus"`
 	PID      int            `json:"pid,omitempty"`
 	Ingest   *IngestReport  `json:"ingest,omitempty"`
 	Query    *QueryReport   `json:"query,omitempty"`
+	Search   *QueryReport   `json:"search,omitempty"` // with Config.SearchApart
 	Fanout   *FanoutReport  `json:"fanout,omitempty"`
 	Idle     *IdleReport    `json:"idle,omitempty"`
 	Hostile  *HostileReport `json:"hostile,omitempty"`
@@ -183,7 +205,7 @@ type runner struct {
 	corpus *Corpus
 	rep    *Report
 	prog   *phaseLine
-	search bool // search is in the query mix
+	search bool // the relay lists NIP-50: search is measured
 
 	mu       sync.Mutex
 	warnings []string
@@ -213,8 +235,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		cfg:  cfg,
 		prog: &phaseLine{Line: progress.New(cfg.Progress)},
 		rep: &Report{
-			URL: cfg.URL,
-			PID: cfg.PID,
+			URL:   cfg.URL,
+			Nodes: cfg.Nodes,
+			PID:   cfg.PID,
 			Tool: ToolInfo{
 				Version:    cfg.ToolVersion,
 				GoVersion:  runtime.Version(),
@@ -227,18 +250,23 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	// Every phase needs the relay; fail at once and clearly,
 	// before signing a corpus, if it is not there.
-	ws, err := dial(ctx, cfg.URL)
-	if err != nil {
-		return nil, err
+	for _, u := range cfg.urls() {
+		ws, err := dial(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		ws.CloseNow() //nolint:errcheck // only a reachability check
 	}
-	ws.CloseNow() //nolint:errcheck // only a reachability check
+	if cfg.PID != 0 && len(cfg.Nodes) > 0 {
+		r.warn("relay CPU, disk and memory figures are of process %d (%s) only, not of the other nodes", cfg.PID, cfg.URL)
+	}
 
 	if info, err := fetchInfo(ctx, cfg.URL); err != nil {
 		r.warn("no relay information (NIP-11): %v", err)
 	} else {
 		r.rep.Relay = info
 	}
-	r.search = !cfg.NoSearch && r.rep.Relay.supports(50)
+	r.search = r.rep.Relay.supports(50)
 	if cfg.PID != 0 {
 		if _, err := readProc(cfg.PID); err != nil {
 			return nil, fmt.Errorf("relay process %d: %w", cfg.PID, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -309,7 +310,12 @@ func TestCheck(t *testing.T) {
 
 		{"wrong: does not match", nostr.Filter{Authors: []string{alice}}, pick(3, 1), nil, "does not match", nil},
 		{"wrong: oldest first", nostr.Filter{Authors: []string{bob}}, pick(1, 4, 5), nil, "newer than the one before", nil},
-		{"wrong: over the limit", nostr.Filter{Limit: 1}, pick(5, 4), nil, "for limit 1", nil},
+		// NIP-67: the created_at tie at the limit's boundary may be sent whole.
+		{"limit, then the boundary's tie", nostr.Filter{Limit: 2}, pick(5, 4, 3), nil, "", nil},
+		{"limit cuts a tie, the rest follows", nostr.Filter{Limit: 2}, pick(5, 3, 4), nil, "", nil},
+		{"wrong: past the limit, not the tie", nostr.Filter{Limit: 1}, pick(5, 4), nil, "not in the boundary's created_at tie", nil},
+		{"wrong: the tie, then one more", nostr.Filter{Limit: 3}, pick(5, 4, 3, 2), nil, "not in the boundary's created_at tie", nil},
+		{"wrong: a tie past the limit, not the newest", nostr.Filter{Limit: 2}, pick(5, 2, 4), nil, "newer than the one before", nil},
 		{"wrong: not the newest", nostr.Filter{Limit: 2}, pick(4, 3), nil, "is missing", nil},
 		{"wrong: one short", nostr.Filter{Tags: nostr.TagMap{"t": {"go"}}}, pick(5, 1), nil, "2 events, want 3", nil},
 		{"wrong: too few for the limit", nostr.Filter{Limit: 3}, pick(5, 4), nil, "2 events, want 3", nil},
@@ -342,6 +348,40 @@ func TestCheck(t *testing.T) {
 				t.Errorf("mismatch %q, want one about %q", got, tt.bad)
 			}
 		})
+	}
+}
+
+// A tie past the limit is accepted up to the bound a relay finishing it may
+// use, and no further.
+func TestCheckTieBound(t *testing.T) {
+	pk := strings.Repeat("a", 64)
+	var evs []*nostr.Event
+	for i := range 30 {
+		ev := &nostr.Event{PubKey: pk, CreatedAt: 1000, Kind: 1, Content: fmt.Sprint("tie ", i)}
+		ev.ID = ev.GetID()
+		ev.Sig = strings.Repeat("0", 128)
+		evs = append(evs, ev)
+	}
+	c, err := newCorpus(CorpusSpec{Events: len(evs), Keys: 1, Until: 2000}, evs, []string{pk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	truth := newTruth(c, nil, nil)
+	f := nostr.Filter{Limit: 10}
+	bound := maxTieExtra(f.Limit)
+	if bound < 1 || f.Limit+bound+1 > len(evs) {
+		t.Fatalf("bound %d does not fit the test", bound)
+	}
+	if why := truth.check(&f, c.Events[:f.Limit+bound]); why != "" {
+		t.Errorf("limit %d with %d tied events past it: %s", f.Limit, bound, why)
+	}
+	if why := truth.check(&f, c.Events[:f.Limit+bound+1]); !strings.Contains(why, "for limit 10") {
+		t.Errorf("limit %d with %d tied events past it: %q, want a mismatch", f.Limit, bound+1, why)
+	}
+	// A search is ranked, not cut at a created_at: no extras.
+	s := nostr.Filter{Limit: 10, Search: "tie"}
+	if why := truth.check(&s, c.Events[:11]); !strings.Contains(why, "11 events for limit 10") {
+		t.Errorf("search with one event past the limit: %q, want a mismatch", why)
 	}
 }
 
@@ -498,23 +538,48 @@ func TestParseProc(t *testing.T) {
 
 // fakeRelay is a minimal relay for testing the tool without wisp: it keeps
 // events in memory, answers REQs by scanning, and broadcasts new events.
-// With dropNewest it leaves the newest match out of every answer.
+// With dropNewest it leaves the newest match out of every answer; with
+// doubleLive it sends every live event twice; with nip50 it searches. It answers on any path, and
+// counts REQs by path and subscription id (reqs["/a f"]).
 type fakeRelay struct {
 	dropNewest bool
+	doubleLive bool
+	nip50      bool // lists NIP-50 and answers search by content words
 
 	mu     sync.Mutex
 	events []*nostr.Event
 	have   map[string]bool
 	subs   map[*websocket.Conn]map[string]nostr.Filter
+	reqs   map[string]int
 }
 
 func newFakeRelay(dropNewest bool) *httptest.Server {
-	f := &fakeRelay{dropNewest: dropNewest, have: map[string]bool{}, subs: map[*websocket.Conn]map[string]nostr.Filter{}}
-	return httptest.NewServer(f)
+	return httptest.NewServer(&fakeRelay{dropNewest: dropNewest})
+}
+
+// ServeHTTP makes the fake's maps on first use, so that a test may set up
+// a &fakeRelay{...} of its own.
+func (f *fakeRelay) init() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.have == nil {
+		f.have, f.subs, f.reqs = map[string]bool{}, map[*websocket.Conn]map[string]nostr.Filter{}, map[string]int{}
+	}
+}
+
+func (f *fakeRelay) reqCount(key string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reqs[key]
 }
 
 func (f *fakeRelay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	f.init()
 	if req.Header.Get("Accept") == "application/nostr+json" {
+		if f.nip50 {
+			w.Write([]byte(`{"name":"fake","software":"bench_test","version":"0","supported_nips":[1,50]}`))
+			return
+		}
 		w.Write([]byte(`{"name":"fake","software":"bench_test","version":"0"}`))
 		return
 	}
@@ -565,6 +630,9 @@ func (f *fakeRelay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 						if fl.Matches(ev) {
 							b, _ := json.Marshal([]any{"EVENT", id, ev})
 							targets = append(targets, func() { c.Write(ctx, websocket.MessageText, b) })
+							if f.doubleLive {
+								targets = append(targets, func() { c.Write(ctx, websocket.MessageText, b) })
+							}
 						}
 					}
 				}
@@ -586,7 +654,7 @@ func (f *fakeRelay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			f.mu.Lock()
 			var out []*nostr.Event
 			for _, ev := range f.events {
-				if fl.Matches(ev) {
+				if fl.Matches(ev) && (fl.Search == "" || f.nip50 && searchMatches(fl.Search, ev.Content)) {
 					out = append(out, ev)
 				}
 			}
@@ -594,6 +662,7 @@ func (f *fakeRelay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 				f.subs[ws] = map[string]nostr.Filter{}
 			}
 			f.subs[ws][sub] = fl
+			f.reqs[req.URL.Path+" "+sub]++
 			f.mu.Unlock()
 			sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt > out[j].CreatedAt })
 			if fl.Limit > 0 && len(out) > fl.Limit {
@@ -680,6 +749,65 @@ func TestRunAgainstFakeRelay(t *testing.T) {
 	}
 	if back.Query.Mismatches != 0 || back.Fanout.Delivered != 320 || back.Ingest.Duplicates.Duplicate != 50 {
 		t.Errorf("JSON lost figures: %s", js.String())
+	}
+}
+
+// A relay of two nodes: two URLs of one fake relay (its paths /a and /b),
+// so that what one node accepts the other delivers. The tool spreads its
+// connections over both, every event crosses to the other node's
+// subscribers, and nothing is missing or doubled; a relay that sends every
+// live event twice is counted so.
+func TestRunNodes(t *testing.T) {
+	for _, double := range []bool{false, true} {
+		fake := &fakeRelay{doubleLive: double}
+		srv := httptest.NewServer(fake)
+		defer srv.Close()
+		base := "ws" + strings.TrimPrefix(srv.URL, "http")
+		cfg := smallConfig(base+"/a", t.TempDir())
+		cfg.Nodes = []string{base + "/b"}
+		cfg.Phases = []string{PhaseIngest, PhaseQuery, PhaseFanout, PhaseIdle}
+		rep, err := Run(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		if err := WriteText(&out, rep); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("doubled live events %v, report:\n%s", double, out.String())
+
+		if in := rep.Ingest; in == nil || in.Accepted != 300 {
+			t.Errorf("ingest %+v", in)
+		}
+		if q := rep.Query; q == nil || q.Completed != 100 || q.Mismatches != 0 {
+			t.Errorf("query %+v", q)
+		}
+		// Subscribers, idle connections and query clients alike are spread.
+		for _, key := range []string{"f", "idle"} {
+			a, b := fake.reqCount("/a "+key), fake.reqCount("/b "+key)
+			if a == 0 || a != b {
+				t.Errorf("%q subscriptions: %d on /a, %d on /b; want them spread evenly", key, a, b)
+			}
+		}
+		f := rep.Fanout
+		if f == nil || f.Nodes != 2 || f.CrossNode == nil {
+			t.Fatalf("fanout %+v", f)
+		}
+		// 8 subscribers, 4 on each node; 40 events, 20 published on each.
+		x := f.CrossNode
+		if f.Expected != 320 || f.Delivered != 320 || f.Missing != 0 || x.Expected != 160 || x.Delivered != 160 || x.Missing != 0 || x.Latency.Count != 160 {
+			t.Errorf("fanout: %d/%d delivered, %d missing; cross-node %+v", f.Delivered, f.Expected, f.Missing, x)
+		}
+		wantDoubled := 0
+		if double {
+			wantDoubled = 160
+		}
+		if x.Doubled != wantDoubled || f.Repeated != 2*wantDoubled {
+			t.Errorf("cross-node doubled %d, all repeated %d; want %d and %d", x.Doubled, f.Repeated, wantDoubled, 2*wantDoubled)
+		}
+		if !strings.Contains(out.String(), fmt.Sprintf("160/160 delivered, 0 missing, %d doubled", wantDoubled)) {
+			t.Errorf("text report lacks the cross-node figures:\n%s", out.String())
+		}
 	}
 }
 
@@ -863,17 +991,62 @@ func TestRunCompare(t *testing.T) {
 	}
 }
 
+// A comparison of a relay that searches with one that does not: both
+// answer the same mix, without search, and the one that searches answers
+// the search REQs apart.
+func TestRunCompareSearchApart(t *testing.T) {
+	searching, plain := httptest.NewServer(&fakeRelay{nip50: true}), newFakeRelay(false)
+	defer searching.Close()
+	defer plain.Close()
+	ws := func(s *httptest.Server) string { return "ws" + strings.TrimPrefix(s.URL, "http") }
+	cfg := smallConfig("", t.TempDir())
+	cfg.Phases = []string{PhaseIngest, PhaseQuery}
+	cfg.PID = 0
+	cmp, err := RunCompare(t.Context(), cfg, []Target{{Name: "s", URL: ws(searching)}, {Name: "p", URL: ws(plain)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, p := cmp.Relays[0].Report, cmp.Relays[1].Report
+	for _, rep := range []*Report{s, p} {
+		if rep.Query.Completed != 100 || rep.Query.Mismatches != 0 || hasType(rep.Query.ByType, qSearch) {
+			t.Errorf("%s: query mix %+v; want 100 REQs without search, all right", rep.URL, rep.Query)
+		}
+	}
+	wantSearches := 0
+	for _, q := range queryMix(unsignedCorpus(t, cfg.Corpus), cfg.Queries, true) {
+		if q.typ == qSearch {
+			wantSearches++
+		}
+	}
+	if s.Search == nil || wantSearches == 0 || s.Search.Completed != wantSearches || s.Search.Mismatches != 0 {
+		t.Errorf("searching relay's search apart: %+v, want %d REQs all right", s.Search, wantSearches)
+	}
+	if p.Search != nil {
+		t.Errorf("relay without NIP-50 searched: %+v", p.Search)
+	}
+	var out bytes.Buffer
+	if err := WriteCompareText(&out, cmp); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "search apart: EOSE p99") {
+		t.Errorf("comparison lacks the search figures:\n%s", out.String())
+	}
+}
+
 func TestParseTarget(t *testing.T) {
 	for in, want := range map[string]Target{
 		"wisp=ws://127.0.0.1:4869":   {Name: "wisp", URL: "ws://127.0.0.1:4869"},
 		"ws://127.0.0.1:7777":        {Name: "127.0.0.1:7777", URL: "ws://127.0.0.1:7777"},
 		"s=wss://relay.example/path": {Name: "s", URL: "wss://relay.example/path"},
+		"pg3=ws://127.0.0.1:1+ws://127.0.0.1:2+ws://127.0.0.1:3": {Name: "pg3", URL: "ws://127.0.0.1:1",
+			Nodes: []string{"ws://127.0.0.1:2", "ws://127.0.0.1:3"}},
+		"ws://127.0.0.1:1+ws://127.0.0.1:2": {Name: "127.0.0.1:1", URL: "ws://127.0.0.1:1", Nodes: []string{"ws://127.0.0.1:2"}},
 	} {
-		if got, err := ParseTarget(in); err != nil || got != want {
+		if got, err := ParseTarget(in); err != nil || got.Name != want.Name || got.URL != want.URL || !slices.Equal(got.Nodes, want.Nodes) {
 			t.Errorf("%q: %+v, %v; want %+v", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"wisp=http://x", "nope", "a=ws://"} {
+	for _, bad := range []string{"wisp=http://x", "nope", "a=ws://", "a=ws://x+", "a=ws://x+http://y"} {
 		if got, err := ParseTarget(bad); err == nil {
 			t.Errorf("%q accepted as %+v", bad, got)
 		}

@@ -195,10 +195,11 @@ func (t *truth) expected(f *nostr.Filter, also map[int]bool) []int {
 // check says what is wrong with got as the relay's answer (stored events up
 // to EOSE) to a REQ with the single filter f, or "" if it is right. Right
 // means: every event is a stored corpus event, unaltered; it matches f;
-// none comes twice; there are no more than the limit; they come newest
-// first; and they are the newest ones: as many as the limit allows (all of
-// them without a limit), with none newer left out. Among events with equal
-// created_at any order and any choice at the cut is accepted.
+// none comes twice; they come newest first; and they are the newest ones:
+// as many as the limit allows (all of them without a limit), with none
+// newer left out. Among events with equal created_at any order and any
+// choice at the cut is accepted. Past the limit, only the rest of the
+// created_at tie at the boundary may follow (NIP-67; see tieExtras).
 func (t *truth) check(f *nostr.Filter, got []*nostr.Event) string {
 	return t.checkWith(f, got, nil)
 }
@@ -239,8 +240,12 @@ func (t *truth) checkWith(f *nostr.Filter, got []*nostr.Event, want []int) strin
 			return fmt.Sprintf("event %d (%s) is newer than the one before it", n, short(ev.ID))
 		}
 	}
+	head := len(got) // events within the limit
 	if f.Limit > 0 && len(got) > f.Limit {
-		return fmt.Sprintf("%d events for limit %d", len(got), f.Limit)
+		if why := tieExtras(f, got); why != "" {
+			return why
+		}
+		head = f.Limit
 	}
 	if want == nil || served != nil {
 		want = t.expected(f, served)
@@ -249,8 +254,8 @@ func (t *truth) checkWith(f *nostr.Filter, got []*nostr.Event, want []int) strin
 	if f.Limit > 0 {
 		n = min(n, f.Limit)
 	}
-	if len(got) != n {
-		return fmt.Sprintf("%d events, want %d", len(got), n)
+	if head != n {
+		return fmt.Sprintf("%d events, want %d", head, n)
 	}
 	if n == 0 || f.Search != "" {
 		return ""
@@ -263,6 +268,34 @@ func (t *truth) checkWith(f *nostr.Filter, got []*nostr.Event, want []int) strin
 		}
 		if !seen[ev.ID] {
 			return fmt.Sprintf("newer event %s (created_at %d) is missing", short(ev.ID), ev.CreatedAt)
+		}
+	}
+	return ""
+}
+
+// maxTieExtra is the most events past a limit that a relay may send to
+// finish the created_at tie at the boundary (NIP-67 asks that the tie be
+// sent whole). wisp asks its store for limit + 1 + min(limit/10, 100)
+// events and sends every one of them that is in the tie, so that is the
+// bound: a relay sending more is not finishing a tie.
+func maxTieExtra(limit int) int { return 1 + min(limit/10, 100) }
+
+// tieExtras says what is wrong with the events of got past f's limit, or ""
+// if they are the boundary's tie: each shares the created_at of the
+// limit-th event, and there are no more than maxTieExtra. That they are
+// stored, matching and not repeated is checked with the rest; the first
+// limit events are checked as if the extras were not there. A search is
+// ranked, not in time order, so it has no boundary tie and no extras.
+func tieExtras(f *nostr.Filter, got []*nostr.Event) string {
+	extra := len(got) - f.Limit
+	if f.Search != "" || extra > maxTieExtra(f.Limit) {
+		return fmt.Sprintf("%d events for limit %d", len(got), f.Limit)
+	}
+	at := got[f.Limit-1].CreatedAt
+	for n := f.Limit; n < len(got); n++ {
+		if ev := got[n]; ev.CreatedAt != at {
+			return fmt.Sprintf("event %d (%s, created_at %d) is past limit %d and not in the boundary's created_at tie (%d)",
+				n, short(ev.ID), ev.CreatedAt, f.Limit, at)
 		}
 	}
 	return ""

@@ -14,6 +14,9 @@ import (
 type Target struct {
 	Name string // as the table heads its column
 	URL  string
+	// Nodes are the relay's other URLs (Config.Nodes): one relay of
+	// several nodes, which the comparison loads as a whole.
+	Nodes []string
 	// PID is the relay's process for its CPU, disk and memory figures; 0:
 	// found from the process listening on the URL's port on this machine,
 	// when there is one (see listenerPID).
@@ -33,19 +36,29 @@ type ComparedRelay struct {
 }
 
 // ParseTarget reads NAME=URL, or a bare URL named by its host and port.
+// URL may be several joined by "+" (NAME=ws://a+ws://b): the nodes of one
+// relay, named by the first.
 func ParseTarget(s string) (Target, error) {
 	name, u, ok := strings.Cut(s, "=")
 	if !ok || strings.Contains(name, "://") {
 		name, u = "", s
 	}
-	pu, err := url.Parse(u)
-	if err != nil || (pu.Scheme != "ws" && pu.Scheme != "wss") || pu.Host == "" {
-		return Target{}, fmt.Errorf("relay %q: want NAME=ws://host:port or a ws:// URL", s)
+	var urls []string
+	for part := range strings.SplitSeq(u, "+") {
+		pu, err := url.Parse(part)
+		if err != nil || (pu.Scheme != "ws" && pu.Scheme != "wss") || pu.Host == "" {
+			return Target{}, fmt.Errorf("relay %q: want NAME=ws://host:port, NAME=ws://host:port+ws://host:port... or a ws:// URL", s)
+		}
+		if name == "" {
+			name = pu.Host
+		}
+		urls = append(urls, part)
 	}
-	if name == "" {
-		name = pu.Host
+	t := Target{Name: name, URL: urls[0]}
+	if len(urls) > 1 {
+		t.Nodes = urls[1:]
 	}
-	return Target{Name: name, URL: u}, nil
+	return t, nil
 }
 
 // RunCompare runs cfg (its URL and PID are ignored) against each target in
@@ -54,7 +67,8 @@ func ParseTarget(s string) (Target, error) {
 // (each with its own database; the tool warns about one that already holds
 // events). They run one at a time, so each has the machine to itself but
 // for the others idling. Search is in the query mix only when every relay
-// lists NIP-50, so that all answer the same REQs.
+// lists NIP-50, so that all answer the same REQs; otherwise the relays that
+// list it answer the search REQs apart, after the mix (Report.Search).
 func RunCompare(ctx context.Context, cfg Config, targets []Target) (*Comparison, error) {
 	if len(targets) < 2 {
 		return nil, fmt.Errorf("a comparison needs at least two relays, got %d", len(targets))
@@ -74,13 +88,13 @@ func RunCompare(ctx context.Context, cfg Config, targets []Target) (*Comparison,
 	for _, t := range targets {
 		info, err := fetchInfo(ctx, t.URL)
 		if err != nil || !info.supports(50) {
-			cfg.NoSearch = true
+			cfg.SearchApart = true
 		}
 	}
 	cmp := &Comparison{}
 	for _, t := range targets {
 		c := cfg
-		c.URL, c.PID = t.URL, t.PID
+		c.URL, c.Nodes, c.PID = t.URL, t.Nodes, t.PID
 		rep, err := Run(ctx, c)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", t.Name, err)
@@ -118,6 +132,14 @@ func compareFigures(reps []*Report) []figure {
 				return 0, false
 			}
 			return f(r.Query)
+		}
+	}
+	search := func(f func(*QueryReport) (float64, bool)) func(*Report) (float64, bool) {
+		return func(r *Report) (float64, bool) {
+			if r.Search == nil {
+				return 0, false
+			}
+			return f(r.Search)
 		}
 	}
 	fanout := func(f func(*FanoutReport) (float64, bool)) func(*Report) (float64, bool) {
@@ -191,10 +213,33 @@ func compareFigures(reps []*Report) []figure {
 		}), 2})
 	}
 	figs = append(figs,
+		figure{"search apart: REQs", "", search(func(q *QueryReport) (float64, bool) { return some(float64(q.Completed)) }), 0},
+		figure{"search apart: EOSE p50", "ms", search(func(q *QueryReport) (float64, bool) { return some(q.EOSE.P50) }), 2},
+		figure{"search apart: EOSE p99", "ms", search(func(q *QueryReport) (float64, bool) { return some(q.EOSE.P99) }), 2},
+		figure{"search apart: mismatches", "", search(func(q *QueryReport) (float64, bool) { return some(float64(q.Mismatches)) }), 0},
+		figure{"search apart: relay CPU per REQ", "µs", search(func(q *QueryReport) (float64, bool) {
+			return q.CPUMsPerQuery * 1000, q.Relay != nil
+		}), 0},
+	)
+	figs = append(figs,
 		figure{"fanout: delivery p50", "ms", fanout(func(f *FanoutReport) (float64, bool) { return some(f.Latency.P50) }), 2},
 		figure{"fanout: delivery p99", "ms", fanout(func(f *FanoutReport) (float64, bool) { return some(f.Latency.P99) }), 2},
 		figure{"fanout: delivered", "", fanout(func(f *FanoutReport) (float64, bool) { return some(float64(f.Delivered)) }), 0},
 		figure{"fanout: expected", "", fanout(func(f *FanoutReport) (float64, bool) { return some(float64(f.Expected)) }), 0},
+		figure{"fanout: missing", "", fanout(func(f *FanoutReport) (float64, bool) { return some(float64(f.Missing)) }), 0},
+		figure{"fanout: doubled", "", fanout(func(f *FanoutReport) (float64, bool) { return some(float64(f.Repeated)) }), 0},
+		figure{"fanout cross-node: delivery p50", "ms", fanout(func(f *FanoutReport) (float64, bool) {
+			return crossNode(f, func(x *CrossNodeReport) float64 { return x.Latency.P50 })
+		}), 2},
+		figure{"fanout cross-node: delivery p99", "ms", fanout(func(f *FanoutReport) (float64, bool) {
+			return crossNode(f, func(x *CrossNodeReport) float64 { return x.Latency.P99 })
+		}), 2},
+		figure{"fanout cross-node: missing", "", fanout(func(f *FanoutReport) (float64, bool) {
+			return crossNode(f, func(x *CrossNodeReport) float64 { return float64(x.Missing) })
+		}), 0},
+		figure{"fanout cross-node: doubled", "", fanout(func(f *FanoutReport) (float64, bool) {
+			return crossNode(f, func(x *CrossNodeReport) float64 { return float64(x.Doubled) })
+		}), 0},
 		figure{"idle: relay memory per connection", "KiB", func(r *Report) (float64, bool) {
 			if r.Idle == nil || r.Idle.RSSAfterKiB == 0 {
 				return 0, false
@@ -203,6 +248,15 @@ func compareFigures(reps []*Report) []figure {
 		}, 1},
 	)
 	return figs
+}
+
+// crossNode reads a cross-node figure, measured only for a relay of
+// several nodes.
+func crossNode(f *FanoutReport, v func(*CrossNodeReport) float64) (float64, bool) {
+	if f.CrossNode == nil {
+		return 0, false
+	}
+	return v(f.CrossNode), true
 }
 
 func containsString(l []string, s string) bool {

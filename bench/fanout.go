@@ -35,7 +35,28 @@ type FanoutReport struct {
 	Unexpected      int            `json:"unexpected"`      // events of another origin on the subscription
 	Seconds         float64        `json:"seconds"`         // first publish to last delivery
 	Latency         Latency        `json:"delivery_latency"`
+	// Missing is expected less delivered: pairs never delivered, those of
+	// subscribers that never subscribed included.
+	Missing int `json:"missing"`
+	// Nodes is how many URLs of the relay the phase used; with more than
+	// one, CrossNode is what crossed from one node to another.
+	Nodes     int              `json:"nodes,omitempty"`
+	CrossNode *CrossNodeReport `json:"cross_node,omitempty"`
 	Cost
+}
+
+// CrossNodeReport is the fan-out of a relay of several nodes, counting only
+// the deliveries from an event published on one node to a subscriber on
+// another: subscribers are spread over the nodes, and event i is published
+// on node i (in turn), so every event has subscribers on every other node.
+type CrossNodeReport struct {
+	Expected  int `json:"expected"`  // (subscriber, accepted event) pairs on different nodes
+	Delivered int `json:"delivered"` // distinct such pairs delivered
+	Missing   int `json:"missing"`   // expected less delivered
+	// Doubled counts an event delivered again to a subscription that
+	// already had it (the same event id twice on one REQ).
+	Doubled int     `json:"doubled"`
+	Latency Latency `json:"delivery_latency"` // publish to receipt on the other node
 }
 
 // fanoutFilter is subscriber j's filter. All four shapes match every
@@ -83,11 +104,14 @@ func (r *runner) fanoutEvents(ctx context.Context, n int, at nostr.Timestamp) ([
 // fanoutSub is one subscriber's view of the phase.
 type fanoutSub struct {
 	eose chan struct{} // closed once subscribed or failed
+	node int           // the node it is subscribed on
 
 	mu                   sync.Mutex
 	seen                 []bool // by event
 	lat                  []time.Duration
+	crossLat             []time.Duration // deliveries of events published on another node
 	repeated, unexpected int
+	crossRepeated        int
 	lastDelivery         time.Time
 	subscribed           bool
 	failure              string
@@ -109,8 +133,15 @@ func (r *runner) fanout(ctx context.Context) error {
 		}
 	}
 	sendAt := make([]atomic.Int64, len(evs)) // UnixNano of each EVENT's send
+	nodes := cfg.urls()
+	// Event i is published on node i, subscriber j listens on node j (both
+	// in turn): with several nodes, every event crosses to the others.
+	pubNode := func(i int) int { return i % len(nodes) }
 
 	rep := &FanoutReport{Subscribers: cfg.FanoutSubs, RatePerSecond: cfg.FanoutRate}
+	if len(nodes) > 1 {
+		rep.Nodes = len(nodes)
+	}
 	var delivered atomic.Int64
 	r.prog.set("fanout", func() string {
 		return fmt.Sprintf("%d deliveries of %d×%d", delivered.Load(), cfg.FanoutSubs, len(evs))
@@ -123,7 +154,7 @@ func (r *runner) fanout(ctx context.Context) error {
 	var readers sync.WaitGroup
 	dialSlots := make(chan struct{}, dialParallel)
 	for j := range subs {
-		s := &fanoutSub{seen: make([]bool, len(evs)), eose: make(chan struct{})}
+		s := &fanoutSub{seen: make([]bool, len(evs)), eose: make(chan struct{}), node: j % len(nodes)}
 		subs[j] = s
 		readers.Go(func() {
 			select {
@@ -132,7 +163,7 @@ func (r *runner) fanout(ctx context.Context) error {
 				s.fail("phase ended")
 				return
 			}
-			ws, err := dial(sctx, cfg.URL)
+			ws, err := dial(sctx, nodes[s.node])
 			<-dialSlots
 			if err != nil {
 				s.fail("dial")
@@ -147,7 +178,7 @@ func (r *runner) fanout(ctx context.Context) error {
 				s.fail("subscribe")
 				return
 			}
-			r.fanoutRead(sctx, ws, s, index, sendAt, &delivered)
+			r.fanoutRead(sctx, ws, s, index, sendAt, pubNode, &delivered)
 		})
 	}
 	// Wait for every subscription to be live (or to have failed).
@@ -167,17 +198,23 @@ func (r *runner) fanout(ctx context.Context) error {
 		s.mu.Unlock()
 	}
 
-	// Publish at a steady rate on one connection; OKs are read alongside.
-	pub, err := dial(ctx, cfg.URL)
-	if err != nil {
-		stopSubs()
-		readers.Wait()
-		return err
+	// Publish at a steady rate, on one connection per node, the events in
+	// turn; OKs are read alongside.
+	pubs := make([]*websocket.Conn, len(nodes))
+	for k, u := range nodes {
+		pub, err := dial(ctx, u)
+		if err != nil {
+			stopSubs()
+			readers.Wait()
+			return err
+		}
+		defer pub.CloseNow() //nolint:errcheck // the phase is over
+		pubs[k] = pub
 	}
-	defer pub.CloseNow() //nolint:errcheck // the phase is over
 	var (
 		okMu     sync.Mutex
 		answered = make([]bool, len(evs))
+		okTrue   = make([]bool, len(evs))
 		accepted atomic.Int64
 		nAnswers atomic.Int64
 		okFalse  = map[string]int{}
@@ -185,30 +222,33 @@ func (r *runner) fanout(ctx context.Context) error {
 	pctx, stopPub := context.WithCancel(ctx)
 	defer stopPub()
 	var pubReader sync.WaitGroup
-	pubReader.Go(func() {
-		for {
-			_, data, err := pub.Read(pctx)
-			if err != nil {
-				return
-			}
-			m, err := parseRelayMsg(data)
-			if err != nil || m.label != "OK" {
-				continue
-			}
-			i, known := index[m.id]
-			okMu.Lock()
-			if known && !answered[i] {
-				answered[i] = true
-				nAnswers.Add(1)
-				if m.ok {
-					accepted.Add(1)
-				} else {
-					okFalse[reasonPrefix(m.reason)]++
+	for _, pub := range pubs {
+		pubReader.Go(func() {
+			for {
+				_, data, err := pub.Read(pctx)
+				if err != nil {
+					return
 				}
+				m, err := parseRelayMsg(data)
+				if err != nil || m.label != "OK" {
+					continue
+				}
+				i, known := index[m.id]
+				okMu.Lock()
+				if known && !answered[i] {
+					answered[i] = true
+					nAnswers.Add(1)
+					if m.ok {
+						okTrue[i] = true
+						accepted.Add(1)
+					} else {
+						okFalse[reasonPrefix(m.reason)]++
+					}
+				}
+				okMu.Unlock()
 			}
-			okMu.Unlock()
-		}
-	})
+		})
+	}
 
 	interval := time.Duration(float64(time.Second) / cfg.FanoutRate)
 	start := time.Now()
@@ -224,7 +264,7 @@ func (r *runner) fanout(ctx context.Context) error {
 			break
 		}
 		sendAt[i].Store(time.Now().UnixNano())
-		if err := pub.Write(ctx, websocket.MessageText, msg); err != nil {
+		if err := pubs[pubNode(i)].Write(ctx, websocket.MessageText, msg); err != nil {
 			r.warn("fanout: publish: %v", err)
 			break
 		}
@@ -256,25 +296,42 @@ func (r *runner) fanout(ctx context.Context) error {
 	rep.Expected = cfg.FanoutSubs * rep.Accepted
 	rep.Subscribed = subscribed
 	failed := map[string]int{}
-	var lat []time.Duration
+	var lat, crossLat []time.Duration
+	var cross CrossNodeReport
 	last := start
+	okMu.Lock()
 	for _, s := range subs {
 		s.mu.Lock()
 		if !s.subscribed {
 			failed[s.failure]++
 		}
 		lat = append(lat, s.lat...)
+		crossLat = append(crossLat, s.crossLat...)
 		rep.Delivered += len(s.lat)
 		rep.Repeated += s.repeated
 		rep.Unexpected += s.unexpected
+		cross.Delivered += len(s.crossLat)
+		cross.Doubled += s.crossRepeated
+		for i, ok := range okTrue {
+			if ok && pubNode(i) != s.node {
+				cross.Expected++
+			}
+		}
 		if s.lastDelivery.After(last) {
 			last = s.lastDelivery
 		}
 		s.mu.Unlock()
 	}
+	okMu.Unlock()
 	rep.SubscribeFailed = nonEmpty(failed)
 	rep.Seconds = last.Sub(start).Round(time.Millisecond).Seconds()
 	rep.Latency = summarize(lat)
+	rep.Missing = rep.Expected - rep.Delivered
+	if len(nodes) > 1 {
+		cross.Missing = cross.Expected - cross.Delivered
+		cross.Latency = summarize(crossLat)
+		rep.CrossNode = &cross
+	}
 	r.rep.Fanout = rep
 	return nil
 }
@@ -289,7 +346,7 @@ func (s *fanoutSub) fail(why string) {
 
 // fanoutRead is one subscriber's reader: it waits for EOSE, then timestamps
 // every delivery until the phase ends.
-func (r *runner) fanoutRead(ctx context.Context, ws *websocket.Conn, s *fanoutSub, index map[string]int, sendAt []atomic.Int64, delivered *atomic.Int64) {
+func (r *runner) fanoutRead(ctx context.Context, ws *websocket.Conn, s *fanoutSub, index map[string]int, sendAt []atomic.Int64, pubNode func(int) int, delivered *atomic.Int64) {
 	eoseOnce := sync.OnceFunc(func() { close(s.eose) })
 	defer eoseOnce()
 	// Without EOSE within the wait, the subscriber counts as failed.
@@ -345,9 +402,16 @@ func (r *runner) fanoutRead(ctx context.Context, ws *websocket.Conn, s *fanoutSu
 				s.unexpected++
 			case s.seen[i]:
 				s.repeated++
+				if pubNode(i) != s.node {
+					s.crossRepeated++
+				}
 			default:
 				s.seen[i] = true
-				s.lat = append(s.lat, now.Sub(time.Unix(0, sendAt[i].Load())))
+				d := now.Sub(time.Unix(0, sendAt[i].Load()))
+				s.lat = append(s.lat, d)
+				if pubNode(i) != s.node {
+					s.crossLat = append(s.crossLat, d)
+				}
 				s.lastDelivery = now
 				delivered.Add(1)
 			}

@@ -121,7 +121,7 @@ func (r *runner) attack(ctx context.Context, name string, msgs func(conn int) []
 		wg.Go(func() {
 			slots <- struct{}{}
 			defer func() { <-slots }()
-			ws, err := dialSlowReader(ctx, r.cfg.URL)
+			ws, err := dialSlowReader(ctx, r.cfg.nodeURL(j))
 			if err != nil {
 				why := "dial"
 				if strings.Contains(err.Error(), "HTTP 429") {

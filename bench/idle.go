@@ -118,10 +118,10 @@ func (r *runner) idle(ctx context.Context) error {
 	return nil
 }
 
-// idleSubscribe opens idle connection j with a subscription to one key's
+// idleSubscribe opens idle connection j, on node j, with a subscription to one key's
 // profile (one stored event, then EOSE). On failure it returns a reason.
 func (r *runner) idleSubscribe(ctx context.Context, j int) (*websocket.Conn, string) {
-	ws, err := dial(ctx, r.cfg.URL)
+	ws, err := dial(ctx, r.cfg.nodeURL(j))
 	if err != nil {
 		return nil, "dial"
 	}

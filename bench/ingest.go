@@ -107,8 +107,8 @@ func (r *runner) sendAll(ctx context.Context, name string, items []sendItem, con
 	})
 	start := time.Now()
 	var wg sync.WaitGroup
-	for range conns {
-		wg.Go(func() { r.sendConn(ctx, s, inFlight) })
+	for k := range conns {
+		wg.Go(func() { r.sendConn(ctx, s, inFlight, r.cfg.nodeURL(k)) })
 	}
 	wg.Wait()
 	end := start
@@ -127,10 +127,10 @@ type waiting struct {
 	at   time.Time
 }
 
-// sendConn is one publishing connection: this goroutine writes, one reads
-// OKs, one expires events the relay never answers.
-func (r *runner) sendConn(ctx context.Context, s *sendState, inFlight int) {
-	ws, err := dial(ctx, r.cfg.URL)
+// sendConn is one publishing connection to url: this goroutine writes, one
+// reads OKs, one expires events the relay never answers.
+func (r *runner) sendConn(ctx context.Context, s *sendState, inFlight int, url string) {
+	ws, err := dial(ctx, url)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.connError(err)

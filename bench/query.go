@@ -205,12 +205,38 @@ type queryState struct {
 	failed     map[string]int
 }
 
+// query is the query phase: the mix, with its search REQs apart after it
+// when so configured.
 func (r *runner) query(ctx context.Context) error {
+	if !r.cfg.SearchApart {
+		r.rep.Query = r.runQueries(ctx, "query", queryMix(r.corpus, r.cfg.Queries, r.search))
+		return nil
+	}
+	r.rep.Query = r.runQueries(ctx, "query", queryMix(r.corpus, r.cfg.Queries, false))
+	if !r.search || ctx.Err() != nil {
+		return nil
+	}
+	// The search REQs the mix would have held: as many, the same filters.
+	var searches []query
+	for _, q := range queryMix(r.corpus, r.cfg.Queries, true) {
+		if q.typ == qSearch {
+			searches = append(searches, q)
+		}
+	}
+	if len(searches) > 0 {
+		r.rep.Search = r.runQueries(ctx, "search", searches)
+	}
+	return nil
+}
+
+// runQueries sends the REQs of mix from the configured clients, checks
+// every answer and reports, as phase name.
+func (r *runner) runQueries(ctx context.Context, name string, mix []query) *QueryReport {
 	r.mu.Lock()
 	stored, unknown := r.stored, r.unknown
 	r.mu.Unlock()
 	s := &queryState{
-		mix:        queryMix(r.corpus, r.cfg.Queries, r.search),
+		mix:        mix,
 		truth:      newTruth(r.corpus, stored, unknown),
 		lat:        map[string][]time.Duration{},
 		events:     map[string]int{},
@@ -223,15 +249,15 @@ func (r *runner) query(ctx context.Context) error {
 	for i := range s.mix {
 		s.want[i] = s.truth.expected(&s.mix[i].filter, nil)
 	}
-	r.prog.set("query", func() string {
+	r.prog.set(name, func() string {
 		return fmt.Sprintf("%d/%d queries answered", s.done.Load(), len(s.mix))
 	})
 
 	m := r.meter()
 	start := time.Now()
 	var wg sync.WaitGroup
-	for range r.cfg.Conns {
-		wg.Go(func() { r.queryClient(ctx, s) })
+	for k := range r.cfg.Conns {
+		wg.Go(func() { r.queryClient(ctx, s, r.cfg.nodeURL(k)) })
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
@@ -242,7 +268,7 @@ func (r *runner) query(ctx context.Context) error {
 		Failed:  nonEmpty(s.failed),
 		Seconds: elapsed.Round(time.Millisecond).Seconds(),
 	}
-	rep.Cost = m.done("query")
+	rep.Cost = m.done(name)
 	s.checkAnswers()
 	var all []time.Duration
 	for _, q := range s.mix {
@@ -269,8 +295,7 @@ func (r *runner) query(ctx context.Context) error {
 	if rep.Relay != nil && rep.Completed > 0 {
 		rep.CPUMsPerQuery = round3(rep.Relay.CPUSeconds * 1000 / float64(rep.Completed))
 	}
-	r.rep.Query = rep
-	return nil
+	return rep
 }
 
 func hasType(l []QueryTypeReport, typ string) bool {
@@ -286,9 +311,9 @@ func round3(v float64) float64 {
 	return float64(int64(v*1000+0.5)) / 1000
 }
 
-// queryClient runs queries of the mix one after another on one connection,
-// taking the next one left; a lost connection is dialled again.
-func (r *runner) queryClient(ctx context.Context, s *queryState) {
+// queryClient runs queries of the mix one after another on one connection
+// to url, taking the next one left; a lost connection is dialled again.
+func (r *runner) queryClient(ctx context.Context, s *queryState, url string) {
 	var ws *websocket.Conn
 	defer func() {
 		if ws != nil {
@@ -302,7 +327,7 @@ func (r *runner) queryClient(ctx context.Context, s *queryState) {
 		}
 		if ws == nil {
 			var err error
-			if ws, err = dial(ctx, r.cfg.URL); err != nil {
+			if ws, err = dial(ctx, url); err != nil {
 				s.fail("connection")
 				continue
 			}

@@ -39,7 +39,7 @@ func WriteText(w io.Writer, rep *Report) error {
 	if rep.PID != 0 {
 		relay += fmt.Sprintf(", pid %d", rep.PID)
 	}
-	fmt.Fprintf(&b, "wisp bench %s\n", rep.URL)
+	fmt.Fprintf(&b, "wisp bench %s\n", strings.Join(append([]string{rep.URL}, rep.Nodes...), " "))
 	fmt.Fprintf(&b, "relay:  %s\n", strings.TrimSpace(relay))
 	tool := rep.Tool.Version
 	if tool == "" {
@@ -68,9 +68,16 @@ func WriteText(w io.Writer, rep *Report) error {
 				sendSummary(d, true), cpu(d.Relay, 0, ""), disk(d.Relay, 0), secs(d.ToolCPUSeconds), secs(d.OtherCPUSeconds))
 		}
 	}
-	if q := rep.Query; q != nil {
+	for _, p := range []struct {
+		name string
+		q    *QueryReport
+	}{{"query", rep.Query}, {"search (apart)", rep.Search}} {
+		q := p.q
+		if q == nil {
+			continue
+		}
 		res := fmt.Sprintf("%d mismatches, %d failed", q.Mismatches, sum(q.Failed))
-		fmt.Fprintf(tw, "query\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", q.Queries,
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.name, q.Queries,
 			rate(q.QueriesPerSecond, "q/s"), msec(q.EOSE.P50), msec(q.EOSE.P95), msec(q.EOSE.P99),
 			res, cpu(q.Relay, q.CPUMsPerQuery*1000, "µs/q"), disk(q.Relay, 0), secs(q.ToolCPUSeconds), secs(q.OtherCPUSeconds))
 	}
@@ -82,6 +89,11 @@ func WriteText(w io.Writer, rep *Report) error {
 		fmt.Fprintf(tw, "fanout\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Events,
 			rate(f.RatePerSecond, "ev/s"), msec(f.Latency.P50), msec(f.Latency.P95), msec(f.Latency.P99),
 			res, cpu(f.Relay, 0, ""), disk(f.Relay, 0), secs(f.ToolCPUSeconds), secs(f.OtherCPUSeconds))
+		if x := f.CrossNode; x != nil {
+			fmt.Fprintf(tw, "  cross-node (%d nodes)\t%d\t-\t%s\t%s\t%s\t%d/%d delivered, %d missing, %d doubled\t\t\t\t\n",
+				f.Nodes, x.Expected, msec(x.Latency.P50), msec(x.Latency.P95), msec(x.Latency.P99),
+				x.Delivered, x.Expected, x.Missing, x.Doubled)
+		}
 	}
 	if i := rep.Idle; i != nil {
 		res := fmt.Sprintf("%d/%d open, %d still", i.Open, i.Connections, i.StillOpen)
@@ -138,7 +150,10 @@ func writeNotes(b *strings.Builder, rep *Report) {
 			notes = append(notes, sendNotes("duplicates", in.Duplicates)...)
 		}
 	}
-	if q := rep.Query; q != nil {
+	for _, q := range []*QueryReport{rep.Query, rep.Search} {
+		if q == nil {
+			continue
+		}
 		if len(q.Failed) > 0 {
 			notes = append(notes, "query failures: "+countList(q.Failed))
 		}

@@ -15,7 +15,7 @@ import (
 	"github.com/wisp-relay/wisp/internal/progress"
 )
 
-const benchUsage = `Usage: wisp bench [flags] <ws-url>
+const benchUsage = `Usage: wisp bench [flags] <ws-url> [<ws-url>...]
        wisp bench [flags] --compare NAME=URL,NAME=URL...
 
 Measures a Nostr relay (wisp or any other) over websockets: ingest,
@@ -24,6 +24,14 @@ connections. Point it at an empty relay; with --pid (the relay's process id,
 same machine) it also reports the relay's CPU time, disk writes and memory.
 The signed corpus is cached, so only the first run with a seed signs it.
 
+Several URLs are the nodes of one relay (wisp serve processes on one
+database): every phase spreads its connections over them in turn, and the
+fan-out phase publishes each event on one node and reports, besides the
+whole, the deliveries to subscribers on the other nodes: latency from
+publish to receipt, missing deliveries and doubled ones (an event twice on
+one subscription). --pid, and the process found in a comparison, are of
+the first URL's node only.
+
 --compare runs the same workload against several relays in one run, one
 relay after the other in the order given, and prints a table with a column
 per relay and the ratios of the first relay's figures to the others'. Start
@@ -31,8 +39,10 @@ every relay fresh, on an empty database of its own, before the run (the
 tool warns about one that already holds events); each relay's process is
 found from the port it listens on, for its CPU, disk and memory figures.
 NAME heads the relay's column (a bare URL is named by its host:port); the
-flag may be repeated. Search is in the query mix only when every relay
-lists NIP-50.
+flag may be repeated. URL may be several joined by "+", the nodes of one
+relay (NAME=ws://a+ws://b+ws://c). Search is in the query mix only when
+every relay lists NIP-50; otherwise the relays that list it answer the
+mix's search REQs apart, after it ("search apart" figures).
 
 Flags:
 `
@@ -115,13 +125,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return &usageError{"bench", "bench --compare needs at least two relays"}
 	case len(compare) > 0 && *pid != 0:
 		return &usageError{"bench", "bench --compare finds each relay's process by its port; --pid is for one relay"}
-	case len(compare) == 0 && len(positional) != 1:
-		return &usageError{"bench", fmt.Sprintf("bench takes one relay URL, got %d arguments", len(positional))}
+	case len(compare) == 0 && len(positional) == 0:
+		return &usageError{"bench", "bench takes a relay URL (or several, the nodes of one relay)"}
 	}
 
 	cfg := def
-	if len(positional) == 1 {
-		cfg.URL = positional[0]
+	if len(positional) > 0 {
+		cfg.URL, cfg.Nodes = positional[0], positional[1:]
 	}
 	cfg.Phases = nil
 	for p := range strings.SplitSeq(*phases, ",") {
@@ -153,7 +163,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	if len(compare) > 0 {
-		cfg.URL = compare[0].URL // validated as every run's
+		cfg.URL, cfg.Nodes = compare[0].URL, compare[0].Nodes // validated as every run's
 		cmp, err := bench.RunCompare(ctx, cfg, compare)
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)

@@ -114,6 +114,46 @@ func TestBenchHostileAgainstWisp(t *testing.T) {
 	}
 }
 
+// Two URLs of one wisp are two nodes to the tool: connections are spread
+// over both, and every live event reaches the subscribers "on the other
+// node" once, none missing, none doubled.
+func TestBenchNodesAgainstWisp(t *testing.T) {
+	addr, _, logs := startWisp(t, "WISP_MAX_CONNS_PER_IP=0")
+	var out, errb bytes.Buffer
+	err := run(t.Context(), []string{
+		"bench", "--json", "--phases", "ingest,query,fanout",
+		"--events", "300", "--keys", "20", "--duplicates", "0", "--queries", "100",
+		"--fanout-subs", "10", "--fanout-events", "40", "--fanout-rate", "1000",
+		"--corpus-dir", t.TempDir(),
+		"ws://" + addr, "ws://" + addr + "/",
+	}, nil, nil, &out, &errb, nil)
+	if err != nil {
+		t.Fatalf("wisp bench: %v\nstderr: %s\nrelay log:\n%s", err, errb.String(), logs)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("report is not JSON: %v\n%s", err, out.String())
+	}
+	if !slices.Equal(rep.Nodes, []string{"ws://" + addr + "/"}) {
+		t.Errorf("nodes %q", rep.Nodes)
+	}
+	if in := rep.Ingest; in == nil || in.Accepted != 300 {
+		t.Errorf("ingest %+v", in)
+	}
+	if q := rep.Query; q == nil || q.Completed != 100 || q.Mismatches != 0 {
+		t.Errorf("query %+v", q)
+	}
+	f := rep.Fanout
+	if f == nil || f.Nodes != 2 || f.CrossNode == nil {
+		t.Fatalf("fanout %+v", f)
+	}
+	// 5 subscribers on each node, 20 of the 40 events published on each.
+	if x := f.CrossNode; f.Delivered != 400 || f.Missing != 0 || f.Repeated != 0 ||
+		x.Expected != 200 || x.Delivered != 200 || x.Missing != 0 || x.Doubled != 0 || x.Latency.Count != 200 {
+		t.Errorf("fanout: %d delivered, %d missing, %d repeated; cross-node %+v", f.Delivered, f.Missing, f.Repeated, x)
+	}
+}
+
 func TestBenchUsage(t *testing.T) {
 	out, errOut, code := runArgs(t, "bench", "--help")
 	if code != 0 || errOut != "" || !strings.Contains(out, "Usage: wisp bench") || !strings.Contains(out, "-phases") {
@@ -123,8 +163,8 @@ func TestBenchUsage(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"bench"}, "bench takes one relay URL, got 0"},
-		{[]string{"bench", "ws://a", "ws://b"}, "bench takes one relay URL, got 2"},
+		{[]string{"bench"}, "bench takes a relay URL"},
+		{[]string{"bench", "ws://a", "--compare", "x=ws://b,y=ws://c"}, "either a relay URL or --compare"},
 		{[]string{"bench", "--bogus", "ws://a"}, "bench: flag provided but not defined: -bogus"},
 	} {
 		_, errOut, code := runArgs(t, tt.args...)
@@ -136,6 +176,10 @@ func TestBenchUsage(t *testing.T) {
 	_, errOut, code = runArgs(t, "bench", "--phases", "ingest,nope", "ws://127.0.0.1:1")
 	if code != 1 || !strings.Contains(errOut, `unknown phase "nope"`) {
 		t.Errorf("bad phase: exit %d, stderr %q", code, errOut)
+	}
+	_, errOut, code = runArgs(t, "bench", "ws://127.0.0.1:1", "http://127.0.0.1:2")
+	if code != 1 || !strings.Contains(errOut, `relay url "http://127.0.0.1:2" must start with ws://`) {
+		t.Errorf("bad second node: exit %d, stderr %q", code, errOut)
 	}
 	if help, _, _ := runArgs(t, "--help"); !strings.Contains(help, "wisp bench <url>") {
 		t.Errorf("wisp --help does not mention bench:\n%s", help)
