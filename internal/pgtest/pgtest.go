@@ -31,6 +31,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -66,24 +67,45 @@ type Server struct {
 
 	admin *pgxpool.Pool // superuser connections to the postgres database
 	n     atomic.Int64
+
+	// lazy: started by the first test that asks (Lazy), under once.
+	lazy bool
+	once sync.Once
 }
 
 // Start starts a server, or returns one that says why there is none (see
 // Database). It never returns nil.
 func Start() *Server {
+	s := &Server{}
+	s.boot()
+	return s
+}
+
+// Lazy returns a server that starts when a test first asks for a database,
+// for a test binary most of whose tests do not need one. Stop it as one
+// from Start.
+func Lazy() *Server { return &Server{lazy: true} }
+
+func (s *Server) boot() {
 	bin, err := findBinaries()
 	if err != nil {
-		return &Server{missing: err}
+		s.missing = err
+		return
 	}
-	s, err := start(bin)
-	if err != nil {
-		return &Server{err: err}
+	if err := s.start(bin); err != nil {
+		s.err = err
 	}
-	return s
 }
 
 // Stop stops the server and removes its directory.
 func (s *Server) Stop() {
+	if s.lazy {
+		s.once.Do(func() {}) // not started: nothing to stop, and no start after
+	}
+	s.halt()
+}
+
+func (s *Server) halt() {
 	if s.admin != nil {
 		s.admin.Close()
 	}
@@ -139,6 +161,9 @@ func (s *Server) Database(t testing.TB) string {
 
 func (s *Server) check(t testing.TB) {
 	t.Helper()
+	if s.lazy {
+		s.once.Do(s.boot)
+	}
 	if s.missing != nil {
 		if os.Getenv(RequireEnv) == "1" {
 			t.Fatalf("pgtest: no PostgreSQL, and %s=1: %v; %s", RequireEnv, s.missing, Install)
@@ -282,20 +307,21 @@ func reachable(dir string, acc account) error {
 	}
 }
 
-func start(bin binaries) (*Server, error) {
+// start starts the server; on failure it leaves nothing running.
+func (s *Server) start(bin binaries) error {
 	acc, err := serverAccount()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	dir, err := tempDir(acc)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	s := &Server{dir: dir}
+	s.dir = dir
 	ok := false
 	defer func() {
 		if !ok {
-			s.Stop()
+			s.halt()
 		}
 	}()
 	data := filepath.Join(dir, "data")
@@ -306,7 +332,7 @@ func start(bin binaries) (*Server, error) {
 	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: acc.cred}
 	initdb.Env = append(os.Environ(), "LC_ALL=C")
 	if out, err := initdb.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
+		return fmt.Errorf("initdb: %w\n%s", err, out)
 	}
 	// Another process may take the free port before the server does: try
 	// a few.
@@ -319,13 +345,13 @@ func start(bin binaries) (*Server, error) {
 		errs = append(errs, err)
 	}
 	if s.admin == nil {
-		return nil, errors.Join(errs...)
+		return errors.Join(errs...)
 	}
 	if _, err := s.admin.Exec(context.Background(), "CREATE ROLE "+appRole+" LOGIN"); err != nil {
-		return nil, fmt.Errorf("create role: %w", err)
+		return fmt.Errorf("create role: %w", err)
 	}
 	ok = true
-	return s, nil
+	return nil
 }
 
 // run starts the server on a free port and connects to it.

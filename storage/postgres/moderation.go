@@ -101,7 +101,16 @@ func (s *Store) writeTx(ctx context.Context, op string, fn func(pgx.Tx) error) e
 		return err
 	}
 	defer s.mu.RUnlock()
-	err := retry(ctx, func() error { return pgx.BeginFunc(ctx, s.pool, fn) })
+	err := retry(ctx, func() error {
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if err := fn(tx); err != nil {
+				return err
+			}
+			// Delivered at commit: other nodes reload their lists.
+			_, err := tx.Exec(ctx, "SELECT pg_notify($1, '')", channelModeration)
+			return err
+		})
+	})
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}

@@ -68,6 +68,10 @@ type Store struct {
 	closed bool
 
 	pool *pgxpool.Pool
+	// listenCfg configures Watch's own connection (not the pool's).
+	listenCfg *pgx.ConnConfig
+	// closing is closed when Close begins: a Watch in progress returns.
+	closing chan struct{}
 	// searchKinds are the indexed kinds as last read from the database
 	// (sorted); Save reads them again in each transaction.
 	searchKinds atomic.Pointer[[]int]
@@ -112,7 +116,8 @@ func open(ctx context.Context, url string, opts Options, steps []string) (*Store
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}
-	s := &Store{pool: pool, countCap: opts.CountCap, pageBytes: opts.PageBytes}
+	s := &Store{pool: pool, listenCfg: cfg.ConnConfig.Copy(), closing: make(chan struct{}),
+		countCap: opts.CountCap, pageBytes: opts.PageBytes}
 	if s.countCap <= 0 {
 		s.countCap = DefaultCountCap
 	}
@@ -152,7 +157,10 @@ func (s *Store) setUp(ctx context.Context, opts Options, steps []string) error {
 // closes the pool. Calls after Close return storage.ErrClosed; a second
 // Close does nothing.
 func (s *Store) Close() error {
-	s.closeOnce.Do(s.stopUpkeep) // needs the store open: before the lock below
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		s.stopUpkeep() // needs the store open: before the lock below
+	})
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -255,6 +263,9 @@ func (s *Store) deleteChunks(ctx context.Context, op string, chunk int64, sql st
 		}
 		total += n
 		if n < chunk {
+			if total > 0 {
+				s.notify(ctx, channelEvents)
+			}
 			return total, nil
 		}
 	}

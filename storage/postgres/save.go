@@ -302,6 +302,16 @@ func write(ctx context.Context, conn *pgxpool.Conn, its []item, p *plan) ([]int6
 			return err
 		})
 	}
+	if len(p.stored) > 0 || len(p.delIDs) > 0 || len(p.tombs) > 0 || len(p.delA) > 0 || len(p.vanish) > 0 {
+		// One notice per batch, sent by the commit (and only if it
+		// commits): the highest seq it drew (currval, this session's
+		// last nextval), or "" when it only deleted.
+		payload := "''"
+		if len(p.stored) > 0 {
+			payload = "currval('events_seq')::text"
+		}
+		b.Queue("SELECT pg_notify('" + channelEvents + "', " + payload + ")")
+	}
 	var commit string
 	b.Queue("COMMIT").Exec(func(tag pgconn.CommandTag) error {
 		commit = tag.String()
