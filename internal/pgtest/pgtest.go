@@ -159,6 +159,65 @@ func (s *Server) Database(t testing.TB) string {
 	return s.url(appRole, name)
 }
 
+// Freeze stops the server's processes (SIGSTOP: the postmaster, then every
+// backend), as a server that hangs: connections stay open and the kernel
+// acknowledges what clients send, but nothing answers. The function it
+// returns resumes them (SIGCONT), as t's cleanup also does. Freeze a
+// server of the test's own (Start), not the shared one. A test binary
+// killed while the server is frozen leaves it stopped (the SIGQUIT of its
+// death signal waits for a SIGCONT).
+func (s *Server) Freeze(t testing.TB) (thaw func()) {
+	t.Helper()
+	s.check(t)
+	pm := s.cmd.Process.Pid
+	if err := syscall.Kill(pm, syscall.SIGSTOP); err != nil {
+		t.Fatalf("pgtest: stop the postmaster: %v", err)
+	}
+	stopped := []int{pm}
+	for _, pid := range children(pm) {
+		if syscall.Kill(pid, syscall.SIGSTOP) == nil {
+			stopped = append(stopped, pid)
+		}
+	}
+	var once sync.Once
+	thaw = func() {
+		once.Do(func() {
+			for _, pid := range stopped {
+				_ = syscall.Kill(pid, syscall.SIGCONT)
+			}
+		})
+	}
+	t.Cleanup(thaw)
+	return thaw
+}
+
+// children lists the processes whose parent is pid, from /proc.
+func children(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so read after
+		// its closing parenthesis.
+		i := strings.LastIndexByte(string(stat), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) >= 2 && f[1] == strconv.Itoa(pid) {
+			out = append(out, child)
+		}
+	}
+	return out
+}
+
 func (s *Server) check(t testing.TB) {
 	t.Helper()
 	if s.lazy {

@@ -47,6 +47,10 @@ func (s *Store) Save(ctx context.Context, items []storage.Item) ([]storage.Resul
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("save: %w", err)
 	}
+	// A server that stops answering fails the Save rather than hang the
+	// writer (Options.Timeout).
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
 	var results []storage.Result
 	err := retry(ctx, func() error {
 		var err error

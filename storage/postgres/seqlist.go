@@ -21,6 +21,8 @@ func (s *Store) LastSeq(ctx context.Context) (int64, error) {
 		return 0, err
 	}
 	defer s.mu.RUnlock()
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
 	var seq int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock_shared($1, $2)", lockClass, lockWrite); err != nil {
@@ -42,6 +44,8 @@ func (s *Store) EventsAfter(ctx context.Context, after int64, limit int, fn func
 		return err
 	}
 	defer s.mu.RUnlock()
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
 	if limit <= 0 {
 		return nil
 	}
