@@ -61,6 +61,7 @@ type Server struct {
 	err     error
 
 	dir    string // temporary directory: data, log
+	bin    binaries
 	port   int
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when the server process has exited
@@ -92,8 +93,56 @@ func (s *Server) boot() {
 		s.missing = err
 		return
 	}
+	s.bin = bin
 	if err := s.start(bin); err != nil {
 		s.err = err
+	}
+}
+
+// Replica starts a hot standby of s streaming from it (pg_basebackup -R),
+// stopped when t ends, and returns a function giving the replica's URL of
+// a database of s (from Database), for reads only. Replicate a server of
+// the test's own (Start): the standby replays all of its primary's writes.
+func (s *Server) Replica(t testing.TB) func(primaryURL string) string {
+	t.Helper()
+	s.check(t)
+	acc, err := serverAccount()
+	if err != nil {
+		t.Fatalf("pgtest: replica: %v", err)
+	}
+	dir, err := tempDir(acc)
+	if err != nil {
+		t.Fatalf("pgtest: replica: %v", err)
+	}
+	r := &Server{dir: dir, bin: s.bin}
+	t.Cleanup(r.Stop)
+	data := filepath.Join(dir, "data")
+	backup := exec.Command(filepath.Join(filepath.Dir(s.bin.postgres), "pg_basebackup"),
+		"-D", data, "-h", "127.0.0.1", "-p", strconv.Itoa(s.port), "-U", "postgres",
+		"-R", "-X", "stream", "--checkpoint=fast", "--no-sync")
+	backup.SysProcAttr = &syscall.SysProcAttr{Credential: acc.cred}
+	if out, err := backup.CombinedOutput(); err != nil {
+		t.Fatalf("pgtest: pg_basebackup: %v\n%s", err, out)
+	}
+	var errs []error
+	for range 5 {
+		if err := r.run(s.bin, data, acc); err == nil {
+			break
+		} else {
+			errs = append(errs, err)
+		}
+	}
+	if r.admin == nil {
+		t.Fatalf("pgtest: replica: %v", errors.Join(errs...))
+	}
+	port := strconv.Itoa(r.port)
+	return func(primaryURL string) string {
+		u, err := url.Parse(primaryURL)
+		if err != nil {
+			t.Fatalf("pgtest: replica URL: %v", err)
+		}
+		u.Host = net.JoinHostPort("127.0.0.1", port)
+		return u.String()
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp/internal/pgtest"
 	"github.com/wisp-relay/wisp/storage"
 )
 
@@ -82,5 +83,37 @@ func TestReadURLSameDatabase(t *testing.T) {
 	n := 0
 	if _, err := s.Query(ctx, []nostr.Filter{{IDs: []string{it.Event.ID}}}, func([]byte) error { n++; return nil }); err != nil || n != 1 {
 		t.Errorf("Query: %d events, %v", n, err)
+	}
+}
+
+// A real streaming replica as ReadURL: saves go to the primary (the
+// standby refuses writes), and the replica serves them once replayed.
+func TestReadURLStreamingReplica(t *testing.T) {
+	if err := pg.Available(); err != nil {
+		pg.Database(t) // skips or fails as every PostgreSQL test does
+	}
+	srv := pgtest.Start() // its own: a standby replays all its primary's writes
+	t.Cleanup(srv.Stop)
+	url := srv.Database(t)
+	replica := srv.Replica(t)(url)
+	ctx := context.Background()
+	s := openURL(t, url, Options{ReadURL: replica})
+	it := signedItem(t, nostr.GeneratePrivateKey(), 1, time.Now().Unix(), "replicated")
+	if res, err := s.Save(ctx, []storage.Item{it}); err != nil || res[0].Outcome != storage.Stored {
+		t.Fatalf("save: %v, %v", res, err)
+	}
+	if err := s.SetSetting(ctx, "relay_name", "x"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the replica to serve the saved event", func() bool {
+		n, _, err := s.Count(ctx, []nostr.Filter{{IDs: []string{it.Event.ID}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	})
+	var read bool
+	if err := s.read.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&read); err != nil || !read {
+		t.Errorf("the read pool is not on the standby: %v, %v", read, err)
 	}
 }
