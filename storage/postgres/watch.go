@@ -34,6 +34,8 @@ const (
 // each chunk its own transaction). A notice that fails to go is only a
 // late one: listeners poll as well.
 func (s *Store) notify(ctx context.Context, channel string) {
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
 	_, _ = s.pool.Exec(ctx, "SELECT pg_notify($1, '')", channel)
 }
 
