@@ -28,8 +28,8 @@ import (
 // transaction, so every sequence number from the lowest to the highest it
 // gave out is the writer's. (On PostgreSQL other processes write too, but
 // a Save draws all its numbers in one statement under the write lock every
-// Save of every process holds, so its range is still only its own.) The writer records that range after Save
-// returns. An event the follower reads above every recorded range while a
+// Save of every process holds, so its range is still only its own.) The
+// writer records that range after Save returns. An event the follower reads above every recorded range while a
 // Save is under way may belong to that Save, not yet recorded: the
 // follower leaves it for its next round, by which time the range is known.
 
