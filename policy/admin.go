@@ -34,6 +34,11 @@ type Admin struct {
 
 	mu       sync.RWMutex
 	settings map[string]string
+
+	// writeMu makes the Admin's own changes (stored, then applied) and
+	// Refresh take turns, so that a Refresh that read the store before a
+	// change never swaps in a state without it.
+	writeMu sync.Mutex
 }
 
 // NewAdmin returns an Admin over lists, keeping its state in store and
@@ -58,6 +63,17 @@ func (a *Admin) Load(ctx context.Context) error {
 	a.settings = s
 	a.mu.Unlock()
 	return nil
+}
+
+// Refresh reads the stored lists and settings again and swaps them in, for
+// a store that other processes change too (several wisp nodes on one
+// PostgreSQL database, whose Watch says storage.ChangedModeration). Rules
+// reading the lists meanwhile see the old state or the new one; on an
+// error the old state stays.
+func (a *Admin) Refresh(ctx context.Context) error {
+	a.writeMu.Lock()
+	defer a.writeMu.Unlock()
+	return a.Load(ctx)
 }
 
 // Info returns base with what admins changed.
@@ -211,6 +227,8 @@ func listPutter(list string, key func(params) (string, error), removeFrom ...str
 		if err != nil {
 			return nil, err
 		}
+		a.writeMu.Lock()
+		defer a.writeMu.Unlock()
 		if err := a.store.PutListEntry(ctx, list, k, p.reason(), removeFrom...); err != nil {
 			return nil, err
 		}
@@ -225,6 +243,8 @@ func listRemover(list string, key func(params) (string, error)) func(*Admin, con
 		if err != nil {
 			return nil, err
 		}
+		a.writeMu.Lock()
+		defer a.writeMu.Unlock()
 		if err := a.store.DeleteListEntry(ctx, list, k); err != nil {
 			return nil, err
 		}
@@ -263,6 +283,8 @@ func setter(key string) func(*Admin, context.Context, params) (any, error) {
 		if !ok {
 			return nil, p.bad("a string")
 		}
+		a.writeMu.Lock()
+		defer a.writeMu.Unlock()
 		if err := a.store.SetSetting(ctx, key, v); err != nil {
 			return nil, err
 		}
@@ -276,6 +298,8 @@ func setter(key string) func(*Admin, context.Context, params) (any, error) {
 // AllowPubkey adds pk to the allow list (off the banned pubkeys), as the
 // NIP-86 method allowpubkey does: stored, then applied.
 func (a *Admin) AllowPubkey(ctx context.Context, pk, reason string) error {
+	a.writeMu.Lock()
+	defer a.writeMu.Unlock()
 	if err := a.store.PutListEntry(ctx, ListAllowedPubkeys, pk, reason, ListBannedPubkeys); err != nil {
 		return err
 	}
@@ -285,6 +309,8 @@ func (a *Admin) AllowPubkey(ctx context.Context, pk, reason string) error {
 
 // UnallowPubkey takes pk off the added allow list, as unallowpubkey does.
 func (a *Admin) UnallowPubkey(ctx context.Context, pk string) error {
+	a.writeMu.Lock()
+	defer a.writeMu.Unlock()
 	if err := a.store.DeleteListEntry(ctx, ListAllowedPubkeys, pk); err != nil {
 		return err
 	}

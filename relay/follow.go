@@ -19,10 +19,17 @@ import (
 // itself, with their sequence numbers, so that the history/live handoff
 // of a subscription (its watermark) holds for them too.
 //
+// When the store is a storage.Watcher (PostgreSQL under several wisp
+// nodes), the follower also wakes as soon as the store says events changed,
+// and when the writer records a range the follower had to wait for; the
+// ticker stays as a fallback.
+//
 // Which events are the writer's own: a Save is one exclusive write
 // transaction, so every sequence number from the lowest to the highest it
-// gave out is the writer's. The writer records that range after Save
-// returns. An event the follower reads above every recorded range while a
+// gave out is the writer's. (On PostgreSQL other processes write too, but
+// a Save draws all its numbers in one statement under the write lock every
+// Save of every process holds, so its range is still only its own.) The
+// writer records that range after Save returns. An event the follower reads above every recorded range while a
 // Save is under way may belong to that Save, not yet recorded: the
 // follower leaves it for its next round, by which time the range is known.
 
@@ -36,6 +43,19 @@ type followState struct {
 	saving bool       // the writer is inside Save
 	high   int64      // the highest sequence number recorded
 	own    []seqRange // the writer's ranges the follower has not passed, ascending
+	// waiting: the follower left events for the running Save's range to
+	// be recorded; endSave then wakes it.
+	waiting bool
+	wake    chan struct{} // capacity 1: the follower has something to read
+}
+
+// poke wakes the follower without blocking; wakes while it is busy
+// collapse into one.
+func (f *followState) poke() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
 }
 
 type seqRange struct{ lo, hi int64 }
@@ -58,6 +78,10 @@ func (f *followState) endSave(results []storage.Result) {
 		return
 	}
 	f.saving = false
+	if f.waiting {
+		f.waiting = false
+		f.poke()
+	}
 	lo, hi := int64(math.MaxInt64), int64(0)
 	for _, res := range results {
 		if res.Outcome == storage.Stored {
@@ -87,6 +111,7 @@ func (f *followState) sort(items []followItem) (pos int64, others []followItem) 
 	}
 	for _, it := range items {
 		if it.seq > limit {
+			f.waiting = true
 			break
 		}
 		pos = it.seq
@@ -107,8 +132,8 @@ type followItem struct {
 
 var errFollowBatchFull = errors.New("follow batch full")
 
-// followLoop broadcasts what other processes store, every interval, until
-// the relay stops.
+// followLoop broadcasts what other processes store, every interval and
+// whenever woken, until the relay stops.
 func (r *Relay) followLoop(lister storage.SeqLister, every time.Duration) {
 	pos, err := lister.LastSeq(r.ctx)
 	if err != nil {
@@ -122,6 +147,7 @@ func (r *Relay) followLoop(lister storage.SeqLister, every time.Duration) {
 		case <-r.ctx.Done():
 			return
 		case <-t.C:
+		case <-r.follow.wake:
 		}
 		for {
 			next, more, err := r.followRound(lister, pos)
@@ -181,6 +207,23 @@ func (r *Relay) startFollowing() {
 	}
 	r.follow.mu.Lock()
 	r.follow.on = true
+	r.follow.wake = make(chan struct{}, 1)
 	r.follow.mu.Unlock()
 	r.workers.Go(func() { r.followLoop(lister, r.cfg.FollowStore) })
+	if w, ok := r.store.(storage.Watcher); ok {
+		r.workers.Go(func() { r.watchStore(w) })
+	}
+}
+
+// watchStore wakes the follower when the store says events changed, until
+// the relay stops.
+func (r *Relay) watchStore(w storage.Watcher) {
+	err := w.Watch(r.ctx, func(c storage.Change) {
+		if c&storage.ChangedEvents != 0 {
+			r.follow.poke()
+		}
+	})
+	if err != nil && r.ctx.Err() == nil {
+		r.log.Warn("watch the store: stopped; events other processes store reach subscribers at the next poll", "err", err)
+	}
 }

@@ -31,6 +31,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -60,30 +61,100 @@ type Server struct {
 	err     error
 
 	dir    string // temporary directory: data, log
+	bin    binaries
 	port   int
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when the server process has exited
 
 	admin *pgxpool.Pool // superuser connections to the postgres database
 	n     atomic.Int64
+
+	// lazy: started by the first test that asks (Lazy), under once.
+	lazy bool
+	once sync.Once
 }
 
 // Start starts a server, or returns one that says why there is none (see
 // Database). It never returns nil.
 func Start() *Server {
+	s := &Server{}
+	s.boot()
+	return s
+}
+
+// Lazy returns a server that starts when a test first asks for a database,
+// for a test binary most of whose tests do not need one. Stop it as one
+// from Start.
+func Lazy() *Server { return &Server{lazy: true} }
+
+func (s *Server) boot() {
 	bin, err := findBinaries()
 	if err != nil {
-		return &Server{missing: err}
+		s.missing = err
+		return
 	}
-	s, err := start(bin)
+	s.bin = bin
+	if err := s.start(bin); err != nil {
+		s.err = err
+	}
+}
+
+// Replica starts a hot standby of s streaming from it (pg_basebackup -R),
+// stopped when t ends, and returns a function giving the replica's URL of
+// a database of s (from Database), for reads only. Replicate a server of
+// the test's own (Start): the standby replays all of its primary's writes.
+func (s *Server) Replica(t testing.TB) func(primaryURL string) string {
+	t.Helper()
+	s.check(t)
+	acc, err := serverAccount()
 	if err != nil {
-		return &Server{err: err}
+		t.Fatalf("pgtest: replica: %v", err)
 	}
-	return s
+	dir, err := tempDir(acc)
+	if err != nil {
+		t.Fatalf("pgtest: replica: %v", err)
+	}
+	r := &Server{dir: dir, bin: s.bin}
+	t.Cleanup(r.Stop)
+	data := filepath.Join(dir, "data")
+	backup := exec.Command(filepath.Join(filepath.Dir(s.bin.postgres), "pg_basebackup"),
+		"-D", data, "-h", "127.0.0.1", "-p", strconv.Itoa(s.port), "-U", "postgres",
+		"-R", "-X", "stream", "--checkpoint=fast", "--no-sync")
+	backup.SysProcAttr = &syscall.SysProcAttr{Credential: acc.cred}
+	if out, err := backup.CombinedOutput(); err != nil {
+		t.Fatalf("pgtest: pg_basebackup: %v\n%s", err, out)
+	}
+	var errs []error
+	for range 5 {
+		if err := r.run(s.bin, data, acc); err == nil {
+			break
+		} else {
+			errs = append(errs, err)
+		}
+	}
+	if r.admin == nil {
+		t.Fatalf("pgtest: replica: %v", errors.Join(errs...))
+	}
+	port := strconv.Itoa(r.port)
+	return func(primaryURL string) string {
+		u, err := url.Parse(primaryURL)
+		if err != nil {
+			t.Fatalf("pgtest: replica URL: %v", err)
+		}
+		u.Host = net.JoinHostPort("127.0.0.1", port)
+		return u.String()
+	}
 }
 
 // Stop stops the server and removes its directory.
 func (s *Server) Stop() {
+	if s.lazy {
+		s.once.Do(func() {}) // not started: nothing to stop, and no start after
+	}
+	s.halt()
+}
+
+func (s *Server) halt() {
 	if s.admin != nil {
 		s.admin.Close()
 	}
@@ -137,8 +208,70 @@ func (s *Server) Database(t testing.TB) string {
 	return s.url(appRole, name)
 }
 
+// Freeze stops the server's processes (SIGSTOP: the postmaster, then every
+// backend), as a server that hangs: connections stay open and the kernel
+// acknowledges what clients send, but nothing answers. The function it
+// returns resumes them (SIGCONT), as t's cleanup also does. Freeze a
+// server of the test's own (Start), not the shared one. A test binary
+// killed while the server is frozen leaves it stopped (the SIGQUIT of its
+// death signal waits for a SIGCONT).
+func (s *Server) Freeze(t testing.TB) (thaw func()) {
+	t.Helper()
+	s.check(t)
+	pm := s.cmd.Process.Pid
+	if err := syscall.Kill(pm, syscall.SIGSTOP); err != nil {
+		t.Fatalf("pgtest: stop the postmaster: %v", err)
+	}
+	stopped := []int{pm}
+	for _, pid := range children(pm) {
+		if syscall.Kill(pid, syscall.SIGSTOP) == nil {
+			stopped = append(stopped, pid)
+		}
+	}
+	var once sync.Once
+	thaw = func() {
+		once.Do(func() {
+			for _, pid := range stopped {
+				_ = syscall.Kill(pid, syscall.SIGCONT)
+			}
+		})
+	}
+	t.Cleanup(thaw)
+	return thaw
+}
+
+// children lists the processes whose parent is pid, from /proc.
+func children(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so read after
+		// its closing parenthesis.
+		i := strings.LastIndexByte(string(stat), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) >= 2 && f[1] == strconv.Itoa(pid) {
+			out = append(out, child)
+		}
+	}
+	return out
+}
+
 func (s *Server) check(t testing.TB) {
 	t.Helper()
+	if s.lazy {
+		s.once.Do(s.boot)
+	}
 	if s.missing != nil {
 		if os.Getenv(RequireEnv) == "1" {
 			t.Fatalf("pgtest: no PostgreSQL, and %s=1: %v; %s", RequireEnv, s.missing, Install)
@@ -282,20 +415,21 @@ func reachable(dir string, acc account) error {
 	}
 }
 
-func start(bin binaries) (*Server, error) {
+// start starts the server; on failure it leaves nothing running.
+func (s *Server) start(bin binaries) error {
 	acc, err := serverAccount()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	dir, err := tempDir(acc)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	s := &Server{dir: dir}
+	s.dir = dir
 	ok := false
 	defer func() {
 		if !ok {
-			s.Stop()
+			s.halt()
 		}
 	}()
 	data := filepath.Join(dir, "data")
@@ -306,7 +440,7 @@ func start(bin binaries) (*Server, error) {
 	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: acc.cred}
 	initdb.Env = append(os.Environ(), "LC_ALL=C")
 	if out, err := initdb.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
+		return fmt.Errorf("initdb: %w\n%s", err, out)
 	}
 	// Another process may take the free port before the server does: try
 	// a few.
@@ -319,13 +453,13 @@ func start(bin binaries) (*Server, error) {
 		errs = append(errs, err)
 	}
 	if s.admin == nil {
-		return nil, errors.Join(errs...)
+		return errors.Join(errs...)
 	}
 	if _, err := s.admin.Exec(context.Background(), "CREATE ROLE "+appRole+" LOGIN"); err != nil {
-		return nil, fmt.Errorf("create role: %w", err)
+		return fmt.Errorf("create role: %w", err)
 	}
 	ok = true
-	return s, nil
+	return nil
 }
 
 // run starts the server on a free port and connects to it.

@@ -67,6 +67,8 @@ func (s *Store) count(ctx context.Context, filters []nostr.Filter, hllOffset int
 		return 0, false, nil, err
 	}
 	defer s.mu.RUnlock()
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
 	now := time.Now().Unix()
 	var p params
 	cols := "e.seq"
@@ -83,7 +85,7 @@ func (s *Store) count(ctx context.Context, filters []nostr.Filter, hllOffset int
 	capArg := p.add(s.countCap + 1)
 	if hllOffset < 0 {
 		var n int64
-		err := s.pool.QueryRow(ctx, "SELECT count(*) FROM (SELECT 1 FROM ("+sel+") AS m LIMIT "+capArg+") AS c", p.args...).Scan(&n)
+		err := s.read.QueryRow(ctx, "SELECT count(*) FROM (SELECT 1 FROM ("+sel+") AS m LIMIT "+capArg+") AS c", p.args...).Scan(&n)
 		if err != nil {
 			return 0, false, nil, countErr(ctx, err)
 		}
@@ -92,7 +94,7 @@ func (s *Store) count(ctx context.Context, filters []nostr.Filter, hllOffset int
 		}
 		return n, false, nil, nil
 	}
-	rows, err := s.pool.Query(ctx, "SELECT m.pubkey FROM ("+sel+") AS m LIMIT "+capArg, p.args...)
+	rows, err := s.read.Query(ctx, "SELECT m.pubkey FROM ("+sel+") AS m LIMIT "+capArg, p.args...)
 	if err != nil {
 		return 0, false, nil, countErr(ctx, err)
 	}

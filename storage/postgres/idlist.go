@@ -21,6 +21,8 @@ func (s *Store) ListIDs(ctx context.Context, filters []nostr.Filter, max int, fn
 		return err
 	}
 	defer s.mu.RUnlock()
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
 	now := time.Now().Unix()
 	var p params
 	var branches []string
@@ -35,7 +37,7 @@ func (s *Store) ListIDs(ctx context.Context, filters []nostr.Filter, max int, fn
 	if len(branches) == 0 {
 		return nil
 	}
-	rows, err := s.pool.Query(ctx, "("+strings.Join(branches, ") UNION ALL (")+")", p.args...)
+	rows, err := s.read.Query(ctx, "("+strings.Join(branches, ") UNION ALL (")+")", p.args...)
 	if err != nil {
 		return fmt.Errorf("list ids: %w", err)
 	}

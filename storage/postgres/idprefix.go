@@ -25,12 +25,14 @@ func (s *Store) HasIDPrefix(ctx context.Context, prefix string) (bool, error) {
 		return false, err
 	}
 	defer s.mu.RUnlock()
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
 	q, args := "SELECT 1 FROM events WHERE id >= $1 LIMIT 1", []any{lo}
 	if hi := evkey.NextPrefix(lo); hi != nil {
 		q, args = "SELECT 1 FROM events WHERE id >= $1 AND id < $2 LIMIT 1", []any{lo, hi}
 	}
 	var one int
-	switch err := s.pool.QueryRow(ctx, q, args...).Scan(&one); {
+	switch err := s.read.QueryRow(ctx, q, args...).Scan(&one); {
 	case err == nil:
 		return true, nil
 	case errors.Is(err, pgx.ErrNoRows):

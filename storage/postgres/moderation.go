@@ -23,6 +23,8 @@ func (s *Store) ListEntries(ctx context.Context, list string) ([]storage.ListEnt
 		return nil, err
 	}
 	defer s.mu.RUnlock()
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
 	rows, err := s.pool.Query(ctx, `SELECT key, reason FROM moderation WHERE list = $1 ORDER BY key COLLATE "C"`, list)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", list, err)
@@ -70,6 +72,8 @@ func (s *Store) Settings(ctx context.Context) (map[string]string, error) {
 		return nil, err
 	}
 	defer s.mu.RUnlock()
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
 	rows, err := s.pool.Query(ctx, `SELECT key, value FROM settings`)
 	if err != nil {
 		return nil, fmt.Errorf("settings: %w", err)
@@ -101,7 +105,18 @@ func (s *Store) writeTx(ctx context.Context, op string, fn func(pgx.Tx) error) e
 		return err
 	}
 	defer s.mu.RUnlock()
-	err := retry(ctx, func() error { return pgx.BeginFunc(ctx, s.pool, fn) })
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
+	err := retry(ctx, func() error {
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if err := fn(tx); err != nil {
+				return err
+			}
+			// Delivered at commit: other nodes reload their lists.
+			_, err := tx.Exec(ctx, "SELECT pg_notify($1, '')", channelModeration)
+			return err
+		})
+	})
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
@@ -142,11 +157,11 @@ func (s *Store) DeleteMatching(ctx context.Context, filters []nostr.Filter) (int
 }
 
 // searchIDs returns the ids of up to limit events Query serves for the
-// search filter f.
+// search filter f, read on the primary: what is deleted is what is stored.
 func (s *Store) searchIDs(ctx context.Context, f nostr.Filter, limit int) ([]string, error) {
 	f.Limit, f.LimitZero = limit, false
 	var ids []string
-	_, err := s.Query(ctx, []nostr.Filter{f}, func(raw []byte) error {
+	_, err := s.query(ctx, s.pool, []nostr.Filter{f}, func(raw []byte) error {
 		var ev struct {
 			ID string `json:"id"`
 		}
@@ -234,7 +249,7 @@ func (s *Store) Scan(ctx context.Context, filters []nostr.Filter, fn func(raw []
 			continue
 		}
 		var p params
-		rows, err := s.pool.Query(ctx, selectFilter(&p, &fp, now, "e.id, e.raw", true, limit, nil), p.args...)
+		rows, err := s.read.Query(ctx, selectFilter(&p, &fp, now, "e.id, e.raw", true, limit, nil), p.args...)
 		if err != nil {
 			return fmt.Errorf("scan: %w", err)
 		}

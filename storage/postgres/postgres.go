@@ -59,6 +59,20 @@ type Options struct {
 	// it hands them on and reads more (0 means DefaultPageBytes); see
 	// query.go.
 	PageBytes int
+	// Timeout bounds how long a call waits on a server that stopped
+	// answering (0 means DefaultTimeout; negative: no bound): it is the
+	// deadline of a Save and of each statement whose caller gave none,
+	// the connect timeout unless the URL sets connect_timeout, and about
+	// how long TCP keepalive and TCP_USER_TIMEOUT take to drop a
+	// connection to a host that went away (see timeout.go).
+	Timeout time.Duration
+	// ReadURL, when set, is a read replica of the database: stored reads
+	// (Query, Count, CountHLL, ListIDs, HasIDPrefix, Scan; so REQ, COUNT,
+	// NIP-50 search and NIP-77) go there, in a pool of their own of
+	// MaxConns connections. Saves, moderation, the follower's reads
+	// (EventsAfter, LastSeq) and what must see the store's own writes
+	// (Has, StoredSig, the ids a delete removes) stay on the primary.
+	ReadURL string
 }
 
 // Store is an event store in one PostgreSQL database.
@@ -68,6 +82,14 @@ type Store struct {
 	closed bool
 
 	pool *pgxpool.Pool
+	// read is the pool of stored reads: the replica's (Options.ReadURL),
+	// or pool.
+	read    *pgxpool.Pool
+	timeout time.Duration // Options.Timeout; 0: none
+	// listenCfg configures Watch's own connection (not the pool's).
+	listenCfg *pgx.ConnConfig
+	// closing is closed when Close begins: a Watch in progress returns.
+	closing chan struct{}
 	// searchKinds are the indexed kinds as last read from the database
 	// (sorted); Save reads them again in each transaction.
 	searchKinds atomic.Pointer[[]int]
@@ -85,10 +107,57 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 }
 
 func open(ctx context.Context, url string, opts Options, steps []string) (*Store, error) {
-	cfg, err := pgxpool.ParseConfig(url)
+	timeout := opts.Timeout
+	switch {
+	case timeout == 0:
+		timeout = DefaultTimeout
+	case timeout < 0:
+		timeout = 0
+	}
+	cfg, err := poolConfig(url, opts, timeout)
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open: %w", err)
+	}
+	s := &Store{pool: pool, read: pool, timeout: timeout, listenCfg: cfg.ConnConfig.Copy(), closing: make(chan struct{}),
+		countCap: opts.CountCap, pageBytes: opts.PageBytes}
+	if opts.ReadURL != "" {
+		rcfg, err := poolConfig(opts.ReadURL, opts, timeout)
+		if err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("open: read URL: %w", err)
+		}
+		if s.read, err = pgxpool.NewWithConfig(ctx, rcfg); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("open: read URL: %w", err)
+		}
+	}
+	if s.countCap <= 0 {
+		s.countCap = DefaultCountCap
+	}
+	if s.pageBytes <= 0 {
+		s.pageBytes = DefaultPageBytes
+	}
+	if err := s.setUp(ctx, opts, steps); err != nil {
+		s.closePools()
+		return nil, err
+	}
+	if !opts.manualUpkeep {
+		s.startUpkeep(opts.Upkeep)
+	}
+	return s, nil
+}
+
+// poolConfig is the pool configuration of the database at url.
+func poolConfig(url string, opts Options, timeout time.Duration) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	bound(cfg.ConnConfig, timeout)
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = int32(opts.MaxConns)
 	}
@@ -108,25 +177,15 @@ func open(ctx context.Context, url string, opts Options, steps []string) (*Store
 		_, err := c.Exec(ctx, "SELECT set_config('synchronous_commit', 'on', false) WHERE current_setting('synchronous_commit') = 'off'")
 		return err
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("open: %w", err)
+	return cfg, nil
+}
+
+// closePools closes the store's pools.
+func (s *Store) closePools() {
+	if s.read != s.pool {
+		s.read.Close()
 	}
-	s := &Store{pool: pool, countCap: opts.CountCap, pageBytes: opts.PageBytes}
-	if s.countCap <= 0 {
-		s.countCap = DefaultCountCap
-	}
-	if s.pageBytes <= 0 {
-		s.pageBytes = DefaultPageBytes
-	}
-	if err := s.setUp(ctx, opts, steps); err != nil {
-		pool.Close()
-		return nil, err
-	}
-	if !opts.manualUpkeep {
-		s.startUpkeep(opts.Upkeep)
-	}
-	return s, nil
+	s.pool.Close()
 }
 
 // setUp migrates and configures search on one connection, holding the
@@ -152,14 +211,17 @@ func (s *Store) setUp(ctx context.Context, opts Options, steps []string) error {
 // closes the pool. Calls after Close return storage.ErrClosed; a second
 // Close does nothing.
 func (s *Store) Close() error {
-	s.closeOnce.Do(s.stopUpkeep) // needs the store open: before the lock below
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		s.stopUpkeep() // needs the store open: before the lock below
+	})
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil
 	}
 	s.closed = true
-	s.pool.Close()
+	s.closePools()
 	return nil
 }
 
@@ -180,6 +242,8 @@ func (s *Store) Has(ctx context.Context, id string) (bool, error) {
 		return false, err
 	}
 	defer s.mu.RUnlock()
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
 	var key [32]byte
 	if !evkey.DecodeHex32(id, &key) {
 		return false, nil
@@ -202,6 +266,8 @@ func (s *Store) StoredSig(ctx context.Context, id string) (string, bool, error) 
 		return "", false, err
 	}
 	defer s.mu.RUnlock()
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
 	var key [32]byte
 	if !evkey.DecodeHex32(id, &key) {
 		return "", false, nil
@@ -246,6 +312,8 @@ func (s *Store) deleteChunks(ctx context.Context, op string, chunk int64, sql st
 	for {
 		var n int64
 		err := retry(ctx, func() error {
+			ctx, cancel := s.bounded(ctx)
+			defer cancel()
 			tag, err := s.pool.Exec(ctx, sql, args...)
 			n = tag.RowsAffected()
 			return err
@@ -255,6 +323,9 @@ func (s *Store) deleteChunks(ctx context.Context, op string, chunk int64, sql st
 		}
 		total += n
 		if n < chunk {
+			if total > 0 {
+				s.notify(ctx, channelEvents)
+			}
 			return total, nil
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nbd-wtf/go-nostr"
 )
 
@@ -90,6 +91,7 @@ type stream struct {
 // pager is one Query.
 type pager struct {
 	s         *Store
+	pool      *pgxpool.Pool // the primary's, or the replica's (Options.ReadURL)
 	now       int64
 	streams   []*stream
 	watermark int64
@@ -97,8 +99,14 @@ type pager struct {
 }
 
 // Query runs the filters a page at a time; see storage.Store and above.
+// It reads from the replica when there is one (Options.ReadURL).
 func (s *Store) Query(ctx context.Context, filters []nostr.Filter, fn func(raw []byte) error) (int64, error) {
-	p := &pager{s: s, now: time.Now().Unix(), first: true}
+	return s.query(ctx, s.read, filters, fn)
+}
+
+// query is Query on pool.
+func (s *Store) query(ctx context.Context, pool *pgxpool.Pool, filters []nostr.Filter, fn func(raw []byte) error) (int64, error) {
+	p := &pager{s: s, pool: pool, now: time.Now().Unix(), first: true}
 	for i := range filters {
 		if st, ok := newStream(&filters[i]); ok {
 			p.streams = append(p.streams, st)
@@ -296,7 +304,11 @@ func (p *pager) read(ctx context.Context, streams []*stream) error {
 	if sql == "" {
 		return nil
 	}
-	rs, err := p.s.pool.Query(ctx, sql, args...)
+	// Each page is bounded on its own: the caller may take its time
+	// between pages.
+	ctx, cancel := p.s.bounded(ctx)
+	defer cancel()
+	rs, err := p.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return queryErr(ctx, err)
 	}

@@ -109,6 +109,26 @@ func TestSeqsCommitInOrder(t *testing.T) {
 		}
 	})
 
+	// LastSeq, where a follower starts reading, waits for the saves too:
+	// the first save's number is drawn but not committed.
+	lastSeq := make(chan int64, 1)
+	waiting := waitingLocks(t, s1)
+	go func() {
+		seq, err := s2.LastSeq(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		lastSeq <- seq
+	}()
+	waitFor(t, "LastSeq to wait", func() bool {
+		select {
+		case seq := <-lastSeq:
+			t.Fatalf("LastSeq answered %d while a save was under way", seq)
+		default:
+		}
+		return waitingLocks(t, s1) > waiting
+	})
+
 	var seen []string
 	wm, err := s1.Query(ctx, []nostr.Filter{{}}, func(raw []byte) error {
 		var ev nostr.Event
@@ -136,6 +156,9 @@ func TestSeqsCommitInOrder(t *testing.T) {
 		if c.seq <= wm && !slices.Contains(seen, c.it.Event.ID) {
 			t.Errorf("watermark %d passes seq %d, whose event the snapshot lacks (it saw %d events)", wm, c.seq, len(seen))
 		}
+	}
+	if last := <-lastSeq; last < a.res[0].Seq {
+		t.Errorf("LastSeq answered %d while the save of seq %d was under way", last, a.res[0].Seq)
 	}
 	if a.res[0].Seq > b.res[0].Seq {
 		t.Errorf("the first save got seq %d, after the second's %d", a.res[0].Seq, b.res[0].Seq)

@@ -20,7 +20,10 @@ func (s *Store) DeleteOld(ctx context.Context, minKind, maxKind int, before int6
 	var total int64
 	for kind := minKind - 1; ; {
 		var next *int32
-		if err := s.pool.QueryRow(ctx, "SELECT min(kind) FROM events WHERE kind > $1 AND kind <= $2", kind, maxKind).Scan(&next); err != nil {
+		findCtx, cancel := s.bounded(ctx)
+		err := s.pool.QueryRow(findCtx, "SELECT min(kind) FROM events WHERE kind > $1 AND kind <= $2", kind, maxKind).Scan(&next)
+		cancel()
+		if err != nil {
 			return total, fmt.Errorf("delete old: find kinds: %w", err)
 		}
 		if next == nil {

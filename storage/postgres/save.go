@@ -47,6 +47,10 @@ func (s *Store) Save(ctx context.Context, items []storage.Item) ([]storage.Resul
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("save: %w", err)
 	}
+	// A server that stops answering fails the Save rather than hang the
+	// writer (Options.Timeout).
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
 	var results []storage.Result
 	err := retry(ctx, func() error {
 		var err error
@@ -301,6 +305,16 @@ func write(ctx context.Context, conn *pgxpool.Conn, its []item, p *plan) ([]int6
 			})
 			return err
 		})
+	}
+	if len(p.stored) > 0 || len(p.delIDs) > 0 || len(p.tombs) > 0 || len(p.delA) > 0 || len(p.vanish) > 0 {
+		// One notice per batch, sent by the commit (and only if it
+		// commits): the highest seq it drew (currval, this session's
+		// last nextval), or "" when it only deleted.
+		payload := "''"
+		if len(p.stored) > 0 {
+			payload = "currval('events_seq')::text"
+		}
+		b.Queue("SELECT pg_notify('" + channelEvents + "', " + payload + ")")
 	}
 	var commit string
 	b.Queue("COMMIT").Exec(func(tag pgconn.CommandTag) error {

@@ -298,6 +298,8 @@ func (s *Store) FlushSearchIndex(ctx context.Context) (int64, error) {
 		return 0, err
 	}
 	defer s.mu.RUnlock()
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
 	var pages int64
 	if err := s.pool.QueryRow(ctx, "SELECT gin_clean_pending_list('events_search'::regclass)").Scan(&pages); err != nil {
 		return 0, fmt.Errorf("flush search index: %w", err)

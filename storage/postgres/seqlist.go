@@ -12,14 +12,25 @@ import (
 var _ storage.SeqLister = (*Store)(nil)
 
 // LastSeq implements storage.SeqLister: the sequence's last value (0 before
-// its first), numbers of deleted events and of failed saves included.
+// its first), numbers of deleted events and of failed saves included. It
+// takes the write lock shared first, so that it waits for a Save in
+// progress: that Save's numbers are drawn but not committed, and a reader
+// that started after them (the relay's follower) would skip its events.
 func (s *Store) LastSeq(ctx context.Context) (int64, error) {
 	if err := s.enter(); err != nil {
 		return 0, err
 	}
 	defer s.mu.RUnlock()
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
 	var seq int64
-	if err := s.pool.QueryRow(ctx, `SELECT coalesce(pg_sequence_last_value('events_seq'), 0)`).Scan(&seq); err != nil {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock_shared($1, $2)", lockClass, lockWrite); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT coalesce(pg_sequence_last_value('events_seq'), 0)`).Scan(&seq)
+	})
+	if err != nil {
 		return 0, fmt.Errorf("last seq: %w", err)
 	}
 	return seq, nil
@@ -33,6 +44,8 @@ func (s *Store) EventsAfter(ctx context.Context, after int64, limit int, fn func
 		return err
 	}
 	defer s.mu.RUnlock()
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
 	if limit <= 0 {
 		return nil
 	}

@@ -1,0 +1,180 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nbd-wtf/go-nostr"
+	"github.com/wisp-relay/wisp/storage"
+)
+
+// watching runs s.Watch until t ends and returns its notices.
+func watching(t *testing.T, s *Store) <-chan storage.Change {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	changes := make(chan storage.Change, 1000)
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Watch(ctx, func(c storage.Change) {
+			select {
+			case changes <- c:
+			default:
+				t.Error("notices not read")
+			}
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Watch returned %v after its context ended, want context.Canceled", err)
+		}
+	})
+	return changes
+}
+
+// expectChange waits for a notice saying want (ChangedAll counts), and
+// returns whether the first one was ChangedAll.
+func expectChange(t *testing.T, changes <-chan storage.Change, want storage.Change) storage.Change {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case c := <-changes:
+			if c&want != 0 {
+				return c
+			}
+		case <-deadline:
+			t.Fatalf("no notice of %v", want)
+		}
+	}
+}
+
+// drain discards the notices so far.
+func drain(changes <-chan storage.Change) {
+	for {
+		select {
+		case <-changes:
+		default:
+			return
+		}
+	}
+}
+
+// A save on one store, an expiry purge and a moderation write are
+// announced to a Watch on another store of the same database; after the
+// listening connection is killed, the watcher says ChangedAll once it
+// listens again and announces the next save.
+func TestWatchAcrossStores(t *testing.T) {
+	ctx := context.Background()
+	url := pg.Database(t)
+	writer, watcher := openURL(t, url, Options{}), openURL(t, url, Options{})
+	changes := watching(t, watcher)
+	if c := expectChange(t, changes, storage.ChangedAll); c != storage.ChangedAll {
+		t.Fatalf("first notice %v, want ChangedAll once listening", c)
+	}
+	sk := nostr.GeneratePrivateKey()
+	now := time.Now().Unix()
+
+	if _, err := writer.Save(ctx, []storage.Item{signedItem(t, sk, 1, now, "one")}); err != nil {
+		t.Fatal(err)
+	}
+	expectChange(t, changes, storage.ChangedEvents)
+
+	exp := signedItem(t, sk, 1, now, "expiring", nostr.Tag{"expiration", "1"})
+	if _, err := writer.Save(ctx, []storage.Item{exp}); err != nil {
+		t.Fatal(err)
+	}
+	expectChange(t, changes, storage.ChangedEvents)
+	if n, err := writer.DeleteExpired(ctx, now); err != nil || n != 1 {
+		t.Fatalf("DeleteExpired: %d, %v", n, err)
+	}
+	expectChange(t, changes, storage.ChangedEvents)
+
+	drain(changes)
+	if err := writer.SetSetting(ctx, "relay_name", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if c := expectChange(t, changes, storage.ChangedModeration); c != storage.ChangedModeration {
+		t.Errorf("setting announced as %v", c)
+	}
+
+	// Kill the listener's backend from outside.
+	admin, err := pgx.Connect(ctx, pg.AdminURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	var killed int
+	if err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = $1 AND query LIKE 'LISTEN %'`, dbName(t, writer)).Scan(&killed); err != nil || killed != 1 {
+		t.Fatalf("terminated %d listening backends, %v", killed, err)
+	}
+	expectChange(t, changes, storage.ChangedAll)
+	drain(changes)
+	if _, err := writer.Save(ctx, []storage.Item{signedItem(t, sk, 1, now, "after")}); err != nil {
+		t.Fatal(err)
+	}
+	expectChange(t, changes, storage.ChangedEvents)
+}
+
+// A duplicate stores and deletes nothing: no notice.
+func TestWatchQuietOnDuplicates(t *testing.T) {
+	ctx := context.Background()
+	url := pg.Database(t)
+	writer, watcher := openURL(t, url, Options{}), openURL(t, url, Options{})
+	changes := watching(t, watcher)
+	expectChange(t, changes, storage.ChangedAll)
+	sk := nostr.GeneratePrivateKey()
+	it := signedItem(t, sk, 1, time.Now().Unix(), "one")
+	if _, err := writer.Save(ctx, []storage.Item{it}); err != nil {
+		t.Fatal(err)
+	}
+	expectChange(t, changes, storage.ChangedEvents)
+	if res, err := writer.Save(ctx, []storage.Item{it}); err != nil || res[0].Outcome != storage.Duplicate {
+		t.Fatalf("second save: %v, %v", res, err)
+	}
+	// A notice for a later write comes after any for the duplicate.
+	if err := writer.SetSetting(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if c := expectChange(t, changes, storage.ChangedAll); c != storage.ChangedModeration {
+		t.Errorf("after a duplicate: notice %v, want only the setting's", c)
+	}
+}
+
+// Close ends a Watch in progress with storage.ErrClosed.
+func TestWatchEndsAtClose(t *testing.T) {
+	s, err := Open(context.Background(), pg.Database(t), Options{manualUpkeep: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{}, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Watch(context.Background(), func(storage.Change) {
+			select {
+			case started <- struct{}{}:
+			default:
+			}
+		})
+	}()
+	<-started
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, storage.ErrClosed) {
+		t.Errorf("Watch returned %v at Close, want ErrClosed", err)
+	}
+}
+
+func dbName(t *testing.T, s *Store) string {
+	t.Helper()
+	var name string
+	if err := s.pool.QueryRow(context.Background(), "SELECT current_database()").Scan(&name); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
