@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
-	"github.com/wisp-relay/wisp/storage/sqlite"
 )
 
 const deleteUsage = `Usage: wisp delete [--filter '<json filter>'] [--age AGE] [--yes]
@@ -106,7 +105,7 @@ func runDelete(ctx context.Context, args, environ []string, stdout io.Writer) (e
 		f.Limit, f.LimitZero = 0, false // deletion ignores limits; so does the count
 		counted[i] = f
 	}
-	return withStore(ctx, environ, func(_ Config, store *sqlite.Store) error {
+	return withStore(ctx, environ, func(_ Config, store eventStore) error {
 		var n int64
 		if _, err := store.Query(ctx, counted, func([]byte) error { n++; return nil }); err != nil {
 			return fmt.Errorf("count matching events: %w", err)
@@ -144,7 +143,7 @@ func runScan(ctx context.Context, args, environ []string, stdout io.Writer) (err
 	if err != nil {
 		return &usageError{"scan", "scan: " + err.Error()}
 	}
-	return withStore(ctx, environ, func(_ Config, store *sqlite.Store) error {
+	return withStore(ctx, environ, func(_ Config, store eventStore) error {
 		w := bufio.NewWriter(stdout)
 		var n int64
 		// Query is what a REQ runs: the same matches (search included), in
