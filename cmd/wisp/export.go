@@ -23,7 +23,8 @@ or --out.
 --filter takes a NIP-01 filter or a JSON array of them (limits are
 honoured; none means every match). --since and --until bound created_at:
 unix seconds, a date (2024-01-31) or an RFC 3339 time. The relay may keep
-running. The database is DATA_DIR/wisp.db, from WISP_DATA_DIR.
+running. The database is DATA_DIR/wisp.db, from WISP_DATA_DIR, or
+PostgreSQL at WISP_DATABASE_URL.
 
   wisp export > all.jsonl
   wisp export --filter '{"kinds":[0,3]}' --since 2024-01-01 --out profiles.jsonl

@@ -19,7 +19,8 @@ limits are ignored). Without --yes it only counts them: a dry run
 (by created_at: unix seconds as strfry takes it, a duration such as 720h,
 or days such as 30d) and deletes the older ones matching the filter, or
 all the older ones without --filter. The relay may keep running
-meanwhile. The database is DATA_DIR/wisp.db, from WISP_DATA_DIR.
+meanwhile. The database is DATA_DIR/wisp.db, from WISP_DATA_DIR, or
+PostgreSQL at WISP_DATABASE_URL.
 
   wisp delete --filter '{"authors":["<hex pubkey>"]}'
   wisp delete --filter '{"kinds":[1],"until":1700000000}' --yes
@@ -33,7 +34,8 @@ filters) as JSON lines: the events a REQ with these filters gets, in the
 same order (newest first; a search best match first), except that a filter
 without limit gets every match and that private messages (kinds 4 and
 1059) are shown too. --count prints only how many there are. The relay
-may keep running. The database is DATA_DIR/wisp.db, from WISP_DATA_DIR.
+may keep running. The database is DATA_DIR/wisp.db, from WISP_DATA_DIR, or
+PostgreSQL at WISP_DATABASE_URL.
 
   wisp scan '{"kinds":[0]}'
   wisp scan '{"#p":["<hex pubkey>"],"limit":10}'
