@@ -159,3 +159,49 @@ func TestServeOnPostgresOperator(t *testing.T) {
 		t.Errorf("wisp health on PostgreSQL: exit %d, %q %q", code, out, stderr)
 	}
 }
+
+// wisp sync works with PostgreSQL on either side: a PostgreSQL database
+// reconciled with a relay on SQLite (both ways, by negentropy), then a
+// relay serving that PostgreSQL database synced down into SQLite.
+func TestSyncWithPostgres(t *testing.T) {
+	dbURL := pg.Database(t)
+	evs := signedEvents(t, 120)
+	sqliteAddr, _, _ := startWisp(t)
+	c := dialWisp(t, sqliteAddr)
+	for _, ev := range evs[20:] {
+		if !c.publish(ev) {
+			t.Fatal("event refused")
+		}
+	}
+	pgEnv := []string{"WISP_DATA_DIR=" + t.TempDir(), "WISP_DATABASE_URL=" + dbURL}
+	var file bytes.Buffer
+	for _, ev := range evs[:40] { // 20 only in PostgreSQL, 20 on both
+		b, _ := json.Marshal(ev)
+		file.Write(b)
+		file.WriteByte('\n')
+	}
+	runOKFrom(t, &file, pgEnv, "import")
+	out, _ := runOK(t, pgEnv, "sync", "ws://"+sqliteAddr, "--dir", "both")
+	for _, want := range []string{
+		" by negentropy",
+		": 40 events here matched; only here 20, only there 80\n",
+		"  down: 80 received: 80 stored, 0 duplicate, 0 rejected\n",
+		"  up: 20 accepted, 0 refused by the remote relay\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("sync of PostgreSQL with a SQLite relay:\n%s\nlacks %q", out, want)
+		}
+	}
+
+	pgAddr, _, _ := startWisp(t, "WISP_DATABASE_URL="+dbURL)
+	sqliteEnv := []string{"WISP_DATA_DIR=" + t.TempDir()}
+	out, _ = runOK(t, sqliteEnv, "sync", "ws://"+pgAddr)
+	if want := "  down: 120 received: 120 stored, 0 duplicate, 0 rejected\n"; !strings.Contains(out, want) {
+		t.Errorf("sync down from a relay on PostgreSQL:\n%s\nlacks %q", out, want)
+	}
+	fromSQLite, _ := runOK(t, sqliteEnv, "export")
+	fromPG, _ := runOK(t, pgEnv, "export")
+	if a, b := exportedIDs(t, fromSQLite), exportedIDs(t, fromPG); len(a) != len(evs) || !slices.Equal(a, b) {
+		t.Errorf("after both syncs SQLite holds %d events and PostgreSQL %d, want the same %d", len(a), len(b), len(evs))
+	}
+}
