@@ -140,8 +140,32 @@ func TestDatabaseURLValidation(t *testing.T) {
 // primary.
 func TestServeOnPostgresOperator(t *testing.T) {
 	dbURL := withPassword(t, pg.Database(t))
-	addr, _, logs := startWisp(t, "WISP_DATABASE_URL="+dbURL)
-	fams, status := scrapeMetrics(t, addr, "")
+	addr, _, logs := startWisp(t, "WISP_DATABASE_URL="+dbURL, "WISP_METRICS_TOKEN=pg-token")
+	c := dialWisp(t, addr)
+	for _, ev := range signedEvents(t, 6) { // kinds 1 and 7, three each
+		if !c.publish(ev) {
+			t.Fatal("event refused")
+		}
+	}
+	// The dashboard counts the kinds and reads the size from PostgreSQL.
+	dashboardData(t, addr, "pg-token", func(b []byte) bool {
+		var d struct {
+			EventsStored int64 `json:"events_stored"`
+			Kinds        []struct {
+				Kind   int   `json:"kind"`
+				Events int64 `json:"events"`
+			} `json:"kinds"`
+			Samples []struct {
+				DBBytes int64 `json:"db_bytes"`
+			} `json:"samples"`
+		}
+		if json.Unmarshal(b, &d) != nil || len(d.Samples) == 0 {
+			return false
+		}
+		return d.EventsStored == 6 && len(d.Kinds) == 2 && d.Kinds[0].Events == 3 && d.Kinds[1].Events == 3 &&
+			d.Samples[len(d.Samples)-1].DBBytes > 0
+	})
+	fams, status := scrapeMetrics(t, addr, "pg-token")
 	if status != 200 {
 		t.Fatalf("/metrics: HTTP %d", status)
 	}
