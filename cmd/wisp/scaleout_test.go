@@ -391,3 +391,60 @@ func TestScaleOutOnPostgres(t *testing.T) {
 		t.Logf("B answered %d of %d events before it stopped, %d OK true", answered, len(evs), len(accepted))
 	})
 }
+
+// A zero-downtime upgrade (SIGUSR2) works on PostgreSQL too, where no data
+// directory lock is handed over: the new process takes the socket, the old
+// one drains, and every event either process answered OK true is stored.
+func TestUpgradeOnPostgres(t *testing.T) {
+	dbURL := pg.Database(t)
+	bin := buildWisp(t)
+	n := startPGNode(t, bin, dbURL)
+	tr := &traffic{refused: map[string]int{}}
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for range 2 {
+		k := wstest.NewKey(t)
+		wg.Go(func() { tr.publishLoop(ctx, t, n.ws, k) })
+	}
+	defer func() { stop(); wg.Wait() }()
+	wstest.Eventually(t, "events accepted by the old process", func() bool { return tr.acked() >= 40 })
+
+	exited := make(chan error, 1)
+	go func() { exited <- n.p.cmd.Wait() }()
+	mark := n.p.mark()
+	n.p.signal(syscall.SIGUSR2)
+	rec := n.p.waitLog(mark, "wisp listening", func(r map[string]any) bool { return r["took_over_from"] != nil })
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("the old process exited with %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the old process did not exit")
+	}
+	switched := tr.acked()
+	wstest.Eventually(t, "events accepted by the new process", func() bool { return tr.acked() >= switched+40 })
+	stop()
+	wg.Wait()
+	mark = n.p.mark()
+	if err := syscall.Kill(int(rec["pid"].(float64)), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	n.p.waitLog(mark, "wisp stopped", nil)
+
+	tr.mu.Lock()
+	okIDs := slices.Clone(tr.okIDs)
+	for why := range tr.refused {
+		if why != "error: relay is shutting down" {
+			t.Errorf("refused %q", why)
+		}
+	}
+	tr.mu.Unlock()
+	out, _ := runOK(t, []string{"WISP_DATA_DIR=" + t.TempDir(), "WISP_DATABASE_URL=" + dbURL}, "export")
+	stored := exportedIDs(t, out)
+	for _, id := range okIDs {
+		if _, found := slices.BinarySearch(stored, id); !found {
+			t.Errorf("event %s answered OK true is not stored", id)
+		}
+	}
+}
