@@ -25,8 +25,9 @@ const (
 	// readHeaderTimeout stops clients that open a connection and stall.
 	readHeaderTimeout = 10 * time.Second
 	// followEvery is how often the relay looks for events that other
-	// processes (wisp import, sync, mirror) stored in its database, to send
-	// them to its live subscribers: one indexed read when there are none.
+	// processes (wisp import, sync, mirror; on PostgreSQL, the other wisp
+	// serve nodes) stored in its database, to send them to its live
+	// subscribers: one indexed read when there are none.
 	followEvery = 250 * time.Millisecond
 )
 
