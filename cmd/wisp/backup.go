@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -25,6 +26,9 @@ The copy is written to a hidden .wisp-backup-*.tmp file beside <file> and
 renamed when complete. SIGINT or SIGTERM stop the backup and remove it; a
 backup killed outright (SIGKILL, a crash) leaves it, and the next backup
 into that directory removes it.
+
+On PostgreSQL (WISP_DATABASE_URL) wisp backup does not apply: use
+pg_dump, or PostgreSQL's base backups with WAL archiving.
 `
 
 // runBackup is "wisp backup <file>".
@@ -39,6 +43,10 @@ func runBackup(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 	cfg, err := loadConfig(environ)
 	if err != nil {
 		return err
+	}
+	if cfg.usesPostgres() {
+		return errors.New("backup: WISP_DATABASE_URL is PostgreSQL, which wisp does not copy: use pg_dump " +
+			"(pg_dump --format=custom --file=wisp.dump \"$WISP_DATABASE_URL\"), or a base backup with WAL archiving")
 	}
 	prog := progress.New(stderr)
 	info, err := sqlite.BackupProgress(ctx, cfg.dbPath(), args[0], func(written, total int64) {
@@ -64,40 +72,40 @@ func runStats(ctx context.Context, environ []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	st, err := sqlite.ReadStats(ctx, cfg.dbPath())
+	st, err := readStats(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	schema := fmt.Sprintf("schema version %d", st.SchemaVersion)
+	schema := fmt.Sprintf("schema version %d", st.schemaVersion)
 	switch {
-	case st.SchemaVersion > st.KnownVersion:
-		schema += fmt.Sprintf(" (made by a newer wisp: this one knows %d and will not open it)", st.KnownVersion)
-	case st.SchemaVersion < st.KnownVersion:
-		schema += fmt.Sprintf(" (wisp migrates it to %d when it starts)", st.KnownVersion)
+	case st.schemaVersion > st.knownVersion:
+		schema += fmt.Sprintf(" (made by a newer wisp: this one knows %d and will not open it)", st.knownVersion)
+	case st.schemaVersion < st.knownVersion:
+		schema += fmt.Sprintf(" (wisp migrates it to %d when it starts)", st.knownVersion)
 	}
-	fmt.Fprintf(w, "database\t%s, %s\n", cfg.dbPath(), schema)
-	fmt.Fprintf(w, "size\t%s database, %s write-ahead log\n", byteSize(st.DBBytes), byteSize(st.WALBytes))
-	events := thousands(st.Events)
-	if st.Expired > 0 {
-		events += fmt.Sprintf(" (%s expired, purged at the next sweep)", thousands(st.Expired))
+	fmt.Fprintf(w, "database\t%s, %s\n", st.where, schema)
+	fmt.Fprintf(w, "size\t%s\n", st.size)
+	events := thousands(st.events)
+	if st.expired > 0 {
+		events += fmt.Sprintf(" (%s expired, purged at the next sweep)", thousands(st.expired))
 	}
 	fmt.Fprintf(w, "events\t%s\n", events)
-	if !st.Oldest.IsZero() {
-		fmt.Fprintf(w, "created_at\t%s to %s\n", st.Oldest.Format(time.DateTime), st.Newest.Format(time.DateTime+" MST"))
+	if !st.oldest.IsZero() {
+		fmt.Fprintf(w, "created_at\t%s to %s\n", st.oldest.Format(time.DateTime), st.newest.Format(time.DateTime+" MST"))
 	}
 	search := "off"
-	if len(st.SearchKinds) > 0 {
-		ks := make([]string, len(st.SearchKinds))
-		for i, k := range st.SearchKinds {
+	if len(st.searchKinds) > 0 {
+		ks := make([]string, len(st.searchKinds))
+		for i, k := range st.searchKinds {
 			ks[i] = strconv.Itoa(k)
 		}
 		search = "kinds " + strings.Join(ks, ", ")
 	}
 	fmt.Fprintf(w, "search\t%s\n", search)
-	if len(st.ByKind) > 0 {
+	if len(st.byKind) > 0 {
 		fmt.Fprintf(w, "\nkind\tevents\n")
-		for _, kc := range st.ByKind {
+		for _, kc := range st.byKind {
 			fmt.Fprintf(w, "%d\t%s\n", kc.Kind, thousands(kc.Events))
 		}
 	}

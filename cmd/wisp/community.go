@@ -10,7 +10,6 @@ import (
 	"github.com/wisp-relay/wisp/membership"
 	"github.com/wisp-relay/wisp/policy"
 	"github.com/wisp-relay/wisp/relay"
-	"github.com/wisp-relay/wisp/storage/sqlite"
 )
 
 // Communities: NIP-29 groups (WISP_GROUPS) and NIP-43 membership
@@ -93,7 +92,7 @@ type community struct {
 // newCommunity loads the relay's key (making it when groups or
 // membership need one) and the groups' state from the store; membership
 // works on the policy's allow list.
-func newCommunity(ctx context.Context, c Config, store *sqlite.Store, acc *access, log *slog.Logger) (*community, error) {
+func newCommunity(ctx context.Context, c Config, store eventStore, acc *access, log *slog.Logger) (*community, error) {
 	sk, pk, err := c.relayKey(c.groupsOn() || c.membershipOn())
 	if err != nil {
 		return nil, err

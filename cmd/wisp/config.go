@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -35,6 +36,18 @@ type Config struct {
 	Listen string `env:"LISTEN" envDefault:"127.0.0.1:4869"`
 	// DataDir is the directory holding the database, wisp.db. Default ./data.
 	DataDir string `env:"DATA_DIR" envDefault:"./data"`
+	// DatabaseURL selects PostgreSQL: a postgres:// URL of a database that
+	// any number of wisp serve nodes share (docs/scale-out.md). Empty: the
+	// SQLite database in DataDir. Default empty.
+	DatabaseURL string `env:"DATABASE_URL" envDefault:""`
+	// DatabaseReadURL is a postgres:// URL of a read replica of
+	// DatabaseURL, for stored queries (REQ, COUNT, NIP-77, search); empty:
+	// every query goes to DatabaseURL. Default empty.
+	DatabaseReadURL string `env:"DATABASE_READ_URL" envDefault:""`
+	// DatabaseMaxConns is the size of one wisp serve's PostgreSQL
+	// connection pool (count): its writer, its queries and the follower.
+	// Default 10.
+	DatabaseMaxConns int `env:"DATABASE_MAX_CONNS" envDefault:"10"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `env:"LOG_LEVEL" envDefault:"info" reload:"live"`
 	// LogFormat is text or json. Default text.
@@ -326,6 +339,16 @@ func (c Config) validate() []error {
 	if c.DataDir == "" {
 		bad("DATA_DIR", c.DataDir, "must not be empty")
 	}
+	if c.DatabaseURL != "" && !isPostgresURL(c.DatabaseURL) {
+		bad("DATABASE_URL", redactURL(c.DatabaseURL), "want a postgres:// URL (unset: SQLite in "+envPrefix+"DATA_DIR)")
+	}
+	switch {
+	case c.DatabaseReadURL == "":
+	case c.DatabaseURL == "":
+		bad("DATABASE_READ_URL", redactURL(c.DatabaseReadURL), "needs "+envPrefix+"DATABASE_URL (a read replica of PostgreSQL)")
+	case !isPostgresURL(c.DatabaseReadURL):
+		bad("DATABASE_READ_URL", redactURL(c.DatabaseReadURL), "want a postgres:// URL")
+	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		bad("LOG_LEVEL", c.LogLevel, "want debug, info, warn or error")
 	}
@@ -370,6 +393,7 @@ func (c Config) validate() []error {
 		{"WRITE_QUEUE", c.WriteQueue, c.WriteQueue > 0},
 		{"EXPIRY_SWEEP", c.ExpirySweep, c.ExpirySweep > 0},
 		{"READ_CONNS", c.ReadConns, c.ReadConns > 0},
+		{"DATABASE_MAX_CONNS", c.DatabaseMaxConns, c.DatabaseMaxConns > 0},
 		{"NEG_MAX_EVENTS", c.NegMaxEvents, c.NegMaxEvents > 0},
 		{"NEG_MAX_TOTAL_EVENTS", c.NegMaxTotalEvents, c.NegMaxTotalEvents > 0},
 	}
@@ -427,7 +451,14 @@ func parseLevel(s string) (slog.Level, error) {
 	return l, err
 }
 
-// dbPath is where the database lives.
+// isPostgresURL accepts the URL forms of libpq and pgx: postgres:// and
+// postgresql://.
+func isPostgresURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql")
+}
+
+// dbPath is where the SQLite database lives.
 func (c Config) dbPath() string { return filepath.Join(c.DataDir, "wisp.db") }
 
 // fullSync is WISP_SYNC=full: every commit synced to disk before its OK.

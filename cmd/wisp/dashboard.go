@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"log/slog"
 	"net"
 	"net/http"
@@ -10,7 +9,6 @@ import (
 	"github.com/wisp-relay/wisp/dashboard"
 	"github.com/wisp-relay/wisp/metrics"
 	"github.com/wisp-relay/wisp/relay"
-	"github.com/wisp-relay/wisp/storage/sqlite"
 )
 
 // The operator's dashboard (WISP_DASHBOARD), at /dashboard on the relay's
@@ -28,20 +26,13 @@ func dashboardOn(cfg Config, admins []string) bool {
 
 // newDashboard builds the dashboard over a relay that feeds tally.
 func newDashboard(cfg Config, rl *relay.Relay, admins bool, tally *dashboard.Tally, met *metrics.Metrics,
-	store *sqlite.Store, ips ipMask, log *slog.Logger) *dashboard.Dashboard {
+	store eventStore, ips ipMask, log *slog.Logger) *dashboard.Dashboard {
 	return dashboard.New(dashboard.Config{
 		Auth: rl, Admins: admins, Token: cfg.MetricsToken, Tally: tally,
 		ShowIP: ips.show, IPsShown: ips.mode, ClientIP: rl.ClientIP,
-		Stats: rl.Stats, Totals: met.Totals, DBSizes: store.FileSizes,
+		Stats: rl.Stats, Totals: met.Totals, DBSizes: store.sizes,
 		StoredEvents: storedEvents(store),
-		KindCounts: func(ctx context.Context, limit int) ([]dashboard.KindCount, error) {
-			kcs, err := store.KindCounts(ctx, limit)
-			out := make([]dashboard.KindCount, len(kcs))
-			for i, kc := range kcs {
-				out[i] = dashboard.KindCount{Kind: kc.Kind, Events: kc.Events}
-			}
-			return out, err
-		},
+		KindCounts:   store.kindCounts,
 		RelayName:    rl.Name,
 		SecureCookie: strings.HasPrefix(cfg.PublicURL, "wss://"),
 		Logger:       log,

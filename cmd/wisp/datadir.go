@@ -152,11 +152,22 @@ func (l *dataLock) claim() {
 	}
 }
 
-// File is the locked file, to hand to a successor process.
-func (l *dataLock) File() *os.File { return l.f }
+// File is the locked file, to hand to a successor process; nil without
+// a lock (PostgreSQL), which the successor then does not take.
+func (l *dataLock) File() *os.File {
+	if l == nil {
+		return nil
+	}
+	return l.f
+}
 
-// release drops the lock.
-func (l *dataLock) release() error { return l.f.Close() }
+// release drops the lock; nothing without one.
+func (l *dataLock) release() error {
+	if l == nil {
+		return nil
+	}
+	return l.f.Close()
+}
 
 // dataDirServed reports whether a wisp serve holds dir's lock, without
 // holding it for longer than the question: a shared lock that cannot be

@@ -232,3 +232,46 @@ func TestHealthStoreNotWritable(t *testing.T) {
 		t.Errorf("health on a store it cannot write: exit %d %s", code, stderr)
 	}
 }
+
+// The Compose files give wisp only variables it reads (a misspelt one
+// would be ignored without a word), and the scale-out file gives every
+// wisp node the same database, URL and key.
+func TestComposeFilesSetKnownVariables(t *testing.T) {
+	known := configDefaults(t)
+	// Variables of Compose and Caddy themselves, not wisp's.
+	own := map[string]bool{"WISP_DOMAIN": true, "WISP_VERSION": true, "WISP_DB_PASSWORD": true, "WISP_UPSTREAM": true}
+	setting := regexp.MustCompile(`(?m)^\s+(WISP_[A-Z0-9_]+):`)
+	for _, name := range []string{"docker-compose.yml", "scale-out.yml"} {
+		b, err := os.ReadFile(filepath.Join("../../docs/deploy", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range setting.FindAllStringSubmatch(string(b), -1) {
+			if _, ok := known[m[1]]; !ok && !own[m[1]] {
+				t.Errorf("%s sets %s, which wisp does not read", name, m[1])
+			}
+		}
+	}
+	b, err := os.ReadFile("../../docs/deploy/scale-out.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for _, want := range []string{"WISP_DATABASE_URL: postgres://", "WISP_RELAY_SECRET_KEY:", "WISP_PUBLIC_URL:", "<<: *wisp", "./Caddyfile.scale-out:/etc/caddy/Caddyfile"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("scale-out.yml has no %q", want)
+		}
+	}
+	if n := strings.Count(s, "<<: *wisp"); n < 2 {
+		t.Errorf("scale-out.yml runs %d wisp nodes from the shared block, want at least 2", n)
+	}
+	caddy, err := os.ReadFile("../../docs/deploy/Caddyfile.scale-out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, node := range []string{"wisp-a:4869", "wisp-b:4869"} {
+		if !strings.Contains(string(caddy), node) || !strings.Contains(s, strings.TrimSuffix(node, ":4869")+":") {
+			t.Errorf("%s is not both a service of scale-out.yml and an upstream of Caddyfile.scale-out", node)
+		}
+	}
+}

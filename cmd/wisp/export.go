@@ -12,7 +12,6 @@ import (
 
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/wisp-relay/wisp/internal/progress"
-	"github.com/wisp-relay/wisp/storage/sqlite"
 )
 
 const exportUsage = `Usage: wisp export [--filter '<json filter>'] [--since T] [--until T] [--out file]
@@ -24,7 +23,8 @@ or --out.
 --filter takes a NIP-01 filter or a JSON array of them (limits are
 honoured; none means every match). --since and --until bound created_at:
 unix seconds, a date (2024-01-31) or an RFC 3339 time. The relay may keep
-running. The database is DATA_DIR/wisp.db, from WISP_DATA_DIR.
+running. The database is DATA_DIR/wisp.db, from WISP_DATA_DIR, or
+PostgreSQL at WISP_DATABASE_URL.
 
   wisp export > all.jsonl
   wisp export --filter '{"kinds":[0,3]}' --since 2024-01-01 --out profiles.jsonl
@@ -90,7 +90,7 @@ func runExport(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 			b.set(&filters[i], t)
 		}
 	}
-	return withStore(ctx, environ, func(_ Config, store *sqlite.Store) error {
+	return withStore(ctx, environ, func(_ Config, store eventStore) error {
 		return exportEvents(ctx, store, filters, *out, stdout, stderr)
 	})
 }
@@ -98,7 +98,7 @@ func runExport(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 // exportTotal is how many events an export will write, for its progress
 // line: a COUNT of the filters, which reads only indexes; 0 (unknown) off
 // a terminal, with a limit, or past the count's cap.
-func exportTotal(ctx context.Context, store *sqlite.Store, filters []nostr.Filter, prog *progress.Line) int64 {
+func exportTotal(ctx context.Context, store eventStore, filters []nostr.Filter, prog *progress.Line) int64 {
 	if !prog.Drawn() {
 		return 0
 	}
@@ -116,7 +116,7 @@ func exportTotal(ctx context.Context, store *sqlite.Store, filters []nostr.Filte
 
 // exportEvents writes the events matching filters as JSON lines to out (a
 // file, or stdout for "" and "-").
-func exportEvents(ctx context.Context, store *sqlite.Store, filters []nostr.Filter, out string, stdout, stderr io.Writer) (err error) {
+func exportEvents(ctx context.Context, store eventStore, filters []nostr.Filter, out string, stdout, stderr io.Writer) (err error) {
 	dst := stdout
 	var file *os.File
 	if out != "" && out != "-" {

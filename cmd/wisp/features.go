@@ -16,7 +16,6 @@ import (
 	"github.com/wisp-relay/wisp/metrics"
 	"github.com/wisp-relay/wisp/relay"
 	"github.com/wisp-relay/wisp/storage"
-	"github.com/wisp-relay/wisp/storage/sqlite"
 )
 
 // Search, metrics, retention and slow-query settings (WISP_SEARCH_KINDS,
@@ -130,17 +129,17 @@ func parseAge(s string) (time.Duration, error) {
 
 // newMetrics builds the Prometheus metrics of a relay not created yet:
 // stats reads it once it is.
-func newMetrics(store *sqlite.Store, stats func() relay.Stats) *metrics.Metrics {
+func newMetrics(store eventStore, stats func() relay.Stats) *metrics.Metrics {
 	return metrics.New(metrics.Sources{
-		Build:        metrics.Build{Version: version, Verifier: verifier, Engine: "sqlite"},
+		Build:        metrics.Build{Version: version, Verifier: verifier, Engine: store.engine()},
 		Stats:        stats,
-		DBSizes:      store.FileSizes,
+		DBSizes:      store.sizes,
 		StoredEvents: storedEvents(store),
 	})
 }
 
 // storedEvents reads the events in the database: a running total, cheap.
-func storedEvents(store *sqlite.Store) func() (int64, bool) {
+func storedEvents(store eventStore) func() (int64, bool) {
 	return func() (int64, bool) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()

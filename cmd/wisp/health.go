@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 const healthUsage = `Usage: wisp health [--timeout 5s]
@@ -30,7 +32,10 @@ healthy, 1 (with the reason) when not:
     (created and removed again), the database files are writable by this
     user, the file system is not read-only and has at least 1 MiB free.
 
-It never opens the database: it takes none of SQLite's locks, so the
+On PostgreSQL (WISP_DATABASE_URL) the last two are: the database answers
+and is a primary (not in recovery), so it accepts writes.
+
+It never opens the SQLite database: it takes none of SQLite's locks, so the
 relay's writer never waits for it, and it writes nothing the relay reads.
 What it cannot see is a database the relay fails to write for reasons of
 its own (corruption): wisp_write_batch_errors_total counts those.
@@ -63,6 +68,14 @@ func runHealth(ctx context.Context, args, environ []string, stdout io.Writer) er
 	url, software, err := askNIP11(ctx, cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("unhealthy: %w", err)
+	}
+	if cfg.usesPostgres() {
+		where, err := primaryWritable(ctx, cfg.DatabaseURL)
+		if err != nil {
+			return fmt.Errorf("unhealthy: %s answers, but %w", url, err)
+		}
+		_, err = fmt.Fprintf(stdout, "healthy: %s answers NIP-11 (%s); PostgreSQL %s accepts writes\n", url, software, where)
+		return err
 	}
 	served, err := dataDirServed(cfg.DataDir)
 	if err != nil {
@@ -121,6 +134,26 @@ func askNIP11(ctx context.Context, listen string) (url, software string, err err
 		return url, "", fmt.Errorf("%s answers something that is not a NIP-11 document: %.80q", url, body)
 	}
 	return url, strings.TrimSpace(path.Base(doc.Software) + " " + doc.Version), nil // "wisp 1.2.3" from its URL
+}
+
+// primaryWritable checks that the PostgreSQL database at dbURL answers
+// and takes writes: a server in recovery (a standby, or a primary not yet
+// promoted after a failover) does not.
+func primaryWritable(ctx context.Context, dbURL string) (where string, err error) {
+	where = redactURL(dbURL)
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return where, fmt.Errorf("the database %s does not answer: %w", where, err)
+	}
+	defer conn.Close(context.Background())
+	var standby bool
+	if err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&standby); err != nil {
+		return where, fmt.Errorf("the database %s: %w", where, err)
+	}
+	if standby {
+		return where, fmt.Errorf("the database %s is in recovery (a standby): it takes no writes", where)
+	}
+	return where, nil
 }
 
 // storeWritable checks that the data directory can be written without

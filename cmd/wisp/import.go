@@ -17,7 +17,6 @@ import (
 	"github.com/wisp-relay/wisp"
 	"github.com/wisp-relay/wisp/internal/progress"
 	"github.com/wisp-relay/wisp/relay"
-	"github.com/wisp-relay/wisp/storage/sqlite"
 )
 
 const importUsage = `Usage: wisp import [--no-verify] [--show-rejected] [file]
@@ -159,8 +158,8 @@ func runImport(ctx context.Context, args, environ []string, stdin io.Reader, std
 	if readErr == nil {
 		// Closing the store completes its search index, which after a big
 		// import is long work of its own: done here, with its progress.
-		if err := completeSearchIndex(ctx, local.store, stderr); err != nil {
-			return err
+		if err := local.store.finishLoad(ctx, stderr); err != nil {
+			return fmt.Errorf("import: %w", err)
 		}
 	}
 	if nproblems > shown {
@@ -189,29 +188,6 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n.Add(int64(n))
 	return n, err
-}
-
-// completeSearchIndex indexes for search what the store has not indexed
-// yet, showing how far it is.
-func completeSearchIndex(ctx context.Context, store *sqlite.Store, stderr io.Writer) error {
-	lag, err := store.SearchLag(ctx)
-	if err != nil || lag <= 0 {
-		return err
-	}
-	prog := progress.New(stderr)
-	defer prog.Stop()
-	var done int64
-	for {
-		el := prog.Elapsed()
-		prog.Update("indexing for search: %d of %d events, %s (%.0f/s)", done, lag, progress.Of(done, lag, el), progress.Rate(done, el))
-		n, err := store.IndexSearch(ctx, 2000)
-		if err != nil {
-			return fmt.Errorf("import: index for search: %w", err)
-		}
-		if done += int64(n); n < 2000 {
-			return nil
-		}
-	}
 }
 
 // eachLine calls fn with every non-blank line of r (without its newline),

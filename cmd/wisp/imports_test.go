@@ -20,21 +20,21 @@ func TestImportRules(t *testing.T) {
 	}{
 		// The relay speaks the shared words of package wisp, never the
 		// policies' code (plugins, NIP-86 admin) nor a database.
-		{mod + "/relay/...", []string{"database/sql", "github.com/mattn/go-sqlite3", mod + "/storage/sqlite", "github.com/prometheus", mod + "/policy", mod + "/groups", mod + "/membership"}},
+		{mod + "/relay/...", []string{"database/sql", "github.com/mattn/go-sqlite3", mod + "/storage/sqlite", "github.com/jackc/pgx/v5", mod + "/storage/postgres", "github.com/prometheus", mod + "/policy", mod + "/groups", mod + "/membership"}},
 		// The shared words import nothing of wisp's.
 		{mod, []string{mod + "/relay", mod + "/policy", mod + "/storage", mod + "/mirror", mod + "/metrics", mod + "/dashboard", mod + "/bench", mod + "/cmd", mod + "/groups", mod + "/membership"}},
-		{mod + "/metrics/...", []string{"github.com/mattn/go-sqlite3", mod + "/storage/sqlite"}},
+		{mod + "/metrics/...", []string{"github.com/mattn/go-sqlite3", mod + "/storage/sqlite", "github.com/jackc/pgx/v5", mod + "/storage/postgres"}},
 		// The dashboard reads the store through what cmd/wisp hands it, and
 		// acts only through the relay's NIP-86 API.
-		{mod + "/dashboard/...", []string{"github.com/mattn/go-sqlite3", mod + "/storage/sqlite", mod + "/policy"}},
-		{mod + "/storage", []string{"database/sql", "github.com/mattn/go-sqlite3", mod + "/relay"}},
-		{mod + "/policy/...", []string{mod + "/relay", "database/sql", "github.com/mattn/go-sqlite3"}},
+		{mod + "/dashboard/...", []string{"github.com/mattn/go-sqlite3", mod + "/storage/sqlite", "github.com/jackc/pgx/v5", mod + "/storage/postgres", mod + "/policy"}},
+		{mod + "/storage", []string{"database/sql", "github.com/mattn/go-sqlite3", "github.com/jackc/pgx/v5", mod + "/relay"}},
+		{mod + "/policy/...", []string{mod + "/relay", "database/sql", "github.com/mattn/go-sqlite3", "github.com/jackc/pgx/v5"}},
 		{mod + "/storage/...", []string{mod + "/relay", mod + "/policy"}},
-		{mod + "/mirror/...", []string{"database/sql", "github.com/mattn/go-sqlite3", mod + "/storage/sqlite"}},
+		{mod + "/mirror/...", []string{"database/sql", "github.com/mattn/go-sqlite3", mod + "/storage/sqlite", "github.com/jackc/pgx/v5", mod + "/storage/postgres"}},
 		// Groups meet the relay through the interfaces it declares.
-		{mod + "/groups/...", []string{mod + "/relay", mod + "/policy", "database/sql", "github.com/mattn/go-sqlite3", mod + "/storage/sqlite"}},
+		{mod + "/groups/...", []string{mod + "/relay", mod + "/policy", "database/sql", "github.com/mattn/go-sqlite3", mod + "/storage/sqlite", "github.com/jackc/pgx/v5", mod + "/storage/postgres"}},
 		// Membership works on the policy's allow list, never on the relay.
-		{mod + "/membership/...", []string{mod + "/relay", "database/sql", "github.com/mattn/go-sqlite3", mod + "/storage/sqlite"}},
+		{mod + "/membership/...", []string{mod + "/relay", "database/sql", "github.com/mattn/go-sqlite3", mod + "/storage/sqlite", "github.com/jackc/pgx/v5", mod + "/storage/postgres"}},
 	}
 	for _, r := range rules {
 		// One package at a time, so a violation names the importer.

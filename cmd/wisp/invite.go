@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/wisp-relay/wisp/membership"
-	"github.com/wisp-relay/wisp/storage/sqlite"
 )
 
 const inviteUsage = `Usage: wisp invite [--count N] [--ttl DURATION]
@@ -45,7 +44,7 @@ func runInvite(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 	case *ttl < 0:
 		return &usageError{"invite", "invite: --ttl must be positive"}
 	}
-	return withStore(ctx, environ, func(cfg Config, store *sqlite.Store) error {
+	return withStore(ctx, environ, func(cfg Config, store eventStore) error {
 		if !cfg.membershipOn() {
 			fmt.Fprintln(stderr, "wisp: note: WISP_MEMBERSHIP is off; the codes work once it is on")
 		}

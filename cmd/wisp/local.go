@@ -8,18 +8,18 @@ import (
 	"log/slog"
 
 	"github.com/wisp-relay/wisp/relay"
-	"github.com/wisp-relay/wisp/storage/sqlite"
 )
 
 // localRelay is the relay's pipeline without a listener, over the
 // configured database: what import, sync and mirror feed events through,
 // so that they pass the same checks, signature verification and write
 // policy as a client's EVENT. SQLite's locking (and its busy timeout) lets
-// it share the database with a running wisp serve.
+// it share the database with a running wisp serve; PostgreSQL is shared
+// anyway.
 type localRelay struct {
 	cfg   Config
 	log   *slog.Logger
-	store *sqlite.Store
+	store eventStore
 	acc   *access
 	relay *relay.Relay
 }
@@ -28,14 +28,9 @@ type localRelay struct {
 // adjust the relay's configuration.
 func openLocal(ctx context.Context, cfg Config, stderr io.Writer, tune func(*relay.Config)) (*localRelay, error) {
 	log := newLogger(cfg, newIPMask(cfg.LogIPs), stderr)
-	if err := prepareDataDir(cfg.DataDir); err != nil {
-		return nil, err
-	}
-	opts := cfg.storeOptions(log)
-	opts.ReadConns = 2
-	store, err := sqlite.Open(ctx, cfg.dbPath(), opts)
+	store, err := openStore(ctx, cfg, forCommand, log)
 	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", cfg.dbPath(), err)
+		return nil, err
 	}
 	acc, err := newAccess(ctx, cfg, store, log)
 	if err != nil {

@@ -87,7 +87,8 @@ const statsUsage = `Usage: wisp stats
 Prints the database's schema version, file sizes (database and
 write-ahead log), event counts in total and by kind, the range of
 created_at and the search kinds. It reads DATA_DIR/wisp.db (from
-WISP_DATA_DIR) through a read-only connection, so the relay may keep
+WISP_DATA_DIR), or PostgreSQL at WISP_DATABASE_URL (its size is
+pg_database_size), through a read-only connection, so the relay may keep
 running.
 `
 

@@ -14,7 +14,6 @@ import (
 	"github.com/wisp-relay/wisp/internal/progress"
 	"github.com/wisp-relay/wisp/mirror"
 	"github.com/wisp-relay/wisp/relay"
-	"github.com/wisp-relay/wisp/storage/sqlite"
 )
 
 const mirrorUsage = `Usage: wisp mirror <config>
@@ -60,7 +59,7 @@ type serveMirrors struct {
 	ctx   context.Context
 	cfg   Config // for the data directory
 	rl    *relay.Relay
-	store *sqlite.Store
+	store eventStore
 	log   *slog.Logger
 
 	mu     sync.Mutex

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
-	"github.com/wisp-relay/wisp/storage/sqlite"
 )
 
 const deleteUsage = `Usage: wisp delete [--filter '<json filter>'] [--age AGE] [--yes]
@@ -20,7 +19,8 @@ limits are ignored). Without --yes it only counts them: a dry run
 (by created_at: unix seconds as strfry takes it, a duration such as 720h,
 or days such as 30d) and deletes the older ones matching the filter, or
 all the older ones without --filter. The relay may keep running
-meanwhile. The database is DATA_DIR/wisp.db, from WISP_DATA_DIR.
+meanwhile. The database is DATA_DIR/wisp.db, from WISP_DATA_DIR, or
+PostgreSQL at WISP_DATABASE_URL.
 
   wisp delete --filter '{"authors":["<hex pubkey>"]}'
   wisp delete --filter '{"kinds":[1],"until":1700000000}' --yes
@@ -34,7 +34,8 @@ filters) as JSON lines: the events a REQ with these filters gets, in the
 same order (newest first; a search best match first), except that a filter
 without limit gets every match and that private messages (kinds 4 and
 1059) are shown too. --count prints only how many there are. The relay
-may keep running. The database is DATA_DIR/wisp.db, from WISP_DATA_DIR.
+may keep running. The database is DATA_DIR/wisp.db, from WISP_DATA_DIR, or
+PostgreSQL at WISP_DATABASE_URL.
 
   wisp scan '{"kinds":[0]}'
   wisp scan '{"#p":["<hex pubkey>"],"limit":10}'
@@ -106,7 +107,7 @@ func runDelete(ctx context.Context, args, environ []string, stdout io.Writer) (e
 		f.Limit, f.LimitZero = 0, false // deletion ignores limits; so does the count
 		counted[i] = f
 	}
-	return withStore(ctx, environ, func(_ Config, store *sqlite.Store) error {
+	return withStore(ctx, environ, func(_ Config, store eventStore) error {
 		var n int64
 		if _, err := store.Query(ctx, counted, func([]byte) error { n++; return nil }); err != nil {
 			return fmt.Errorf("count matching events: %w", err)
@@ -144,7 +145,7 @@ func runScan(ctx context.Context, args, environ []string, stdout io.Writer) (err
 	if err != nil {
 		return &usageError{"scan", "scan: " + err.Error()}
 	}
-	return withStore(ctx, environ, func(_ Config, store *sqlite.Store) error {
+	return withStore(ctx, environ, func(_ Config, store eventStore) error {
 		w := bufio.NewWriter(stdout)
 		var n int64
 		// Query is what a REQ runs: the same matches (search included), in

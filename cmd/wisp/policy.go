@@ -10,7 +10,6 @@ import (
 	"github.com/wisp-relay/wisp"
 	"github.com/wisp-relay/wisp/policy"
 	"github.com/wisp-relay/wisp/relay"
-	"github.com/wisp-relay/wisp/storage/sqlite"
 )
 
 // The concrete policy and NIP-86 admin meet the relay's interfaces here,
@@ -113,7 +112,7 @@ type access struct {
 
 // newAccess builds the policy over the lists from the configuration and
 // the database, and the NIP-86 admin over the same lists.
-func newAccess(ctx context.Context, c Config, store *sqlite.Store, log *slog.Logger) (*access, error) {
+func newAccess(ctx context.Context, c Config, store eventStore, log *slog.Logger) (*access, error) {
 	lists := c.lists()
 	admin := policy.NewAdmin(lists, store, store, log)
 	if err := admin.Load(ctx); err != nil {

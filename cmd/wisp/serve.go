@@ -16,7 +16,6 @@ import (
 
 	"github.com/wisp-relay/wisp/dashboard"
 	"github.com/wisp-relay/wisp/relay"
-	"github.com/wisp-relay/wisp/storage/sqlite"
 )
 
 const (
@@ -26,8 +25,9 @@ const (
 	// readHeaderTimeout stops clients that open a connection and stall.
 	readHeaderTimeout = 10 * time.Second
 	// followEvery is how often the relay looks for events that other
-	// processes (wisp import, sync, mirror) stored in its database, to send
-	// them to its live subscribers: one indexed read when there are none.
+	// processes (wisp import, sync, mirror; on PostgreSQL, the other wisp
+	// serve nodes) stored in its database, to send them to its live
+	// subscribers: one indexed read when there are none.
 	followEvery = 250 * time.Millisecond
 )
 
@@ -55,7 +55,7 @@ func serve(ctx context.Context, cfg Config, sa serveArgs, stderr io.Writer, read
 	defer signal.Stop(usr2)
 	exe, exeErr := os.Executable() // now: the path may get a new binary before an upgrade
 
-	pred, err := inherited(sa.environ)
+	pred, err := inherited(sa.environ, !cfg.usesPostgres())
 	if err != nil {
 		return err
 	}
@@ -66,14 +66,18 @@ func serve(ctx context.Context, cfg Config, sa serveArgs, stderr io.Writer, read
 	if err := prepareDataDir(cfg.DataDir); err != nil {
 		return err
 	}
-	// One serve per data directory; released after the store is closed
-	// (an upgrade hands it on).
+	// One serve per SQLite data directory; released after the store is
+	// closed (an upgrade hands it on). PostgreSQL is made to be shared.
 	var lock *dataLock
-	if pred != nil {
+	switch {
+	case cfg.usesPostgres():
+	case pred != nil:
 		lock = pred.lock
 		lock.claim()
-	} else if lock, err = lockDataDir(cfg.DataDir); err != nil {
-		return err
+	default:
+		if lock, err = lockDataDir(cfg.DataDir); err != nil {
+			return err
+		}
 	}
 	defer lock.release()
 	// The successor, once it took over, may open the database when this
@@ -103,12 +107,9 @@ func serve(ctx context.Context, cfg Config, sa serveArgs, stderr io.Writer, read
 	}
 	defer ln.Close() // on an early return; srv.Shutdown closes it otherwise
 
-	rules, _ := parseRetention(cfg.Retention) // validated
-	opts := cfg.storeOptions(log)
-	opts.ReadConns, opts.CheckpointInterval, opts.Upkeep.Retention = cfg.ReadConns, cfg.CheckpointInterval, rules
-	store, err := sqlite.Open(ctx, cfg.dbPath(), opts)
+	store, err := openStore(ctx, cfg, forServe, log)
 	if err != nil {
-		return fmt.Errorf("open database %s: %w", cfg.dbPath(), err)
+		return err
 	}
 	// The store is closed last, after the relay has drained into it; it
 	// completes its search index and checkpoints on the way.
@@ -197,6 +198,10 @@ func serve(ctx context.Context, cfg Config, sa serveArgs, stderr io.Writer, read
 	if dash != nil {
 		wg.Go(func() { dash.Run(upkeepCtx) })
 	}
+	if cfg.usesPostgres() {
+		// Other nodes change the moderation lists (NIP-86) too.
+		wg.Go(func() { followModeration(upkeepCtx, store, acc.admin, log) })
+	}
 	// Live mirroring (mirror.go); the file was checked. A reload may
 	// start, change or stop it.
 	mirrors := &serveMirrors{ctx: ctx, cfg: cfg, rl: rl, store: store, log: log}
@@ -209,7 +214,7 @@ func serve(ctx context.Context, cfg Config, sa serveArgs, stderr io.Writer, read
 	attrs := []any{
 		"url", clientURL(cfg.PublicURL, ln.Addr()),
 		"addr", ln.Addr().String(),
-		"data", cfg.dbPath(),
+		"data", store.where(),
 		"version", version,
 		"verifier", verifier,
 		"sync", cfg.Sync,
@@ -225,6 +230,9 @@ func serve(ctx context.Context, cfg Config, sa serveArgs, stderr io.Writer, read
 	}
 	for _, name := range sa.overridden {
 		log.Info("set in the environment and in "+configFileVar+": the file's value is used", "variable", name)
+	}
+	for _, w := range cfg.sharedWarnings() {
+		log.Warn(w)
 	}
 	for _, w := range cfg.urlWarnings() {
 		log.Warn(w)

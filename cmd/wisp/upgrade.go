@@ -55,8 +55,9 @@ type predecessor struct {
 }
 
 // inherited returns the predecessor's handover, or nil when this process
-// was not started by an upgrade.
-func inherited(environ []string) (*predecessor, error) {
+// was not started by an upgrade. withLock: the data directory's lock is
+// handed on (SQLite).
+func inherited(environ []string, withLock bool) (*predecessor, error) {
 	pid := lookupEnv(environ, upgradeFromVar)
 	if pid == "" {
 		return nil, nil
@@ -67,10 +68,14 @@ func inherited(environ []string) (*predecessor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upgrade: the listening socket of wisp serve pid %s: %w", pid, err)
 	}
+	var lock *dataLock
+	if withLock { // on PostgreSQL, nothing is locked and nothing handed on
+		lock = &dataLock{f: os.NewFile(fdLock, lockFile)}
+	}
 	return &predecessor{
 		pid:     pid,
 		ln:      ln,
-		lock:    &dataLock{f: os.NewFile(fdLock, lockFile)},
+		lock:    lock,
 		ready:   os.NewFile(fdReady, "upgrade ready"),
 		release: os.NewFile(fdRelease, "upgrade release"),
 	}, nil
