@@ -229,3 +229,27 @@ func TestSyncWithPostgres(t *testing.T) {
 		t.Errorf("after both syncs SQLite holds %d events and PostgreSQL %d, want the same %d", len(a), len(b), len(evs))
 	}
 }
+
+// WISP_DATABASE_READ_URL sends a node's stored queries to the replica and
+// its writes to the primary. The "replica" here is a database of its own
+// holding another event, so that a REQ shows where it was answered from
+// (storage/postgres tests a real streaming replica).
+func TestReadURLAnswersQueries(t *testing.T) {
+	primary, replica := pg.Database(t), pg.Database(t)
+	onReplica := signedEvents(t, 1)[0]
+	b, _ := json.Marshal(onReplica)
+	runOKFrom(t, bytes.NewReader(append(b, '\n')), []string{"WISP_DATA_DIR=" + t.TempDir(), "WISP_DATABASE_URL=" + replica}, "import", "-")
+
+	addr, _, _ := startWisp(t, "WISP_DATABASE_URL="+primary, "WISP_DATABASE_READ_URL="+replica)
+	k := wstest.NewKey(t)
+	published := k.Sign(t, 1)
+	c := wstest.Dial(t, "ws://"+addr)
+	c.MustPublish(published)
+	if got := wstest.IDs(c.Events(nostr.Filter{Kinds: []int{1, 7}})); !slices.Equal(got, []string{onReplica.ID}) {
+		t.Errorf("REQ answered %v, want the replica's event %s only", got, onReplica.ID)
+	}
+	out, _ := runOK(t, []string{"WISP_DATA_DIR=" + t.TempDir(), "WISP_DATABASE_URL=" + primary}, "export")
+	if got := exportedIDs(t, out); !slices.Equal(got, []string{published.ID}) {
+		t.Errorf("the primary holds %v, want the published event %s", got, published.ID)
+	}
+}

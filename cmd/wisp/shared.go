@@ -63,12 +63,10 @@ func followModeration(ctx context.Context, store eventStore, admin *policy.Admin
 	}
 }
 
-// refreshModeration reads the stored lists and settings over admin's.
-//
-// Hook for branch pgcore: once policy has (*Admin).Refresh, call it here;
-// until then Load, which replaces the lists and settings it read, does.
+// refreshModeration reads the stored lists and settings over admin's,
+// taking turns with the admin's own changes.
 func refreshModeration(ctx context.Context, admin *policy.Admin) error {
-	return admin.Load(ctx)
+	return admin.Refresh(ctx)
 }
 
 // sharedWarnings are what wisp serve says at start about settings that a
@@ -78,9 +76,6 @@ func (c Config) sharedWarnings() []string {
 		return nil
 	}
 	var ws []string
-	if c.DatabaseReadURL != "" {
-		ws = append(ws, envPrefix+"DATABASE_READ_URL is set, but this build sends every query to "+envPrefix+"DATABASE_URL")
-	}
 	if c.groupsOn() {
 		ws = append(ws, envPrefix+"GROUPS=on: NIP-29 group state is held by each node, loaded at start; "+
 			"with several nodes, serve groups from one (docs/scale-out.md)")

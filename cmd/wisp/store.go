@@ -172,12 +172,10 @@ type pgStore struct {
 const commandConns = 4
 
 func openPostgres(ctx context.Context, c Config, use storeUse, up storage.Upkeep) (*pgStore, error) {
-	opts := postgres.Options{SearchKinds: c.searchKinds(), Upkeep: up, MaxConns: commandConns}
+	opts := postgres.Options{SearchKinds: c.searchKinds(), Upkeep: up, MaxConns: commandConns, ReadURL: c.DatabaseReadURL}
 	if use == forServe {
 		opts.MaxConns = c.DatabaseMaxConns
 	}
-	// WISP_DATABASE_READ_URL: postgres.Options has no read URL on this
-	// branch yet; serve warns that queries go to the primary (readReplicaWarning).
 	shown := redactURL(c.DatabaseURL)
 	s, err := postgres.Open(ctx, c.DatabaseURL, opts)
 	if err != nil {
