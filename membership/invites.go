@@ -89,7 +89,7 @@ func MintInvite(ctx context.Context, st storage.Moderation, minter string, ttl t
 	for _, e := range entries {
 		iv, ok := parseInvite(e.Reason)
 		if !ok || !now.Before(iv.expires) {
-			if err := st.DeleteListEntry(ctx, ListInvites, e.Key); err != nil {
+			if _, err := st.DeleteListEntry(ctx, ListInvites, e.Key); err != nil {
 				return "", fmt.Errorf("remove an expired invite code: %w", err)
 			}
 			continue

@@ -183,12 +183,17 @@ func (m *Members) join(ctx context.Context, ev *nostr.Event) (bool, string) {
 	case len(m.lists.AllowedPubkeys()) >= m.cfg.MaxMembers:
 		return false, wisp.Reason(wisp.PrefixRestricted, "this relay has as many members as it takes by invite.")
 	}
-	// The code is spent before the member is added: it never admits two.
-	if err := m.store.DeleteListEntry(ctx, ListInvites, code); err != nil {
+	// The code is spent before the member is added: it never admits two,
+	// also when another node (or process) spends it at the same time.
+	spent, err := m.store.DeleteListEntry(ctx, ListInvites, code)
+	if err != nil {
 		m.log.Error("spend invite code", "err", err)
 		return false, wisp.InternalError
 	}
 	delete(m.invites, code)
+	if !spent {
+		return false, wisp.Reason(wisp.PrefixRestricted, "that invite code was used already.")
+	}
 	if err := m.admin.AllowPubkey(ctx, pk, "joined with an invite of "+iv.minter); err != nil {
 		m.log.Error("add member", "pubkey", pk, "err", err)
 		return false, wisp.InternalError
@@ -223,7 +228,7 @@ func (m *Members) remove(ctx context.Context, pk string) error {
 		return err
 	}
 	if len(m.assigned[pk]) > 0 {
-		if err := m.store.DeleteListEntry(ctx, ListRoles, pk); err != nil {
+		if _, err := m.store.DeleteListEntry(ctx, ListRoles, pk); err != nil {
 			return err
 		}
 		delete(m.assigned, pk)
@@ -269,7 +274,7 @@ func (m *Members) Invite(ctx context.Context, viewers wisp.Pubkeys) (*nostr.Even
 
 func (m *Members) forgetInvite(ctx context.Context, code string) {
 	delete(m.invites, code)
-	if err := m.store.DeleteListEntry(ctx, ListInvites, code); err != nil {
+	if _, err := m.store.DeleteListEntry(ctx, ListInvites, code); err != nil {
 		m.log.Warn("remove an expired invite code", "err", err)
 	}
 }

@@ -107,7 +107,7 @@ func (g *Manager) Call(ctx context.Context, caller, method string, params []json
 			m.announce(ctx, kindAddMember, pk)
 		case was && !now:
 			if len(m.assigned[pk]) > 0 {
-				if err := m.store.DeleteListEntry(ctx, ListRoles, pk); err != nil {
+				if _, err := m.store.DeleteListEntry(ctx, ListRoles, pk); err != nil {
 					return nil, err
 				}
 				delete(m.assigned, pk)
@@ -211,7 +211,7 @@ func (m *Members) roleCall(ctx context.Context, method string, params []json.Raw
 // setRoles stores the roles given to pk. The caller holds mu.
 func (m *Members) setRoles(ctx context.Context, pk string, ids []string) error {
 	if len(ids) == 0 {
-		if err := m.store.DeleteListEntry(ctx, ListRoles, pk); err != nil {
+		if _, err := m.store.DeleteListEntry(ctx, ListRoles, pk); err != nil {
 			return err
 		}
 		delete(m.assigned, pk)

@@ -245,7 +245,7 @@ func listRemover(list string, key func(params) (string, error)) func(*Admin, con
 		}
 		a.writeMu.Lock()
 		defer a.writeMu.Unlock()
-		if err := a.store.DeleteListEntry(ctx, list, k); err != nil {
+		if _, err := a.store.DeleteListEntry(ctx, list, k); err != nil {
 			return nil, err
 		}
 		a.lists.remove(list, k)
@@ -311,7 +311,7 @@ func (a *Admin) AllowPubkey(ctx context.Context, pk, reason string) error {
 func (a *Admin) UnallowPubkey(ctx context.Context, pk string) error {
 	a.writeMu.Lock()
 	defer a.writeMu.Unlock()
-	if err := a.store.DeleteListEntry(ctx, ListAllowedPubkeys, pk); err != nil {
+	if _, err := a.store.DeleteListEntry(ctx, ListAllowedPubkeys, pk); err != nil {
 		return err
 	}
 	a.lists.remove(ListAllowedPubkeys, pk)

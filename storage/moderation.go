@@ -22,8 +22,11 @@ type Moderation interface {
 	// PutListEntry adds key to list (replacing its reason) and removes it
 	// from the lists in removeFrom, in one transaction.
 	PutListEntry(ctx context.Context, list, key, reason string, removeFrom ...string) error
-	// DeleteListEntry removes key from list; a missing key is no error.
-	DeleteListEntry(ctx context.Context, list, key string) error
+	// DeleteListEntry removes key from list and says whether it was there;
+	// a missing key is no error. Of several processes removing one key at
+	// once, exactly one is told it removed it: a one-use entry (an invite
+	// code) is spent once across nodes.
+	DeleteListEntry(ctx context.Context, list, key string) (removed bool, err error)
 	// Settings returns every stored setting.
 	Settings(ctx context.Context) (map[string]string, error)
 	// SetSetting stores one setting.

@@ -58,12 +58,16 @@ func (s *Store) PutListEntry(ctx context.Context, list, key, reason string, remo
 	})
 }
 
-// DeleteListEntry removes key from list.
-func (s *Store) DeleteListEntry(ctx context.Context, list, key string) error {
-	return s.writeTx(ctx, "delete list entry", func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `DELETE FROM moderation WHERE list = $1 AND key = $2`, list, key)
+// DeleteListEntry removes key from list. Of two transactions deleting
+// one row, the second waits for the first and then finds nothing to
+// delete, so only one is told it removed it.
+func (s *Store) DeleteListEntry(ctx context.Context, list, key string) (removed bool, err error) {
+	err = s.writeTx(ctx, "delete list entry", func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM moderation WHERE list = $1 AND key = $2`, list, key)
+		removed = tag.RowsAffected() > 0
 		return err
 	})
+	return removed && err == nil, err
 }
 
 // Settings returns every stored setting.

@@ -57,11 +57,17 @@ func (s *Store) PutListEntry(ctx context.Context, list, key, reason string, remo
 }
 
 // DeleteListEntry removes key from list.
-func (s *Store) DeleteListEntry(ctx context.Context, list, key string) error {
-	return s.writeTx(ctx, "delete list entry", func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `DELETE FROM moderation WHERE list = ? AND key = ?`, list, key)
+func (s *Store) DeleteListEntry(ctx context.Context, list, key string) (removed bool, err error) {
+	err = s.writeTx(ctx, "delete list entry", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM moderation WHERE list = ? AND key = ?`, list, key)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		removed = n > 0
 		return err
 	})
+	return removed && err == nil, err
 }
 
 // Settings returns every stored setting.

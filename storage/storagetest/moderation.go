@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,8 +35,12 @@ func testModerationLists(t *testing.T, f *fixture) {
 	// Moving a key between lists happens in one call.
 	must(m.PutListEntry(ctx, "banned", "a", "spam", "allowed", "other"))
 	must(m.PutListEntry(ctx, "banned", "a", "spam again"))
-	must(m.DeleteListEntry(ctx, "allowed", "missing"))
-	must(m.DeleteListEntry(ctx, "allowed", "B"))
+	if removed, err := m.DeleteListEntry(ctx, "allowed", "missing"); err != nil || removed {
+		t.Fatalf("deleting a missing key: removed %v, %v; want false, nil", removed, err)
+	}
+	if removed, err := m.DeleteListEntry(ctx, "allowed", "B"); err != nil || !removed {
+		t.Fatalf("deleting a key: removed %v, %v; want true, nil", removed, err)
+	}
 	must(m.SetSetting(ctx, "relay_name", "one"))
 	must(m.SetSetting(ctx, "relay_name", "two"))
 	must(m.SetSetting(ctx, "relay_description", ""))
@@ -193,5 +199,47 @@ func testSearchInScanAndDeleteMatching(t *testing.T, f *fixture) {
 	}
 	if left := f.ids(nostr.Filter{}); len(left) != 20 {
 		t.Fatalf("%d events left, want the 20 without the words", len(left))
+	}
+}
+
+// Two stores on one database (two nodes) deleting the same entries at once:
+// each entry is reported removed by exactly one of them, so a one-use entry
+// such as an invite code is spent once.
+func testTwoStoresTakeOneEntry(t *testing.T, f *fixture) {
+	m, ok := f.s.(storage.Moderation)
+	if !ok {
+		t.Skip("engine keeps no moderation state")
+	}
+	other, _ := f.open(Options{}).(storage.Moderation)
+	ctx := context.Background()
+	const entries = 40
+	for i := range entries {
+		if err := m.PutListEntry(ctx, "invites", fmt.Sprint("code-", i), "one use"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var removed [2]atomic.Int64
+	var wg sync.WaitGroup
+	for w, s := range []storage.Moderation{m, other} {
+		wg.Go(func() {
+			for i := range entries {
+				ok, err := s.DeleteListEntry(ctx, "invites", fmt.Sprint("code-", i))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if ok {
+					removed[w].Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := removed[0].Load() + removed[1].Load(); got != entries {
+		t.Fatalf("%d + %d entries reported removed by the two stores, want %d in all (each exactly once)",
+			removed[0].Load(), removed[1].Load(), entries)
+	}
+	if left, err := m.ListEntries(ctx, "invites"); err != nil || len(left) != 0 {
+		t.Fatalf("left after both deleted: %v %v", left, err)
 	}
 }

@@ -86,6 +86,7 @@ func Run(t *testing.T, e Engine) {
 		{name: "SearchWords", fn: testSearchWords, opts: Options{SearchKinds: []int{1}}},
 		{name: "SearchNeverServesNonMatches", fn: testSearchNeverServesNonMatches, opts: Options{SearchKinds: []int{1}}},
 		{name: "ModerationLists", fn: testModerationLists},
+		{name: "TwoStoresTakeOneEntry", fn: testTwoStoresTakeOneEntry},
 		{name: "DeleteMatchingAndScan", fn: testDeleteMatchingAndScan},
 		{name: "SearchInScanAndDeleteMatching", fn: testSearchInScanAndDeleteMatching, opts: Options{SearchKinds: []int{1}}},
 		{name: "ListIDs", fn: testListIDs},
