@@ -29,9 +29,10 @@ import (
 // gave out is the writer's. (On PostgreSQL other processes write too, but
 // a Save draws all its numbers in one statement under the write lock every
 // Save of every process holds, so its range is still only its own.) The
-// writer records that range after Save returns. An event the follower reads above every recorded range while a
-// Save is under way may belong to that Save, not yet recorded: the
-// follower leaves it for its next round, by which time the range is known.
+// writer records that range after Save returns. An event the follower
+// reads above every recorded range while a Save is under way may belong
+// to that Save, not yet recorded: the follower leaves it for its next
+// round, by which time the range is known.
 
 // followBatchBytes bounds the stored JSON one round of the follower holds.
 const followBatchBytes = 4 << 20
