@@ -45,14 +45,16 @@ var _ storage.Store = (*Store)(nil)
 const driverName = "sqlite3_wisp"
 
 func init() {
-	sql.Register(driverName, &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
+	hook := func(c *sqlite3.SQLiteConn) error {
 		// pure (SQLITE_DETERMINISTIC): the result depends on the arguments
 		// alone, which lets the planner use it wherever an expression may go.
 		if err := c.RegisterFunc(searchMatchFunc, searchMatch, true); err != nil {
 			return fmt.Errorf("register %s: %w", searchMatchFunc, err)
 		}
 		return nil
-	}})
+	}
+	sql.Register(driverName, &sqlite3.SQLiteDriver{ConnectHook: hook})
+	sql.Register(writerDriverName, writerDriver{&sqlite3.SQLiteDriver{ConnectHook: hook}})
 }
 
 // Options tune the store.
@@ -100,7 +102,6 @@ type Store struct {
 	w    *sql.DB // the one writer connection, BEGIN IMMEDIATE
 	r    *sql.DB // read-only pool
 	ck   *sql.DB // one connection for passive checkpoints, off the writer
-	st   writeStmts
 
 	vanish vanishState // NIP-62 requests, see vanish.go
 
@@ -139,7 +140,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	uri := "file:" + escapePath(path)
 	syncName, syncLevel := synchronous(opts.FullSync)
 	var err error
-	s.w, err = sql.Open(driverName, uri+fmt.Sprintf(
+	s.w, err = sql.Open(writerDriverName, uri+fmt.Sprintf(
 		"?_journal_mode=WAL&_synchronous=%s&_foreign_keys=on&_busy_timeout=%d&_txlock=immediate&_mutex=no&_cache_size=-65536",
 		syncName, busyTimeoutMS))
 	if err != nil {
@@ -206,7 +207,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	s.ck.SetMaxOpenConns(1)
 	s.ck.SetMaxIdleConns(1)
 
-	if err := s.st.prepare(ctx, s.w); err != nil {
+	if err := s.prepareWriter(ctx); err != nil {
 		return nil, err
 	}
 	ok = true
@@ -278,7 +279,6 @@ func (s *Store) Close() error {
 
 func (s *Store) closeDBs() error {
 	var errs []error
-	errs = append(errs, s.st.close())
 	if s.r != nil {
 		if err := s.r.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close readers: %w", err))

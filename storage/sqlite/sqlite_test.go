@@ -384,8 +384,7 @@ func TestDeleteExpiredChunks(t *testing.T) {
 }
 
 // TestSaveCancelledMidway checks that a batch cancelled while it runs is
-// rolled back whole and that the store keeps working: database/sql drops
-// the writer connection then, and the statements must be prepared again.
+// rolled back whole and that the store keeps working.
 func TestSaveCancelledMidway(t *testing.T) {
 	s := openTestStore(t)
 	c := newCorpus(10)
