@@ -39,20 +39,26 @@ func BenchmarkDuplicateLookup(b *testing.B) {
 	}
 	b.Run("Has", func(b *testing.B) {
 		i := 0
+		b.ReportAllocs()
+		cpu0 := processCPU(b)
 		for b.Loop() {
 			if ok, err := s.Has(ctx, ids[i%len(ids)]); err != nil || !ok {
 				b.Fatal(ok, err)
 			}
 			i += 7919
 		}
+		reportCPUPerOp(b, processCPU(b)-cpu0)
 	})
 	b.Run("StoredSig", func(b *testing.B) {
 		i := 0
+		b.ReportAllocs()
+		cpu0 := processCPU(b)
 		for b.Loop() {
 			if got, ok, err := s.StoredSig(ctx, ids[i%len(ids)]); err != nil || !ok || got != sig {
 				b.Fatal(got, ok, err)
 			}
 			i += 7919
 		}
+		reportCPUPerOp(b, processCPU(b)-cpu0)
 	})
 }

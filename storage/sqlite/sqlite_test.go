@@ -384,8 +384,7 @@ func TestDeleteExpiredChunks(t *testing.T) {
 }
 
 // TestSaveCancelledMidway checks that a batch cancelled while it runs is
-// rolled back whole and that the store keeps working: database/sql drops
-// the writer connection then, and the statements must be prepared again.
+// rolled back whole and that the store keeps working.
 func TestSaveCancelledMidway(t *testing.T) {
 	s := openTestStore(t)
 	c := newCorpus(10)
@@ -454,5 +453,38 @@ func TestCheckpointPassiveKeepsWALSmall(t *testing.T) {
 	s.Close()
 	if err := s.CheckpointPassive(ctx); !errors.Is(err, storage.ErrClosed) {
 		t.Errorf("passive checkpoint after close: %v", err)
+	}
+}
+
+// A new database gets newPageSize pages, still in WAL mode; one that
+// exists keeps its pages, and its events.
+func TestPageSize(t *testing.T) {
+	pageSize := func(s *Store) int {
+		t.Helper()
+		var n int
+		if err := s.r.QueryRow("PRAGMA page_size").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	ctx := context.Background()
+	s := openTestStore(t)
+	if got := pageSize(s); got != newPageSize {
+		t.Errorf("new database: page size %d, want %d", got, newPageSize)
+	}
+	var mode string
+	if err := s.w.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("new database: journal mode %q (%v), want wal", mode, err)
+	}
+
+	path := filepath.Join(t.TempDir(), "old.db")
+	old := signed(t, nostr.GeneratePrivateKey(), 1, 1, "old")
+	oldDatabase(t, path, len(migrations()), []storage.Item{old})
+	s = openTestStoreAt(t, path)
+	if got := pageSize(s); got != 4096 {
+		t.Errorf("existing database: page size %d, want 4096 (SQLite's default) kept", got)
+	}
+	if ok, err := s.Has(ctx, old.Event.ID); err != nil || !ok {
+		t.Errorf("existing database: has its event %v (%v)", ok, err)
 	}
 }

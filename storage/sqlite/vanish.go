@@ -120,23 +120,23 @@ func (w *writeTx) applyVanish(pk []byte, key [32]byte, created int64) (err error
 	// NIP-62 asks for true deletion: freed pages are overwritten with zeros
 	// rather than left in the file (old copies in the WAL go at the next
 	// checkpoint).
-	if err := setSecureDelete(w.ctx, w.tx, true); err != nil {
+	if err := setSecureDelete(context.Background(), w, true); err != nil {
 		return err
 	}
 	defer func() {
-		if serr := setSecureDelete(w.ctx, w.tx, false); err == nil {
+		if serr := setSecureDelete(context.Background(), w, false); err == nil {
 			err = serr
 		}
 	}()
-	if _, err := w.tx.ExecContext(w.ctx, `DELETE FROM events WHERE pubkey = ? AND created_at <= ? AND kind != ?`, pk, created, KindVanish); err != nil {
+	if err := w.execSQL(`DELETE FROM events WHERE pubkey = ? AND created_at <= ? AND kind != ?`, pk, created, int64(KindVanish)); err != nil {
 		return fmt.Errorf("vanish: delete events: %w", err)
 	}
-	if _, err := w.tx.ExecContext(w.ctx, `DELETE FROM events WHERE seq IN (
+	if err := w.execSQL(`DELETE FROM events WHERE seq IN (
 		SELECT seq FROM tags WHERE name = 'p' AND value = ? AND created_at <= ? AND kind = ?)`,
-		hex.EncodeToString(pk), created, kindGiftWrap); err != nil {
+		hex.EncodeToString(pk), created, int64(kindGiftWrap)); err != nil {
 		return fmt.Errorf("vanish: delete gift wraps: %w", err)
 	}
-	if _, err := w.tx.ExecContext(w.ctx, `INSERT INTO vanished (pubkey, until) VALUES (?, ?)
+	if err := w.execSQL(`INSERT INTO vanished (pubkey, until) VALUES (?, ?)
 		ON CONFLICT (pubkey) DO UPDATE SET until = max(until, excluded.until)`, pk, created); err != nil {
 		return fmt.Errorf("vanish: record: %w", err)
 	}
@@ -155,6 +155,12 @@ var vanishedResult = storage.Result{Outcome: storage.Deleted}
 // execer is a transaction or a connection.
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// ExecContext makes a Save transaction an execer (its result is not
+// reported); the driver connection runs query without ctx.
+func (w *writeTx) ExecContext(_ context.Context, query string, args ...any) (sql.Result, error) {
+	return nil, w.execSQL(query, args...)
 }
 
 // setSecureDelete turns SQLite's secure_delete on or off for the writer
