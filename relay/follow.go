@@ -31,8 +31,17 @@ import (
 // Save of every process holds, so its range is still only its own.) The
 // writer records that range after Save returns. An event the follower
 // reads above every recorded range while a Save is under way may belong
-// to that Save, not yet recorded: the follower leaves it for its next
-// round, by which time the range is known.
+// to that Save, not yet recorded, but only if the Save holds an event of
+// that id (its events become visible when it commits, before it returns):
+// the follower leaves such an event for its next round, by which time the
+// range is known, and sends the others at once. A write lock serialises
+// the Saves of every process on the store, so an event another process
+// committed while this writer's Save runs has a lower sequence number than
+// any the Save has not yet committed: sending it now keeps commit order.
+// (A Save holding the same id as another process's event is left to
+// decide: the other may have stored it first, and the Save then answers
+// duplicate.) Other processes' events thus do not wait for this writer's
+// Save, which on PostgreSQL may queue behind theirs for the write lock.
 
 // followBatchBytes bounds the stored JSON one round of the follower holds.
 const followBatchBytes = 4 << 20
@@ -44,6 +53,8 @@ type followState struct {
 	saving bool       // the writer is inside Save
 	high   int64      // the highest sequence number recorded
 	own    []seqRange // the writer's ranges the follower has not passed, ascending
+	// saving: the ids of the running Save's events.
+	inflight map[string]struct{}
 	// waiting: the follower left events for the running Save's range to
 	// be recorded; endSave then wakes it.
 	waiting bool
@@ -61,13 +72,20 @@ func (f *followState) poke() {
 
 type seqRange struct{ lo, hi int64 }
 
-// beginSave is called by the writer before Save.
-func (f *followState) beginSave() {
+// beginSave is called by the writer before it saves items.
+func (f *followState) beginSave(items []storage.Item) {
 	f.mu.Lock()
-	if f.on {
-		f.saving = true
+	defer f.mu.Unlock()
+	if !f.on {
+		return
 	}
-	f.mu.Unlock()
+	f.saving = true
+	if f.inflight == nil {
+		f.inflight = make(map[string]struct{}, len(items))
+	}
+	for _, it := range items {
+		f.inflight[it.Event.ID] = struct{}{}
+	}
 }
 
 // endSave records the sequence numbers Save gave out; called by the writer
@@ -79,6 +97,7 @@ func (f *followState) endSave(results []storage.Result) {
 		return
 	}
 	f.saving = false
+	clear(f.inflight)
 	if f.waiting {
 		f.waiting = false
 		f.poke()
@@ -112,8 +131,10 @@ func (f *followState) sort(items []followItem) (pos int64, others []followItem) 
 	}
 	for _, it := range items {
 		if it.seq > limit {
-			f.waiting = true
-			break
+			if _, maybe := f.inflight[storedID(it.raw)]; maybe {
+				f.waiting = true
+				break
+			}
 		}
 		pos = it.seq
 		for len(f.own) > 0 && f.own[0].hi < it.seq {
@@ -124,6 +145,41 @@ func (f *followState) sort(items []followItem) (pos int64, others []followItem) 
 		}
 	}
 	return pos, others
+}
+
+// storedID is the id in a stored event's JSON, "" when it has none.
+func storedID(raw []byte) string {
+	s := jsonScanner{data: raw}
+	s.skipWS()
+	if !s.consume('{') {
+		return ""
+	}
+	for {
+		s.skipWS()
+		if s.peek() != '"' {
+			return ""
+		}
+		key, f := s.readKey()
+		s.skipWS()
+		if f.msg != "" || !s.consume(':') {
+			return ""
+		}
+		s.skipWS()
+		if string(key) == "id" {
+			id, f := s.readHex("id", 64)
+			if f.msg != "" {
+				return ""
+			}
+			return id
+		}
+		if f := s.skipValue(maxSkipDepth); f.msg != "" {
+			return ""
+		}
+		s.skipWS()
+		if !s.consume(',') {
+			return ""
+		}
+	}
 }
 
 type followItem struct {

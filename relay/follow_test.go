@@ -7,12 +7,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/wisp-relay/wisp"
 	"github.com/wisp-relay/wisp/relay"
+	"github.com/wisp-relay/wisp/storage"
 	"github.com/wisp-relay/wisp/storage/sqlite"
 )
 
@@ -96,6 +98,99 @@ func TestFollowerSendsOthersEventsOnce(t *testing.T) {
 			if seen[ev.ID] != 1 {
 				t.Errorf("event %q arrived %d times, want once", ev.Content, seen[ev.ID])
 			}
+		}
+	}
+}
+
+// heldStore is a real store whose Saves wait, once held, until released:
+// the relay's writer stands inside Save as it does while PostgreSQL makes
+// it queue behind other nodes for the write lock.
+type heldStore struct {
+	*sqlite.Store
+	held    atomic.Bool
+	entered chan struct{} // a held Save has begun
+	release chan struct{} // closed: held Saves go on
+}
+
+func (s *heldStore) Save(ctx context.Context, items []storage.Item) ([]storage.Result, error) {
+	if s.held.Load() {
+		s.entered <- struct{}{}
+		<-s.release
+	}
+	return s.Store.Save(ctx, items)
+}
+
+// While this relay's writer is inside a Save, an event another process
+// stores reaches this relay's subscribers at once: the follower does not
+// wait for the Save unless the Save holds the same event. An event both
+// store is delivered once, whichever stored it.
+func TestFollowerDoesNotWaitForTheWriter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wisp.db")
+	db, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &heldStore{Store: db, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	r := relay.New(relay.Config{Limits: relay.DefaultLimits(), FollowStore: 5 * time.Millisecond}, store)
+	r.Start()
+	srv := httptest.NewServer(r)
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(store.release)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := r.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		srv.Close()
+		db.Close()
+	})
+	here := "ws" + strings.TrimPrefix(srv.URL, "http")
+	there := relayAt(t, path, 0)
+
+	sub := dial(t, here)
+	sub.req("live", nostr.Filter{Kinds: []int{1}})
+	k := newKey(t)
+	mine := k.sign(t, 1, now(), "held in this relay's Save")
+	both := k.sign(t, 1, now(), "sent to both relays")
+	theirs := k.sign(t, 1, now(), "stored by the other relay")
+
+	store.held.Store(true)
+	pub := dial(t, here)
+	pub.send("EVENT", mine)
+	<-store.entered // the writer is inside Save with mine
+	store.held.Store(false)
+	pub.send("EVENT", both) // waits behind mine, in the next batch
+
+	other := dial(t, there.url)
+	other.mustPublish(both)
+	other.mustPublish(theirs)
+	// both: the next held batch may or may not hold it yet, so it may
+	// wait; theirs comes after it and cannot be this relay's.
+	got := map[string]int{}
+	for got[theirs.ID] == 0 {
+		ev := sub.expectEvent("live")
+		if ev.ID == mine.ID {
+			t.Fatalf("%q arrived before its Save returned", ev.Content)
+		}
+		got[ev.ID]++
+	}
+	close(store.release)
+	released = true
+	for range 2 {
+		if ok := pub.expectOK(); !ok.ok {
+			t.Errorf("OK %s false: %s", ok.id, ok.msg)
+		}
+	}
+	for got[mine.ID] == 0 || got[both.ID] == 0 {
+		got[sub.expectEvent("live").ID]++
+	}
+	sub.quiet(200 * time.Millisecond)
+	for _, ev := range []*nostr.Event{mine, both, theirs} {
+		if got[ev.ID] != 1 {
+			t.Errorf("%q arrived %d times, want once", ev.Content, got[ev.ID])
 		}
 	}
 }

@@ -3,6 +3,7 @@ package relay
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -79,4 +80,20 @@ func FuzzJSONScanner(f *testing.F) {
 			t.Fatalf("readString(%q) = %q, want %q", trimmed, got, want)
 		}
 	})
+}
+
+func TestStoredID(t *testing.T) {
+	id := strings.Repeat("ab", 32)
+	for raw, want := range map[string]string{
+		`{"id":"` + id + `","kind":1}`:                                            id,
+		` { "kind" : 1, "tags":[["e","x"]], "content":"}", "id" : "` + id + `" }`: id,
+		`{"kind":1,"content":"no id"}`:                                            "",
+		`{"id":"ABAB"}`:                                                           "",
+		`["id","` + id + `"]`:                                                     "",
+		`{"kind":1,`:                                                              "",
+	} {
+		if got := storedID([]byte(raw)); got != want {
+			t.Errorf("storedID(%s) = %q, want %q", raw, got, want)
+		}
+	}
 }

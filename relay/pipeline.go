@@ -192,7 +192,7 @@ func (r *Relay) writeBatch(batch []*pending, items []storage.Item) {
 	var err error
 	if len(items) > 0 {
 		start := time.Now()
-		r.follow.beginSave()
+		r.follow.beginSave(items)
 		results, err = r.store.Save(r.ctx, items)
 		r.follow.endSave(results)
 		r.metrics().WriteBatch(len(items), time.Since(start), err)

@@ -10,7 +10,9 @@ import "context"
 type Watcher interface {
 	// Watch calls fn with what may have changed, from its call until ctx
 	// ends, then returns ctx's error. A notice may be spurious, and several
-	// may come as one; the store's own writes may be announced too. After
+	// may come as one; the store's own writes may be announced too, but
+	// need not be (PostgreSQL leaves out its own Saves: the caller made
+	// them, and a node hearing its own batches read them back). After
 	// a lost connection it reconnects with backoff and, once listening
 	// again, calls fn(ChangedAll), since notices in between are lost. fn
 	// is called from one goroutine and must not block.

@@ -88,6 +88,9 @@ type Store struct {
 	timeout time.Duration // Options.Timeout; 0: none
 	// listenCfg configures Watch's own connection (not the pool's).
 	listenCfg *pgx.ConnConfig
+	// own are the server process ids of the pool's connections: a notice
+	// from one of them is this store's own (see receive).
+	own *pidSet
 	// closing is closed when Close begins: a Watch in progress returns.
 	closing chan struct{}
 	// searchKinds are the indexed kinds as last read from the database
@@ -118,11 +121,13 @@ func open(ctx context.Context, url string, opts Options, steps []string) (*Store
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}
+	own := &pidSet{pids: map[uint32]struct{}{}}
+	own.track(cfg)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}
-	s := &Store{pool: pool, read: pool, timeout: timeout, listenCfg: cfg.ConnConfig.Copy(), closing: make(chan struct{}),
+	s := &Store{pool: pool, read: pool, timeout: timeout, listenCfg: cfg.ConnConfig.Copy(), own: own, closing: make(chan struct{}),
 		countCap: opts.CountCap, pageBytes: opts.PageBytes}
 	if opts.ReadURL != "" {
 		rcfg, err := poolConfig(opts.ReadURL, opts, timeout)

@@ -3,9 +3,11 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/wisp-relay/wisp/storage"
 )
 
@@ -113,9 +115,56 @@ func (s *Store) receive(ctx context.Context, conn *pgx.Conn, fn func(storage.Cha
 		}
 		switch n.Channel {
 		case channelEvents:
+			// A Save of this store's (payload: its highest seq) is its
+			// caller's own: the relay's writer, which fans its events
+			// out itself. Deletions are announced whoever made them.
+			if n.Payload != "" && s.own.has(n.PID) {
+				continue
+			}
 			fn(storage.ChangedEvents)
 		case channelModeration:
 			fn(storage.ChangedModeration)
 		}
 	}
+}
+
+// pidSet is the server process ids of a pool's open connections. A stale
+// id (a connection dropped without the pool closing it, or a new server
+// after a failover reusing it) only makes another store's notice look like
+// this one's: its events then reach the follower at its next poll.
+type pidSet struct {
+	mu   sync.Mutex
+	pids map[uint32]struct{}
+}
+
+// track makes cfg's pool record its connections in p.
+func (p *pidSet) track(cfg *pgxpool.Config) {
+	after := cfg.AfterConnect
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		if after != nil {
+			if err := after(ctx, c); err != nil {
+				return err
+			}
+		}
+		p.mu.Lock()
+		p.pids[c.PgConn().PID()] = struct{}{}
+		p.mu.Unlock()
+		return nil
+	}
+	before := cfg.BeforeClose
+	cfg.BeforeClose = func(c *pgx.Conn) {
+		if before != nil {
+			before(c)
+		}
+		p.mu.Lock()
+		delete(p.pids, c.PgConn().PID())
+		p.mu.Unlock()
+	}
+}
+
+func (p *pidSet) has(pid uint32) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.pids[pid]
+	return ok
 }

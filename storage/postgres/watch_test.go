@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -177,4 +178,33 @@ func dbName(t *testing.T, s *Store) string {
 		t.Fatal(err)
 	}
 	return name
+}
+
+// A store's Watch leaves out the store's own Saves (its caller made them)
+// and announces another store's, and its own deletions.
+func TestWatchLeavesOutOwnSaves(t *testing.T) {
+	ctx := context.Background()
+	url := pg.Database(t)
+	self, other := openURL(t, url, Options{}), openURL(t, url, Options{})
+	changes := watching(t, self)
+	expectChange(t, changes, storage.ChangedAll)
+	sk := nostr.GeneratePrivateKey()
+	now := time.Now().Unix()
+	for i := range 3 { // over several of the pool's connections
+		if _, err := self.Save(ctx, []storage.Item{signedItem(t, sk, 1, now, fmt.Sprint("own ", i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := other.Save(ctx, []storage.Item{signedItem(t, sk, 1, now, "other's")}); err != nil {
+		t.Fatal(err)
+	}
+	if c := expectChange(t, changes, storage.ChangedAll); c != storage.ChangedEvents {
+		t.Errorf("after own saves and another's: notice %v, want ChangedEvents", c)
+	}
+	if err := other.SetSetting(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if c := expectChange(t, changes, storage.ChangedAll); c != storage.ChangedModeration {
+		t.Errorf("notice %v, want only the setting's: own saves announced", c)
+	}
 }
