@@ -14,8 +14,8 @@ type Watcher interface {
 	// need not be (PostgreSQL leaves out its own Saves: the caller made
 	// them, and a node hearing its own batches read them back). After
 	// a lost connection it reconnects with backoff and, once listening
-	// again, calls fn(ChangedAll), since notices in between are lost. fn
-	// is called from one goroutine and must not block.
+	// again, calls fn(ChangedAll), since notices in between are lost. Calls
+	// of fn never overlap, and fn must not block.
 	Watch(ctx context.Context, fn func(Change)) error
 }
 

@@ -91,6 +91,8 @@ type Store struct {
 	// own are the server process ids of the pool's connections: a notice
 	// from one of them is this store's own (see receive).
 	own *pidSet
+	// watchers share one listening connection (watch.go).
+	watchers watchers
 	// closing is closed when Close begins: a Watch in progress returns.
 	closing chan struct{}
 	// searchKinds are the indexed kinds as last read from the database

@@ -42,11 +42,14 @@ func (s *Store) notify(ctx context.Context, channel string) {
 }
 
 // Watch implements storage.Watcher with LISTEN on a connection of its own,
-// outside the pool. It calls fn(storage.ChangedAll) each time it starts
-// listening, the first time included (what committed before LISTEN took
-// effect is not announced), then once per notice. A lost connection is
-// reconnected after a delay doubling from 100 ms to 5 s. It returns ctx's
-// error when ctx ends, or storage.ErrClosed once Close begins.
+// outside the pool, which every Watch of the store shares (a node's
+// follower and its moderation lists hear the same notices). It calls
+// fn(storage.ChangedAll) once the connection listens (at once when it
+// already does; what committed before LISTEN took effect is not
+// announced), then once per notice. A lost connection is reconnected after
+// a delay doubling from 100 ms to 5 s, and every Watch is then told
+// ChangedAll. It returns ctx's error when ctx ends, or storage.ErrClosed
+// once Close begins. The connection closes when the last Watch returns.
 func (s *Store) Watch(ctx context.Context, fn func(storage.Change)) error {
 	if err := s.enter(); err != nil {
 		return err
@@ -54,33 +57,101 @@ func (s *Store) Watch(ctx context.Context, fn func(storage.Change)) error {
 	// The store may be closed while Watch runs: end with it, rather than
 	// hold Close up.
 	s.mu.RUnlock()
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	go func() {
-		select {
-		case <-s.closing:
-			cancel(storage.ErrClosed)
-		case <-ctx.Done():
-		}
-	}()
+	h := &s.watchers
+	h.mu.Lock()
+	if h.fns == nil {
+		h.fns = map[int]func(storage.Change){}
+	}
+	id := h.next
+	h.next++
+	h.fns[id] = fn
+	if h.run == nil {
+		lctx, cancel := context.WithCancel(context.Background())
+		h.run = &listenRun{cancel: cancel, done: make(chan struct{})}
+		go s.listenLoop(lctx, h.run)
+	} else if h.run.up {
+		fn(storage.ChangedAll)
+	}
+	h.mu.Unlock()
 
+	var err error
+	select {
+	case <-ctx.Done():
+		err = context.Cause(ctx)
+	case <-s.closing:
+		err = storage.ErrClosed
+	}
+	h.mu.Lock()
+	delete(h.fns, id)
+	var last *listenRun
+	if len(h.fns) == 0 {
+		last, h.run = h.run, nil
+	}
+	h.mu.Unlock()
+	if last != nil {
+		last.cancel()
+		<-last.done
+	}
+	return err
+}
+
+// watchers are a store's Watch calls and the listening connection they
+// share.
+type watchers struct {
+	mu   sync.Mutex // held while fns are called: they never overlap
+	fns  map[int]func(storage.Change)
+	next int
+	run  *listenRun // nil while nobody watches
+}
+
+// listenRun is one listening loop; a Watch starts it, the last to return
+// stops it.
+type listenRun struct {
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the loop has closed its connection
+	up     bool          // listening now (under watchers.mu)
+}
+
+// tell passes c to every Watch, if run is still the store's loop (one
+// being stopped is not).
+func (h *watchers) tell(run *listenRun, c storage.Change) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.run != run {
+		return
+	}
+	for _, fn := range h.fns {
+		fn(c)
+	}
+}
+
+// setUp records whether run listens.
+func (h *watchers) setUp(run *listenRun, up bool) {
+	h.mu.Lock()
+	run.up = up
+	h.mu.Unlock()
+}
+
+// listenLoop listens until ctx ends, reconnecting with backoff.
+func (s *Store) listenLoop(ctx context.Context, run *listenRun) {
+	defer close(run.done)
+	h := &s.watchers
 	backoff := watchBackoffFirst
 	for {
 		conn, err := s.listen(ctx)
 		if err == nil {
 			backoff = watchBackoffFirst
-			fn(storage.ChangedAll)
-			s.receive(ctx, conn, fn)
+			h.setUp(run, true)
+			h.tell(run, storage.ChangedAll)
+			s.receive(ctx, conn, func(c storage.Change) { h.tell(run, c) })
+			h.setUp(run, false)
 			closeCtx, done := context.WithTimeout(context.Background(), time.Second)
 			_ = conn.Close(closeCtx)
 			done()
 		}
-		if ctx.Err() != nil {
-			return context.Cause(ctx)
-		}
 		select {
 		case <-ctx.Done():
-			return context.Cause(ctx)
+			return
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, watchBackoffMax)

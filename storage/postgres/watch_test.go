@@ -208,3 +208,63 @@ func TestWatchLeavesOutOwnSaves(t *testing.T) {
 		t.Errorf("notice %v, want only the setting's: own saves announced", c)
 	}
 }
+
+// Two Watches on one store share one listening connection: both hear a
+// notice, one ending leaves the other listening, and the connection
+// closes when the last ends.
+func TestWatchesShareOneConnection(t *testing.T) {
+	ctx := context.Background()
+	url := pg.Database(t)
+	self, other := openURL(t, url, Options{}), openURL(t, url, Options{})
+	listening := func() int {
+		var n int
+		err := other.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND query LIKE 'LISTEN%'`).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	watch := func() (<-chan storage.Change, context.CancelFunc, <-chan error) {
+		wctx, cancel := context.WithCancel(ctx)
+		changes, done := make(chan storage.Change, 100), make(chan error, 1)
+		go func() {
+			done <- self.Watch(wctx, func(c storage.Change) { changes <- c })
+		}()
+		return changes, cancel, done
+	}
+	a, stopA, doneA := watch()
+	expectChange(t, a, storage.ChangedAll)
+	b, stopB, doneB := watch()
+	expectChange(t, b, storage.ChangedAll) // at once: the connection listens
+	if n := listening(); n != 1 {
+		t.Errorf("%d listening connections for two Watches, want 1", n)
+	}
+	if err := other.SetSetting(ctx, "k", "1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range []<-chan storage.Change{a, b} {
+		if c := expectChange(t, ch, storage.ChangedModeration); c != storage.ChangedModeration {
+			t.Errorf("notice %v, want ChangedModeration", c)
+		}
+	}
+	stopA()
+	if err := <-doneA; !errors.Is(err, context.Canceled) {
+		t.Errorf("Watch returned %v, want context.Canceled", err)
+	}
+	if err := other.SetSetting(ctx, "k", "2"); err != nil {
+		t.Fatal(err)
+	}
+	expectChange(t, b, storage.ChangedModeration)
+	stopB()
+	if err := <-doneB; !errors.Is(err, context.Canceled) {
+		t.Errorf("Watch returned %v, want context.Canceled", err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for listening() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the listening connection is still open after the last Watch returned")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
