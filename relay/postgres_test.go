@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/wisp-relay/wisp/internal/pgtest"
 	"github.com/wisp-relay/wisp/relay"
@@ -112,7 +111,6 @@ func TestNodesShareLiveEvents(t *testing.T) {
 // stored: once the nodes listen again they catch up from where they were,
 // so a subscriber still gets every event, once.
 func TestNodesCatchUpAfterLostListener(t *testing.T) {
-	ctx := context.Background()
 	url := pg.Database(t)
 	a, b := pgRelay(t, url), pgRelay(t, url)
 	sub := dial(t, b)
@@ -125,16 +123,7 @@ func TestNodesCatchUpAfterLostListener(t *testing.T) {
 		t.Fatalf("got %q, want %q", got.Content, before.Content)
 	}
 
-	admin, err := pgx.Connect(ctx, pg.AdminURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
-	var killed int
-	if err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-		WHERE datname = $1 AND query LIKE 'LISTEN %'`, dbOf(t, url)).Scan(&killed); err != nil || killed != 2 {
-		t.Fatalf("terminated %d listening backends, %v; want both nodes'", killed, err)
-	}
+	pg.KillListeners(t, url, 2) // both nodes'
 	var want []*nostr.Event
 	for i := range 5 {
 		ev := k.sign(t, 1, now(), fmt.Sprint("after ", i))
@@ -153,14 +142,4 @@ func TestNodesCatchUpAfterLostListener(t *testing.T) {
 	if seen[before.ID] != 0 {
 		t.Errorf("%q, sent before the listeners were killed, came again", before.Content)
 	}
-}
-
-// dbOf is the database name of a URL.
-func dbOf(t *testing.T, url string) string {
-	t.Helper()
-	cfg, err := pgx.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg.Database
 }

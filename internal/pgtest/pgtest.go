@@ -240,6 +240,43 @@ func (s *Server) Freeze(t testing.TB) (thaw func()) {
 	return thaw
 }
 
+// KillListeners waits until want connections to the database at dbURL
+// are listening (LISTEN), at most 20 seconds, then terminates their
+// backends (pg_terminate_backend), as a lost network or a restarted
+// pooler would; it fails t if it finds a different number.
+func (s *Server) KillListeners(t testing.TB, dbURL string, want int) {
+	t.Helper()
+	s.check(t)
+	cfg, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const listening = `FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'LISTEN %'`
+	for {
+		var n int
+		if err := s.admin.QueryRow(ctx, "SELECT count(*) "+listening, cfg.Database).Scan(&n); err != nil {
+			t.Fatalf("pgtest: count listening connections: %v", err)
+		}
+		if n >= want {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("pgtest: %d connections listen on %s, want %d", n, cfg.Database, want)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	var killed int
+	if err := s.admin.QueryRow(ctx, "SELECT count(pg_terminate_backend(pid)) "+listening, cfg.Database).Scan(&killed); err != nil {
+		t.Fatalf("pgtest: terminate listening connections: %v", err)
+	}
+	if killed != want {
+		t.Fatalf("pgtest: terminated %d listening connections on %s, want %d", killed, cfg.Database, want)
+	}
+}
+
 // children lists the processes whose parent is pid, from /proc.
 func children(pid int) []int {
 	entries, _ := os.ReadDir("/proc")

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/wisp-relay/wisp/storage"
 )
@@ -103,16 +102,7 @@ func TestWatchAcrossStores(t *testing.T) {
 	}
 
 	// Kill the listener's backend from outside.
-	admin, err := pgx.Connect(ctx, pg.AdminURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
-	var killed int
-	if err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-		WHERE datname = $1 AND query LIKE 'LISTEN %'`, dbName(t, writer)).Scan(&killed); err != nil || killed != 1 {
-		t.Fatalf("terminated %d listening backends, %v", killed, err)
-	}
+	pg.KillListeners(t, url, 1)
 	expectChange(t, changes, storage.ChangedAll)
 	drain(changes)
 	if _, err := writer.Save(ctx, []storage.Item{signedItem(t, sk, 1, now, "after")}); err != nil {
@@ -169,15 +159,6 @@ func TestWatchEndsAtClose(t *testing.T) {
 	if err := <-done; !errors.Is(err, storage.ErrClosed) {
 		t.Errorf("Watch returned %v at Close, want ErrClosed", err)
 	}
-}
-
-func dbName(t *testing.T, s *Store) string {
-	t.Helper()
-	var name string
-	if err := s.pool.QueryRow(context.Background(), "SELECT current_database()").Scan(&name); err != nil {
-		t.Fatal(err)
-	}
-	return name
 }
 
 // A store's Watch leaves out the store's own Saves (its caller made them)
