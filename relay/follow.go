@@ -191,12 +191,7 @@ var errFollowBatchFull = errors.New("follow batch full")
 
 // followLoop broadcasts what other processes store, every interval and
 // whenever woken, until the relay stops.
-func (r *Relay) followLoop(lister storage.SeqLister, every time.Duration) {
-	pos, err := lister.LastSeq(r.ctx)
-	if err != nil {
-		r.log.Error("follow the store: cannot read its position; events stored by other processes will not reach subscribers live", "err", err)
-		return
-	}
+func (r *Relay) followLoop(lister storage.SeqLister, pos int64, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -263,10 +258,21 @@ func (r *Relay) startFollowing() {
 		return
 	}
 	r.follow.mu.Lock()
-	r.follow.on = true
+	r.follow.on = true // first: what the writer saves from now on is known as its own
 	r.follow.wake = make(chan struct{}, 1)
 	r.follow.mu.Unlock()
-	r.workers.Go(func() { r.followLoop(lister, r.cfg.FollowStore) })
+	// The position is read before Start returns, so before any client
+	// subscribes: an event another process stores after a subscription
+	// began is above it, and reaches that subscription.
+	pos, err := lister.LastSeq(r.ctx)
+	if err != nil {
+		r.log.Error("follow the store: cannot read its position; events stored by other processes will not reach subscribers live", "err", err)
+		r.follow.mu.Lock()
+		r.follow.on = false
+		r.follow.mu.Unlock()
+		return
+	}
+	r.workers.Go(func() { r.followLoop(lister, pos, r.cfg.FollowStore) })
 	if w, ok := r.store.(storage.Watcher); ok {
 		r.workers.Go(func() { r.watchStore(w) })
 	}

@@ -174,7 +174,8 @@ func New(cfg Config, store storage.Store) *Relay {
 }
 
 // Start starts the relay's background workers: signature checks, the
-// writer and the keepalive pings. (The store sweeps expired events
+// writer, the keepalive pings and the follower (whose position in the
+// store it reads before it returns). (The store sweeps expired events
 // itself.)
 func (r *Relay) Start() {
 	r.started = true
