@@ -97,3 +97,52 @@ func TestStoredID(t *testing.T) {
 		}
 	}
 }
+
+// FuzzStoredID holds storedID to encoding/json: for a JSON object whose
+// keys are distinct and whose "id" is 64 lowercase hex digits, it finds
+// that id (within the scanner's nesting bound); otherwise it finds nothing
+// or a well-formed id, never a wrong one.
+func FuzzStoredID(f *testing.F) {
+	id := strings.Repeat("0f", 32)
+	for _, s := range []string{`{"id":"` + id + `"}`, `{"kind":1,"tags":[["id","x"]],"id":"` + id + `"}`,
+		`{"content":"\"id\":\"` + id + `\""}`, `{"id":1}`, `{"ID":"` + id + `"}`, `{"i\u0064":"` + id + `"}`, `{`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got := storedID(data)
+		if got != "" && !isLowerHex(got, 64) {
+			t.Fatalf("storedID(%q) = %q, not an id", data, got)
+		}
+		if !utf8.Valid(data) || !json.Valid(data) || jsonDepth(data) > maxSkipDepth {
+			return
+		}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+			return
+		}
+		seen := map[string]bool{}
+		want := ""
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				t.Fatal(err)
+			}
+			key := tok.(string)
+			if seen[key] {
+				return // duplicate keys: no single answer
+			}
+			seen[key] = true
+			var v json.RawMessage
+			if err := dec.Decode(&v); err != nil {
+				t.Fatal(err)
+			}
+			var s string
+			if key == "id" && json.Unmarshal(v, &s) == nil && isLowerHex(s, 64) {
+				want = s
+			}
+		}
+		if got != want {
+			t.Fatalf("storedID(%s) = %q, want %q", data, got, want)
+		}
+	})
+}
