@@ -344,7 +344,8 @@ func burst(t *testing.T, url string, stop func()) burstResult {
 	halfSent.Add(conns)
 	resume, stopped := make(chan struct{}), make(chan struct{})
 	wg.Go(func() {
-		defer close(stopped)
+		markStopped := sync.OnceFunc(func() { close(stopped) })
+		defer markStopped()
 		defer close(resume)
 		halfSent.Wait()
 		for acked.Load() < 10 {
@@ -354,6 +355,9 @@ func burst(t *testing.T, url string, stop func()) burstResult {
 			time.Sleep(time.Millisecond)
 		}
 		t.Logf("stopping with %d sent, %d answered", sent.Load(), acked.Load())
+		// Before stop: the relay may close the connections at once, and
+		// their readers must know that the shutdown has begun.
+		markStopped()
 		stop()
 	})
 
