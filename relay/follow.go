@@ -53,8 +53,9 @@ type followState struct {
 	saving bool       // the writer is inside Save
 	high   int64      // the highest sequence number recorded
 	own    []seqRange // the writer's ranges the follower has not passed, ascending
-	// saving: the ids of the running Save's events.
-	inflight map[string]struct{}
+	// saving: the running Save's items (the writer's slice, unchanged
+	// until endSave), for the ids sort needs.
+	inflight []storage.Item
 	// waiting: the follower left events for the running Save's range to
 	// be recorded; endSave then wakes it.
 	waiting bool
@@ -80,12 +81,7 @@ func (f *followState) beginSave(items []storage.Item) {
 		return
 	}
 	f.saving = true
-	if f.inflight == nil {
-		f.inflight = make(map[string]struct{}, len(items))
-	}
-	for _, it := range items {
-		f.inflight[it.Event.ID] = struct{}{}
-	}
+	f.inflight = items
 }
 
 // endSave records the sequence numbers Save gave out; called by the writer
@@ -97,7 +93,7 @@ func (f *followState) endSave(results []storage.Result) {
 		return
 	}
 	f.saving = false
-	clear(f.inflight)
+	f.inflight = nil
 	if f.waiting {
 		f.waiting = false
 		f.poke()
@@ -129,9 +125,16 @@ func (f *followState) sort(items []followItem) (pos int64, others []followItem) 
 	if f.saving {
 		limit = f.high // above it may be the running Save's
 	}
+	var saving map[string]bool // the running Save's ids, when first needed
 	for _, it := range items {
 		if it.seq > limit {
-			if _, maybe := f.inflight[storedID(it.raw)]; maybe {
+			if saving == nil {
+				saving = make(map[string]bool, len(f.inflight))
+				for _, in := range f.inflight {
+					saving[in.Event.ID] = true
+				}
+			}
+			if saving[storedID(it.raw)] {
 				f.waiting = true
 				break
 			}

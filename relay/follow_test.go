@@ -26,6 +26,13 @@ func relayAt(t *testing.T, path string, follow time.Duration) *testRelay {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveOver(t, store, store, follow)
+}
+
+// serveOver runs a relay over store, whose engine is db, until t ends,
+// then closes db.
+func serveOver(t *testing.T, db *sqlite.Store, store storage.Store, follow time.Duration) *testRelay {
+	t.Helper()
 	r := relay.New(relay.Config{Limits: relay.DefaultLimits(), FollowStore: follow}, store)
 	r.Start()
 	srv := httptest.NewServer(r)
@@ -36,9 +43,9 @@ func relayAt(t *testing.T, path string, follow time.Duration) *testRelay {
 			t.Errorf("shutdown: %v", err)
 		}
 		srv.Close()
-		store.Close()
+		db.Close()
 	})
-	return &testRelay{relay: r, store: store, srv: srv, url: "ws" + strings.TrimPrefix(srv.URL, "http")}
+	return &testRelay{relay: r, store: db, srv: srv, url: "ws" + strings.TrimPrefix(srv.URL, "http")}
 }
 
 // While this relay and another pipeline on the same database store events
@@ -131,23 +138,13 @@ func TestFollowerDoesNotWaitForTheWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := &heldStore{Store: db, entered: make(chan struct{}, 1), release: make(chan struct{})}
-	r := relay.New(relay.Config{Limits: relay.DefaultLimits(), FollowStore: 5 * time.Millisecond}, store)
-	r.Start()
-	srv := httptest.NewServer(r)
+	here := serveOver(t, db, store, 5*time.Millisecond).url
 	released := false
-	t.Cleanup(func() {
+	t.Cleanup(func() { // before the relay's shutdown: cleanups run last first
 		if !released {
 			close(store.release)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := r.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		srv.Close()
-		db.Close()
 	})
-	here := "ws" + strings.TrimPrefix(srv.URL, "http")
 	there := relayAt(t, path, 0)
 
 	sub := dial(t, here)
