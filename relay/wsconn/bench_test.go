@@ -90,3 +90,25 @@ func BenchmarkUnmask(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkWrite writes one framed 600-byte event message per call, as the
+// fan-out does to each subscriber, to a client that reads everything.
+func BenchmarkWrite(b *testing.B) {
+	c, nc, _ := upgradedPair(b, 1<<20)
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := nc.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	msg := AppendFrame(nil, OpText, []byte(strings.Repeat("x", 600)))
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := c.Write(msg, 10*time.Second); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

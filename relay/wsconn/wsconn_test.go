@@ -441,3 +441,29 @@ func TestIdleConnectionsHoldNoBuffer(t *testing.T) {
 		})
 	}
 }
+
+// A client that stops reading makes writes fail once the socket's buffers
+// are full and the deadline passes, though Write moves the deadline only
+// now and then.
+func TestWriteToStalledClientFails(t *testing.T) {
+	c, _, _ := upgradedPair(t, 1<<20)
+	msg := AppendFrame(nil, OpText, make([]byte, 64<<10))
+	done := make(chan error, 1)
+	go func() {
+		for {
+			if err := c.Write(msg, 200*time.Millisecond); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-done:
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("write failed with %v, want a timeout", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("writes to a client that reads nothing never failed")
+	}
+}
