@@ -29,7 +29,9 @@ import (
 // gave out is the writer's. (On PostgreSQL other processes write too, but
 // a Save draws all its numbers in one statement under the write lock every
 // Save of every process holds, so its range is still only its own.) The
-// writer records that range after Save returns. An event the follower
+// writer records that range once Save has returned and the writer has
+// broadcast the Save's events, so that nothing another process stored
+// after them reaches a subscriber before them. An event the follower
 // reads above every recorded range while a Save is under way may belong
 // to that Save, not yet recorded, but only if the Save holds an event of
 // that id (its events become visible when it commits, before it returns):

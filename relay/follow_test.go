@@ -33,7 +33,13 @@ func relayAt(t *testing.T, path string, follow time.Duration) *testRelay {
 // then closes db.
 func serveOver(t *testing.T, db *sqlite.Store, store storage.Store, follow time.Duration) *testRelay {
 	t.Helper()
-	r := relay.New(relay.Config{Limits: relay.DefaultLimits(), FollowStore: follow}, store)
+	return serveWith(t, db, store, relay.Config{Limits: relay.DefaultLimits(), FollowStore: follow})
+}
+
+// serveWith is serveOver with the whole configuration.
+func serveWith(t *testing.T, db *sqlite.Store, store storage.Store, cfg relay.Config) *testRelay {
+	t.Helper()
+	r := relay.New(cfg, store)
 	r.Start()
 	srv := httptest.NewServer(r)
 	t.Cleanup(func() {
@@ -188,6 +194,77 @@ func TestFollowerDoesNotWaitForTheWriter(t *testing.T) {
 	for _, ev := range []*nostr.Event{mine, both, theirs} {
 		if got[ev.ID] != 1 {
 			t.Errorf("%q arrived %d times, want once", ev.Content, got[ev.ID])
+		}
+	}
+}
+
+// slowCommit is a Keeper that lets every event through and, once held,
+// waits in Commit until released: the writer then stands between a
+// committed Save and its broadcasts.
+type slowCommit struct {
+	held    atomic.Bool
+	entered chan struct{} // a held Commit has begun
+	release chan struct{} // closed: held Commits go on
+}
+
+func (g *slowCommit) Judge(context.Context, *wisp.Input) wisp.Decision { return wisp.Decision{} }
+func (g *slowCommit) Begin() wisp.KeeperBatch                          { return slowBatch{g} }
+func (g *slowCommit) ReadRefusal([]nostr.Filter, wisp.Pubkeys) string  { return "" }
+func (g *slowCommit) Hidden([]nostr.Filter, wisp.Pubkeys) []nostr.Filter {
+	return nil
+}
+func (g *slowCommit) VisibleRaw([]byte, wisp.Pubkeys) bool                { return true }
+func (g *slowCommit) LiveVisibility(*nostr.Event) func(wisp.Pubkeys) bool { return nil }
+func (g *slowCommit) NIP11() any                                          { return nil }
+func (g *slowCommit) Limits() []wisp.LimitRow                             { return nil }
+
+type slowBatch struct{ g *slowCommit }
+
+func (b slowBatch) Stage(*wisp.Input) (wisp.Decision, []*nostr.Event) { return wisp.Decision{}, nil }
+func (b slowBatch) Extra() []*nostr.Event                             { return nil }
+func (b slowBatch) Abort()                                            {}
+func (b slowBatch) Commit(context.Context) {
+	if b.g.held.Load() {
+		b.g.entered <- struct{}{}
+		<-b.g.release
+	}
+}
+
+// An event this relay stored reaches its subscribers before one another
+// process stored after it, however long this relay's writer takes between
+// its Save and the broadcasts: commit order holds on every node.
+func TestFollowerKeepsCommitOrderBehindTheWriter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wisp.db")
+	store, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &slowCommit{entered: make(chan struct{}), release: make(chan struct{})}
+	here := serveWith(t, store, store, relay.Config{Limits: relay.DefaultLimits(), FollowStore: 2 * time.Millisecond, Groups: g})
+	there := relayAt(t, path, 0)
+	sub := dial(t, here.url)
+	sub.req("live", nostr.Filter{Kinds: []int{1}})
+
+	k := newKey(t)
+	mine := k.sign(t, 1, now(), "here")
+	g.held.Store(true)
+	here.relay.Ingest(context.Background(), mine, relay.IngestOptions{Source: wisp.SourceImport}, func(relay.IngestResult) {})
+	<-g.entered // stored; the writer waits before broadcasting it
+	g.held.Store(false)
+
+	theirs := k.sign(t, 1, now(), "there")
+	stored := make(chan relay.IngestResult, 1)
+	there.relay.Ingest(context.Background(), theirs, relay.IngestOptions{Source: wisp.SourceImport}, func(r relay.IngestResult) { stored <- r })
+	if r := <-stored; r.Outcome != relay.IngestStored {
+		t.Fatalf("the other process did not store its event: %v", r.Reason)
+	}
+	// Rounds of the follower pass (every 2 ms) while the writer waits.
+	time.Sleep(200 * time.Millisecond)
+	close(g.release)
+
+	for i, want := range []*nostr.Event{mine, theirs} {
+		if got := sub.expectEvent("live"); got.ID != want.ID {
+			t.Fatalf("live event %d is %q, want %q", i, got.Content, want.Content)
 		}
 	}
 }

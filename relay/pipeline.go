@@ -194,7 +194,6 @@ func (r *Relay) writeBatch(batch []*pending, items []storage.Item) {
 		start := time.Now()
 		r.follow.beginSave(items)
 		results, err = r.store.Save(r.ctx, items)
-		r.follow.endSave(results)
 		r.metrics().WriteBatch(len(items), time.Since(start), err)
 	}
 	if err != nil {
@@ -245,6 +244,12 @@ func (r *Relay) writeBatch(batch []*pending, items []storage.Item) {
 			r.log.Error("save: unknown outcome", "outcome", res.Outcome)
 			r.answer(p, false, wisp.InternalError)
 		}
+	}
+	if len(items) > 0 {
+		// Only now, after the broadcasts: until then the follower holds
+		// back what others stored after this Save, so that subscribers
+		// get this relay's events and theirs in commit order.
+		r.follow.endSave(results)
 	}
 	clear(items) // hold no events until the next batch
 }
