@@ -115,21 +115,34 @@ func TestFollowerSendsOthersEventsOnce(t *testing.T) {
 	}
 }
 
+// gate stops the writer at one point, once held, until released.
+type gate struct {
+	held    atomic.Bool
+	entered chan struct{} // a held writer has reached the gate
+	release chan struct{} // closed: held writers go on
+}
+
+func newGate() *gate {
+	return &gate{entered: make(chan struct{}, 1), release: make(chan struct{})}
+}
+
+func (g *gate) pass() {
+	if g.held.Load() {
+		g.entered <- struct{}{}
+		<-g.release
+	}
+}
+
 // heldStore is a real store whose Saves wait, once held, until released:
 // the relay's writer stands inside Save as it does while PostgreSQL makes
 // it queue behind other nodes for the write lock.
 type heldStore struct {
 	*sqlite.Store
-	held    atomic.Bool
-	entered chan struct{} // a held Save has begun
-	release chan struct{} // closed: held Saves go on
+	*gate
 }
 
 func (s *heldStore) Save(ctx context.Context, items []storage.Item) ([]storage.Result, error) {
-	if s.held.Load() {
-		s.entered <- struct{}{}
-		<-s.release
-	}
+	s.pass()
 	return s.Store.Save(ctx, items)
 }
 
@@ -143,7 +156,7 @@ func TestFollowerDoesNotWaitForTheWriter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := &heldStore{Store: db, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	store := &heldStore{Store: db, gate: newGate()}
 	here := serveOver(t, db, store, 5*time.Millisecond).url
 	released := false
 	t.Cleanup(func() { // before the relay's shutdown: cleanups run last first
@@ -201,11 +214,7 @@ func TestFollowerDoesNotWaitForTheWriter(t *testing.T) {
 // slowCommit is a Keeper that lets every event through and, once held,
 // waits in Commit until released: the writer then stands between a
 // committed Save and its broadcasts.
-type slowCommit struct {
-	held    atomic.Bool
-	entered chan struct{} // a held Commit has begun
-	release chan struct{} // closed: held Commits go on
-}
+type slowCommit struct{ *gate }
 
 func (g *slowCommit) Judge(context.Context, *wisp.Input) wisp.Decision { return wisp.Decision{} }
 func (g *slowCommit) Begin() wisp.KeeperBatch                          { return slowBatch{g} }
@@ -223,12 +232,7 @@ type slowBatch struct{ g *slowCommit }
 func (b slowBatch) Stage(*wisp.Input) (wisp.Decision, []*nostr.Event) { return wisp.Decision{}, nil }
 func (b slowBatch) Extra() []*nostr.Event                             { return nil }
 func (b slowBatch) Abort()                                            {}
-func (b slowBatch) Commit(context.Context) {
-	if b.g.held.Load() {
-		b.g.entered <- struct{}{}
-		<-b.g.release
-	}
-}
+func (b slowBatch) Commit(context.Context)                            { b.g.pass() }
 
 // An event this relay stored reaches its subscribers before one another
 // process stored after it, however long this relay's writer takes between
@@ -239,7 +243,7 @@ func TestFollowerKeepsCommitOrderBehindTheWriter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &slowCommit{entered: make(chan struct{}), release: make(chan struct{})}
+	g := &slowCommit{newGate()}
 	here := serveWith(t, store, store, relay.Config{Limits: relay.DefaultLimits(), FollowStore: 2 * time.Millisecond, Groups: g})
 	there := relayAt(t, path, 0)
 	sub := dial(t, here.url)
