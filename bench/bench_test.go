@@ -25,7 +25,7 @@ const testUntil = 1_790_000_000
 
 var testSpec = CorpusSpec{Seed: 7, Events: 300, Keys: 20, Until: testUntil}
 
-func mustCorpus(t *testing.T, spec CorpusSpec) *Corpus {
+func mustCorpus(t testing.TB, spec CorpusSpec) *Corpus {
 	t.Helper()
 	c, err := GenerateCorpus(t.Context(), spec)
 	if err != nil {
@@ -1051,4 +1051,87 @@ func TestParseTarget(t *testing.T) {
 			t.Errorf("%q accepted as %+v", bad, got)
 		}
 	}
+}
+
+// eventID finds the same subscription and event id as the full decoder,
+// whatever the event's content, and leaves what it cannot read (escapes in
+// ids, other messages, malformed ones) to parseRelayMsg.
+func TestEventID(t *testing.T) {
+	ev := mustCorpus(t, CorpusSpec{Seed: 1, Events: 5, Keys: 2, Until: testUntil}).Events[4]
+	raw, _ := ev.MarshalJSON()
+	tricky := *ev
+	tricky.Content = `a fake "id":"00" inside, brackets ]} and \" and \\`
+	tricky.Tags = nostr.Tags{{"id", "ff"}, {"e", `{"id":"ee"}`}}
+	trickyRaw, _ := tricky.MarshalJSON()
+	reordered := `{"content":"x","tags":[["id","aa"],[]],"id":"` + ev.ID + `","kind":1, "sig":"s"}`
+
+	for _, tt := range []struct{ in, sub, id string }{
+		{`["EVENT","f",` + string(raw) + `]`, "f", ev.ID},
+		{" [ \"EVENT\" ,\t\"f\" , " + string(raw) + " ] \n", "f", ev.ID},
+		{`["EVENT","q",` + string(trickyRaw) + `]`, "q", tricky.ID},
+		{`["EVENT","f",` + reordered + `]`, "f", ev.ID},
+		{`["EVENT","f",{"id":"11","id":"22"}]`, "f", "22"}, // the last one, as a decoder takes it
+	} {
+		sub, id, ok := eventID([]byte(tt.in))
+		if !ok || string(sub) != tt.sub || string(id) != tt.id {
+			t.Errorf("%.70q: %q %q %v, want %q %q", tt.in, sub, id, ok, tt.sub, tt.id)
+		}
+	}
+	for _, other := range []string{
+		``, `[]`, `["EOSE","f"]`, `["OK","` + ev.ID + `",true,""]`, `["EVENT","f"]`,
+		`["EVENT","f",{}]`, `["EVENT","f",{"kind":1}]`, `["EVENT","f",{"id":"\u0061"}]`,
+		`["EVENT","a\"b",` + string(raw) + `]`, `["EVENT","f",` + string(raw), `["EVENT","f",` + string(raw) + `,1]`,
+		`["EVENT","f",{"id":"11" "kind":1}]`, `["EVENT","f",{"id":"11",}]`, `["EVENT","f",{"id":11}]`,
+		`["EVENT","f",{"content":"unterminated}]`,
+	} {
+		if sub, id, ok := eventID([]byte(other)); ok {
+			t.Errorf("%.70q: read as %q %q", other, sub, id)
+		}
+	}
+}
+
+// Whatever eventID reads from a message, the decoder reads the same.
+func FuzzEventID(f *testing.F) {
+	ev := mustCorpus(f, CorpusSpec{Seed: 1, Events: 5, Keys: 2, Until: testUntil}).Events[4]
+	raw, _ := ev.MarshalJSON()
+	f.Add([]byte(`["EVENT","f",` + string(raw) + `]`))
+	f.Add([]byte(`["EVENT","f",{"content":"\"id\":\"x\"","id":"ab","tags":[["a","]"]]}]`))
+	f.Add([]byte(`["EOSE","f"]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		sub, id, ok := eventID(data)
+		if !ok {
+			return
+		}
+		m, err := parseRelayMsg(data)
+		if err != nil {
+			return // the decoder also checks the event's fields' types
+		}
+		if m.label != "EVENT" || m.sub != string(sub) || m.event.ID != string(id) {
+			t.Fatalf("%q: eventID %q %q, decoder %+v", data, sub, id, m)
+		}
+	})
+}
+
+// The fan-out reader's cost per delivery, the full decode against eventID.
+func BenchmarkReadDelivery(b *testing.B) {
+	ev := mustCorpus(b, CorpusSpec{Seed: 1, Events: 5, Keys: 2, Until: testUntil}).Events[4]
+	raw, _ := ev.MarshalJSON()
+	msg := []byte(`["EVENT","f",` + string(raw) + `]`)
+	index := map[string]int{ev.ID: 1}
+	b.Run("decode", func(b *testing.B) {
+		for b.Loop() {
+			m, err := parseRelayMsg(msg)
+			if err != nil || index[m.event.ID] != 1 {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("eventID", func(b *testing.B) {
+		for b.Loop() {
+			_, id, ok := eventID(msg)
+			if !ok || index[string(id)] != 1 {
+				b.Fatal("not read")
+			}
+		}
+	})
 }

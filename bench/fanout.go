@@ -359,8 +359,16 @@ func (r *runner) fanoutRead(ctx context.Context, ws *websocket.Conn, s *fanoutSu
 		eoseOnce()
 	})
 	defer timer.Stop()
+	// Reads take a context that is never done, so that coder/websocket
+	// arms no timer per message (a tenth of the tool's CPU); the phase's
+	// end closes the socket instead.
+	stop := context.AfterFunc(ctx, func() { ws.CloseNow() }) //nolint:errcheck // the phase is over
+	defer stop()
+	rctx := context.WithoutCancel(ctx)
+	var buf []byte
 	for {
-		_, data, err := ws.Read(ctx)
+		data, err := readInto(rctx, ws, buf[:0])
+		buf = data
 		if err != nil {
 			s.mu.Lock()
 			if !s.subscribed && s.failure == "" {
@@ -370,6 +378,13 @@ func (r *runner) fanoutRead(ctx context.Context, ws *websocket.Conn, s *fanoutSu
 			return
 		}
 		now := time.Now()
+		if sub, id, ok := eventID(data); ok {
+			if string(sub) == "f" {
+				i, known := index[string(id)]
+				s.deliver(i, known, now, sendAt, pubNode, delivered)
+			}
+			continue
+		}
 		m, err := parseRelayMsg(data)
 		if err != nil {
 			continue
@@ -391,31 +406,36 @@ func (r *runner) fanoutRead(ctx context.Context, ws *websocket.Conn, s *fanoutSu
 			}
 			s.mu.Unlock()
 			eoseOnce()
-		case "EVENT":
-			if m.sub != "f" {
-				continue
+		case "EVENT": // one eventID leaves to the decoder: escapes in its ids
+			if m.sub == "f" {
+				i, known := index[m.event.ID]
+				s.deliver(i, known, now, sendAt, pubNode, delivered)
 			}
-			i, ok := index[m.event.ID]
-			s.mu.Lock()
-			switch {
-			case !ok:
-				s.unexpected++
-			case s.seen[i]:
-				s.repeated++
-				if pubNode(i) != s.node {
-					s.crossRepeated++
-				}
-			default:
-				s.seen[i] = true
-				d := now.Sub(time.Unix(0, sendAt[i].Load()))
-				s.lat = append(s.lat, d)
-				if pubNode(i) != s.node {
-					s.crossLat = append(s.crossLat, d)
-				}
-				s.lastDelivery = now
-				delivered.Add(1)
-			}
-			s.mu.Unlock()
 		}
+	}
+}
+
+// deliver records the delivery of event i (known false: an event the
+// phase did not publish) at now.
+func (s *fanoutSub) deliver(i int, known bool, now time.Time, sendAt []atomic.Int64, pubNode func(int) int, delivered *atomic.Int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case !known:
+		s.unexpected++
+	case s.seen[i]:
+		s.repeated++
+		if pubNode(i) != s.node {
+			s.crossRepeated++
+		}
+	default:
+		s.seen[i] = true
+		d := now.Sub(time.Unix(0, sendAt[i].Load()))
+		s.lat = append(s.lat, d)
+		if pubNode(i) != s.node {
+			s.crossLat = append(s.crossLat, d)
+		}
+		s.lastDelivery = now
+		delivered.Add(1)
 	}
 }

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -90,6 +91,150 @@ func eventSub(data []byte) (string, bool) {
 	}
 	sub, _, err := jsonString(data, skipSpace(data, i+1))
 	return sub, err == nil
+}
+
+// eventID returns the subscription id and the event id of an EVENT
+// message, raw, without decoding the event: the fan-out readers need only
+// which event arrived, and a full decode of every delivery made the tool
+// cost as much CPU as the relay it measures. ok is false for any other
+// message, for a malformed one, and for ids or subscription ids written
+// with escapes (parseRelayMsg decodes those).
+func eventID(data []byte) (sub, id []byte, ok bool) {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '[' {
+		return nil, nil, false
+	}
+	label, i, ok := rawString(data, skipSpace(data, i+1))
+	if !ok || string(label) != "EVENT" {
+		return nil, nil, false
+	}
+	if i = skipSpace(data, i); i >= len(data) || data[i] != ',' {
+		return nil, nil, false
+	}
+	if sub, i, ok = rawString(data, skipSpace(data, i+1)); !ok {
+		return nil, nil, false
+	}
+	if i = skipSpace(data, i); i >= len(data) || data[i] != ',' {
+		return nil, nil, false
+	}
+	i = skipSpace(data, i+1)
+	if i >= len(data) || data[i] != '{' {
+		return nil, nil, false
+	}
+	last := len(data) - 1
+	for last > i && isSpace(data[last]) {
+		last--
+	}
+	// Walk the object's members for "id"; the last one counts, as in a
+	// JSON decoder.
+	for i++; ; i++ {
+		i = skipSpace(data, i)
+		var key []byte
+		if key, i, ok = rawString(data, i); !ok {
+			return nil, nil, false
+		}
+		if i = skipSpace(data, i); i >= len(data) || data[i] != ':' {
+			return nil, nil, false
+		}
+		v := skipSpace(data, i+1)
+		if i, ok = skipValue(data, v); !ok {
+			return nil, nil, false
+		}
+		if string(key) == "id" {
+			if id, _, ok = rawString(data, v); !ok {
+				return nil, nil, false
+			}
+		}
+		if i = skipSpace(data, i); i < len(data) && data[i] == '}' {
+			if skipSpace(data, i+1) != last || data[last] != ']' {
+				return nil, nil, false
+			}
+			return sub, id, id != nil
+		}
+		if i >= len(data) || data[i] != ',' {
+			return nil, nil, false
+		}
+	}
+}
+
+// rawString returns the bytes of the JSON string at data[i] between its
+// quotes, and the index past it; ok is false if it is not a string or
+// holds an escape.
+func rawString(data []byte, i int) (s []byte, next int, ok bool) {
+	if i >= len(data) || data[i] != '"' {
+		return nil, i, false
+	}
+	j := bytes.IndexByte(data[i+1:], '"')
+	if j < 0 {
+		return nil, i, false
+	}
+	s = data[i+1 : i+1+j]
+	if bytes.IndexByte(s, '\\') >= 0 {
+		return nil, i, false
+	}
+	return s, i + j + 2, true
+}
+
+// skipValue returns the index past the JSON value at data[i]. It tracks
+// strings and nesting only: numbers and literals are taken as they stand,
+// which is enough to find where a value ends.
+func skipValue(data []byte, i int) (int, bool) {
+	if i >= len(data) {
+		return i, false
+	}
+	switch data[i] {
+	case '"':
+		return skipString(data, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(data); j++ {
+			switch data[j] {
+			case '"':
+				end, ok := skipString(data, j)
+				if !ok {
+					return i, false
+				}
+				j = end - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1, true
+				}
+			}
+		}
+		return i, false
+	case ',', ':', '}', ']':
+		return i, false
+	default:
+		j := i
+		for j < len(data) && !isSpace(data[j]) && data[j] != ',' && data[j] != '}' && data[j] != ']' {
+			j++
+		}
+		return j, true
+	}
+}
+
+// skipString returns the index past the JSON string at data[i], escapes
+// and all.
+func skipString(data []byte, i int) (int, bool) {
+	for j := i + 1; ; j++ {
+		k := bytes.IndexByte(data[j:], '"')
+		if k < 0 {
+			return i, false
+		}
+		j += k
+		// The quote ends the string unless an odd run of backslashes
+		// escapes it.
+		n := 0
+		for b := j - 1; b > i && data[b] == '\\'; b-- {
+			n++
+		}
+		if n%2 == 0 {
+			return j + 1, true
+		}
+	}
 }
 
 func parseRelayMsg(data []byte) (relayMsg, error) {
