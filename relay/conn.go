@@ -83,7 +83,8 @@ func newConn(r *Relay, ws *wsconn.Conn, remote string, lim *Limits) *conn {
 			c.obs.out++ // writers run one at a time
 			r.metrics().MessageOut(frameVerb(f))
 		},
-		bufs: &r.writeBufs,
+		bufs:    &r.writeBufs,
+		writers: r.writers,
 	})
 	c.in = newInbox(c.handleMsg, func() { c.closeWith(wsconn.StatusGoingAway, "relay is shutting down") })
 	ws.OnControl = c.onControl

@@ -54,6 +54,7 @@ type outboxIO struct {
 	failed    func()                 // a write failed: the connection is gone
 	sent      func(f frame)          // a text frame was written
 	bufs      *sync.Pool             // framing buffers (*[]byte), shared by every connection
+	writers   *writerPool            // parked writers, shared; nil: a goroutine per run
 }
 
 func newOutbox(budget int, io outboxIO) *outbox {
@@ -77,9 +78,18 @@ func (o *outbox) pushLocked(f frame) {
 	o.pending += f.size()
 	if !o.writing {
 		o.writing = true
-		o.writers.Add(1)
-		go o.writeLoop(false)
+		o.startWriter()
 	}
+}
+
+// startWriter runs the writer off the caller's goroutine; o.mu is held.
+func (o *outbox) startWriter() {
+	o.writers.Add(1)
+	if o.io.writers != nil {
+		o.io.writers.start(o)
+		return
+	}
+	go o.writeLoop(false)
 }
 
 // offer queues f without ever blocking. It reports false when the queue
@@ -269,8 +279,7 @@ func (o *outbox) writeLoop(inline bool) {
 			if len(o.queue) == 0 {
 				o.writing = false
 			} else {
-				o.writers.Add(1)
-				go o.writeLoop(false)
+				o.startWriter()
 			}
 			o.mu.Unlock()
 			return

@@ -91,6 +91,7 @@ type Relay struct {
 
 	upgrader  wsconn.Upgrader // websockets, sharing read buffers
 	writeBufs sync.Pool       // the connections' framing buffers (*[]byte)
+	writers   *writerPool     // the connections' parked outbox writers
 
 	ctx        context.Context // cancelled when the workers must stop
 	cancel     context.CancelFunc
@@ -169,6 +170,7 @@ func New(cfg Config, store storage.Store) *Relay {
 		writerDone: make(chan struct{}),
 		goneAway:   make(chan struct{}),
 	}
+	r.writers = newWriterPool(parkedWriters, ctx.Done())
 	r.live.Store(&Live{Limits: cfg.Limits, Info: cfg.Info, SlowQuery: cfg.SlowQuery})
 	return r
 }
